@@ -1,0 +1,71 @@
+# webimagetext — every target is a thin wrapper around the `wit` console script.
+# Variables: OUT (output root), RUNNER / BEAM_ARGS (Beam runner and its options).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+OUT ?= out
+RUNNER ?= DirectRunner
+BEAM_ARGS ?=
+TORCH_VERSION ?= 2.13.0
+WIT := $(VENV)/bin/wit
+PY := $(VENV)/bin/python
+# Inputs of the stages (see `wit <stage> --help`).
+WIKI ?=
+PAGEVIEWS ?=
+QUERIES_ARGS ?=
+CRAWL_ARGS ?=
+SHARDS_ARGS ?=
+TRAIN_ARGS ?=
+EVAL_ARGS ?=
+PYTEST_ARGS ?=
+BEAM := -- --runner=$(RUNNER) $(BEAM_ARGS)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint queries crawl shards train eval demo bench clean
+
+help: ## list every target
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+	@echo "variables: OUT=$(OUT) RUNNER=$(RUNNER) BEAM_ARGS='$(BEAM_ARGS)' WIKI PAGEVIEWS *_ARGS"
+
+$(VENV)/.installed: setup.py
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	# torch first and pinned: a bare requirement would pull a multi-GB CUDA build.
+	$(VENV)/bin/pip install -q torch==$(TORCH_VERSION)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed ## create .venv and install the project (idempotent)
+
+test: setup ## run the test suite
+	NO_ALBUMENTATIONS_UPDATE=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff on everything, mypy on the core packages
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy queries schemas pipeline training
+
+queries: setup ## build the query list: make queries WIKI=dump.xml.bz2 [PAGEVIEWS=...]
+	@test -n "$(WIKI)" || { echo "make queries: set WIKI=<pages-articles dump(s)>, e.g. WIKI=../shared/data/wikipedia/enwiki-sample-pages-articles.xml.bz2"; exit 2; }
+	$(WIT) queries --wiki $(WIKI) $(if $(PAGEVIEWS),--pageviews $(PAGEVIEWS)) --out $(OUT) $(QUERIES_ARGS) $(BEAM)
+
+crawl: setup ## image-text candidates from WARC/WAT/seeds/URL lists, matched and balanced
+	$(WIT) crawl --metadata $(OUT)/queries/metadata.json --out $(OUT) $(CRAWL_ARGS) $(BEAM)
+
+shards: setup ## download, filter, dedup, decontaminate into WebDataset + Parquet shards
+	$(WIT) shards --candidates $(OUT)/candidates --out $(OUT) $(SHARDS_ARGS)
+
+train: setup ## train a CLIP model on the shards (tiny config on CPU by default)
+	$(WIT) train --shards $(OUT)/shards --config tiny --out $(OUT)/train $(TRAIN_ARGS)
+
+eval: setup ## zero-shot, linear-probe and retrieval evaluation of a checkpoint
+	$(WIT) eval --checkpoint $(OUT)/train/checkpoint.pt --out $(OUT)/eval $(EVAL_ARGS)
+
+demo: setup ## the whole system end to end on the embedded default inputs
+	$(WIT) demo --out $(OUT) $(BEAM)
+
+bench: setup ## run the benchmarks in bench/ (ratios against their anchors)
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	@for b in bench/*.py; do echo "== $$b"; NO_ALBUMENTATIONS_UPDATE=1 $(PY) $$b || exit 1; done
+
+clean: ## remove outputs and caches (not the venv)
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache

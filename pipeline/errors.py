@@ -1,0 +1,43 @@
+"""User-facing errors: one line that names the file/record and what is wrong."""
+
+from __future__ import annotations
+
+import re
+
+
+class WitError(Exception):
+    """An error the user can act on (bad input, missing data). The CLI prints it as one line
+    and exits non-zero, also when it was raised on a Beam worker."""
+
+
+class InputError(WitError):
+    """An input file is missing, unreadable or malformed."""
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found.add(sub)
+        found |= _all_subclasses(sub)
+    return found
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The message of the :class:`WitError` behind ``exc``, or None.
+
+    Beam runners re-raise worker exceptions as RuntimeError carrying the worker's traceback
+    text, so besides the exception chain we look for ``SomeWitError: message`` in the text.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, WitError):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    names = "|".join(sorted(c.__name__ for c in _all_subclasses(WitError) | {WitError}))
+    match = re.search(rf"\b(?:{names}): (.+)", str(exc))
+    if match:
+        # Beam appends " [while running 'Step']" to the first line of the message.
+        return re.sub(r" \[while running '.*'\]$", "", match.group(1).strip())
+    return None

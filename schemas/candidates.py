@@ -1,0 +1,33 @@
+"""Artifacts of the ``crawl`` stage (``OUT/candidates/``).
+
+- ``part-*.parquet``: :data:`CANDIDATES`, the balanced (image URL, text) pairs that the
+  ``shards`` stage downloads. ``url`` + ``text`` are the columns img2dataset reads.
+- ``entry_counts.parquet``: :data:`ENTRY_COUNTS`, the global match count of every entry and
+  its balancing probability ``p = t / max(count, t)``.
+- ``stats.json``: per source: pages, images, with text, matched, kept; skipped records and why.
+"""
+
+import pyarrow as pa
+
+CANDIDATES = pa.schema(
+    [
+        # stable id: a hash of (url, text)
+        pa.field("uid", pa.string(), nullable=False),
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        # the page the image was found on; null for URL lists
+        pa.field("page_url", pa.string()),
+        # warc | wat | live | urls
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("matched_entry_ids", pa.list_(pa.int64()), nullable=False),
+    ]
+)
+
+ENTRY_COUNTS = pa.schema(
+    [
+        pa.field("entry_id", pa.int64(), nullable=False),
+        pa.field("entry", pa.string(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("p", pa.float64(), nullable=False),
+    ]
+)

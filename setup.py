@@ -1,0 +1,62 @@
+"""webimagetext: build CLIP-scale image-text datasets from the web and train CLIP on them.
+
+This file is also what Beam's ``--setup_file`` stages for remote workers: it packages only
+the runtime packages (never ``tests``/``bench``).
+"""
+
+from setuptools import find_packages, setup
+
+# Runtime dependencies. torch is pinned in the Makefile's install step (a bare requirement
+# would pull a multi-GB CUDA build); here any 2.x satisfies it.
+INSTALL_REQUIRES = [
+    "apache-beam>=2.60",
+    "img2dataset>=1.45",
+    "nltk>=3.8",
+    "pyarrow>=14",
+    "requests>=2.31",
+    "torch>=2.1",
+    "faiss-cpu>=1.8",
+    "fsspec>=2023.6",
+    "mwxml>=0.3.3",
+    "mwparserfromhell>=0.6.5",
+    "pyahocorasick>=2.0",
+    "warcio>=1.7",
+    "lxml>=5.0",
+    "webdataset>=0.2.86",
+    "tokenizers>=0.15",
+    "imagehash>=4.3",
+    "Pillow>=10",
+    "numpy>=1.24",
+    "pandas>=2.0",
+    "matplotlib>=3.7",
+    "scikit-learn>=1.3",
+    "tqdm>=4.60",
+]
+
+EXTRAS = {
+    "dev": [
+        "pytest>=7",
+        "pytest-timeout>=2.2",
+        "hypothesis>=6.80",
+        "ruff>=0.5",
+        "mypy>=1.8",
+        "pyspark>=3.4",
+    ],
+    "spark": ["pyspark>=3.4"],
+    # Comparison anchors for bench/ only.
+    "bench": ["wikiextractor>=3.0.6"],
+}
+
+setup(
+    name="webimagetext",
+    version="0.1.0",
+    description="Build CLIP-scale image-text datasets from the web and train CLIP models on them",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["queries*", "pipeline*", "schemas*", "training*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["wit=pipeline.cli:main"]},
+    license="Apache-2.0",
+)
