@@ -49,6 +49,13 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _DropImportNoise(logging.Filter):
+    """Beam logs a root-level warning about optional GCP clients on import; not actionable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
 def _split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
     if "--" in argv:
         i = argv.index("--")
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if argv else 2
         parser.parse_args(argv[:1])  # prints "invalid choice" and exits 2
         return 2
+    logging.getLogger().addFilter(_DropImportNoise())
     command, rest = argv[0], argv[1:]
     module_name, description = COMMANDS[command]
     try:
@@ -83,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     own, beam_args = _split_beam_args(rest)
     args = parser.parse_args(own)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = args.log_level.upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # Beam logs each worker exception with its traceback before re-raising it; the
+        # CLI reports it once below (one line for user errors, the traceback otherwise).
+        for name in ("apache_beam.runners.common", "apache_beam.runners.worker"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return int(module.run(args, beam_args) or 0)
     except KeyboardInterrupt:

@@ -33,11 +33,13 @@ def user_message(exc: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, WitError):
-            return str(current)
+            return _without_step(str(current))
         current = current.__cause__ or current.__context__
     names = "|".join(sorted(c.__name__ for c in _all_subclasses(WitError) | {WitError}))
     match = re.search(rf"\b(?:{names}): (.+)", str(exc))
-    if match:
-        # Beam appends " [while running 'Step']" to the first line of the message.
-        return re.sub(r" \[while running '.*'\]$", "", match.group(1).strip())
-    return None
+    return _without_step(match.group(1)) if match else None
+
+
+def _without_step(message: str) -> str:
+    """Beam appends " [while running 'Step']" to messages of worker exceptions."""
+    return re.sub(r" \[while running '.*'\]$", "", message.strip().splitlines()[0])

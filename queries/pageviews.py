@@ -1,0 +1,28 @@
+"""Wikimedia hourly pageview files: ``domain_code page_title count_views total_response_size``
+per line (``pageviews-YYYYMMDD-HH0000`` or ``.gz``). Pure parsing, no Beam."""
+
+from __future__ import annotations
+
+DOMAIN = "en"
+MIN_HOURLY_VIEWS = 50
+
+
+def parse_line(line: str) -> tuple[str, str, int] | None:
+    """(domain, title, views) of a line, or None when it is not a pageview line."""
+    parts = line.rstrip("\r\n").split(" ")
+    if len(parts) not in (3, 4) or not parts[2].isdigit():
+        return None
+    return parts[0], parts[1], int(parts[2])
+
+
+def title_views(line: str, min_hourly: int = MIN_HOURLY_VIEWS) -> tuple[str, int] | None:
+    """(title as text, views) when the line counts toward a title entry: ``en`` domain,
+    hourly views >= ``min_hourly``, main-namespace title (no ``:``); else None."""
+    parsed = parse_line(line)
+    if parsed is None:
+        return None
+    domain, title, views = parsed
+    if domain != DOMAIN or views < min_hourly or ":" in title:
+        return None
+    title = title.replace("_", " ").strip()
+    return (title, views) if title and title != "-" else None

@@ -1,0 +1,148 @@
+"""Wikitext -> plain text (and the article links in it), with mwparserfromhell.
+
+Pure functions, no Beam. Templates, tables, references, comments and file/category links
+are dropped; link labels, headings and running text are kept. Before parsing, a cheap
+balanced-brace scanner removes templates, tables and <ref>s: they are dropped anyway and
+make up a third of article wikitext, so the parser (the slow part) sees less text.
+"""
+
+from __future__ import annotations
+
+import re
+
+import mwparserfromhell
+from mwparserfromhell.nodes import (
+    Comment,
+    ExternalLink,
+    Heading,
+    HTMLEntity,
+    Tag,
+    Text,
+    Wikilink,
+)
+
+# Tags whose contents are not running text.
+DROPPED_TAGS = frozenset(
+    "ref references table gallery math chem score timeline graph imagemap inputbox "
+    "syntaxhighlight source pre code templatedata categorytree mapframe maplink "
+    "section hiero poem".split()
+)
+# Tags after which a line ends (so bigrams do not span them).
+BLOCK_TAGS = frozenset("br p div li dd dt tr td th blockquote center ul ol dl".split())
+
+# Namespace prefixes of links that are not articles (besides the dump's own namespaces).
+EXTRA_LINK_PREFIXES = frozenset(
+    "image media wp wt wikt wiktionary w s q n b v voy commons meta mw species "
+    "wikisource wikiquote wikinews wikibooks wikiversity wikivoyage wikidata d "
+    "special user talk".split()
+)
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]+)*$")
+_REF = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", re.S | re.I)
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+_QUOTES = re.compile(r"'{2,}")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+
+
+def _drop_balanced(text: str, open_mark: str, close_mark: str) -> str:
+    """Remove every balanced ``open_mark ... close_mark`` span (nesting aware)."""
+    if open_mark not in text:
+        return text
+    out, pos, n = [], 0, len(text)
+    while True:
+        start = text.find(open_mark, pos)
+        if start < 0:
+            out.append(text[pos:])
+            break
+        out.append(text[pos:start])
+        depth, k = 1, start + len(open_mark)
+        while depth and k < n:
+            next_open = text.find(open_mark, k)
+            next_close = text.find(close_mark, k)
+            if next_close < 0:  # unbalanced: drop to the end, as MediaWiki shows it as text
+                k = n
+                break
+            if 0 <= next_open < next_close:
+                depth, k = depth + 1, next_open + len(open_mark)
+            else:
+                depth, k = depth - 1, next_close + len(close_mark)
+        pos = k
+    return "".join(out)
+
+
+def prestrip(wikitext: str) -> str:
+    """Drop comments, references, templates/parser functions and tables."""
+    text = _COMMENT.sub("", wikitext)
+    text = _REF.sub("", text)
+    text = _drop_balanced(text, "{{", "}}")
+    return _drop_balanced(text, "{|", "|}")
+
+
+def normalize_title(title: str) -> str:
+    """A link target as MediaWiki names the page: no anchor, ``_`` -> space, collapsed
+    spaces, first letter upper-case."""
+    title = title.split("#", 1)[0].replace("_", " ")
+    title = _SPACES.sub(" ", title).strip()
+    return title[:1].upper() + title[1:] if title else ""
+
+
+def is_article_link(title: str, namespaces: frozenset[str]) -> bool:
+    """False for File:/Category:/interwiki/interlanguage and other non-article links."""
+    title = title.strip()
+    if not title or title.startswith(":") or title.startswith("#"):
+        return False
+    if ":" in title:
+        prefix = title.split(":", 1)[0].strip().lower()
+        if prefix in namespaces or prefix in EXTRA_LINK_PREFIXES or _LANGUAGE_CODE.match(prefix):
+            return False
+    return True
+
+
+def _render(nodes, out: list[str], links: list[str], namespaces: frozenset[str]) -> None:
+    for node in nodes:
+        if isinstance(node, Text):
+            out.append(node.value)
+        elif isinstance(node, Wikilink):
+            title = str(node.title)
+            if not is_article_link(title, namespaces):
+                continue
+            links.append(title)
+            if node.text is not None:
+                _render(node.text.nodes, out, links, namespaces)
+            else:
+                out.append(title)
+        elif isinstance(node, ExternalLink):
+            if node.title is not None:
+                _render(node.title.nodes, out, links, namespaces)
+        elif isinstance(node, Tag):
+            tag = str(node.tag).strip().lower()
+            if tag in DROPPED_TAGS:
+                continue
+            if node.contents is not None and not node.self_closing:
+                _render(node.contents.nodes, out, links, namespaces)
+            if tag in BLOCK_TAGS:
+                out.append("\n")
+        elif isinstance(node, Heading):
+            out.append("\n")
+            _render(node.title.nodes, out, links, namespaces)
+            out.append("\n")
+        elif isinstance(node, HTMLEntity):
+            out.append(node.normalize())
+        elif isinstance(node, Comment):
+            continue
+        # Template, Argument and anything else: not running text.
+
+
+def to_plain_text(
+    wikitext: str, namespaces: frozenset[str] = frozenset()
+) -> tuple[str, list[str]]:
+    """Plain text of an article and the raw titles of its article links.
+
+    ``namespaces``: lower-cased namespace names of the wiki (from the dump's siteinfo), so
+    links into them are not taken for article links.
+    """
+    code = mwparserfromhell.parse(prestrip(wikitext), skip_style_tags=True)
+    out: list[str] = []
+    links: list[str] = []
+    _render(code.nodes, out, links, namespaces)
+    text = _QUOTES.sub("", "".join(out))
+    return text, links
