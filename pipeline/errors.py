@@ -15,7 +15,7 @@ class InputError(WitError):
 
 
 def _all_subclasses(cls: type) -> set[type]:
-    found = set()
+    found: set[type] = set()
     for sub in cls.__subclasses__():
         found.add(sub)
         found |= _all_subclasses(sub)

@@ -22,6 +22,7 @@ from queries.transform import (
     SumDicts,
     TitlesByInlinks,
     TitlesByPageviews,
+    frequent,
 )
 from schemas import METADATA, validate
 
@@ -123,21 +124,20 @@ class BuildQueries(beam.PTransform):
             dumps = CountDumps(cfg)
             counts = root | "DumpPaths" >> beam.Create(list(cfg.wiki)) | "CountDumps" >> dumps
             counter_parts.append(counts["stats"])
-            unigrams = counts["unigram"] | "MinCount" >> beam.Filter(
-                lambda kv, m: kv[1] >= m, cfg.min_count)
+            unigrams = counts["unigram"] | "MinCount" >> beam.FlatMap(frequent, cfg.min_count)
             if "bigram" in cfg.sources:
                 total = (counts["stats"]
                          | "DumpTotals" >> beam.CombineGlobally(SumDicts())
                          | "Tokens" >> beam.Map(lambda s: s.get("tokens", 0)))
                 bigrams = (counts["bigram"], counts["unigram"], total) | "Bigrams" >> ScoreBigrams(
-                    cfg.min_bigram_count, cfg.min_pmi)
+                    cfg.min_bigram_count, cfg.min_pmi, cfg.shards)
             if cfg.title_rule == "inlinks":
                 titles = ((counts["link"], counts["redirect"], counts["article"])
-                          | "TitlesByInlinks" >> TitlesByInlinks(cfg.min_inlinks))
+                          | "TitlesByInlinks" >> TitlesByInlinks(cfg.min_inlinks, cfg.shards))
         if cfg.title_rule == "pageviews":
             titles, view_stats = (root | "PageviewPaths" >> beam.Create(list(cfg.pageviews))
                                   | "TitlesByPageviews" >> TitlesByPageviews(
-                                      cfg.min_views, cfg.min_hourly_views))
+                                      cfg.min_views, cfg.min_hourly_views, cfg.shards))
             counter_parts.append(view_stats)
         counters = (
             (counter_parts or [root | "NoCounters" >> beam.Create([])])

@@ -17,9 +17,11 @@ from nltk.metrics.association import BigramAssocMeasures
 
 from schemas.queries import SOURCES
 
+_PMI = BigramAssocMeasures.pmi
+
 
 def pmi(count_ab: int, count_a: int, count_b: int, total: int) -> float:
-    return float(BigramAssocMeasures.pmi(count_ab, (count_a, count_b), total))
+    return float(_PMI(count_ab, (count_a, count_b), total))
 
 
 def is_valid_entry(entry: str) -> bool:

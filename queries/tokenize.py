@@ -9,17 +9,31 @@ Case is preserved (matching is case-sensitive).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from nltk.tokenize import RegexpTokenizer
 
 WORD_PATTERN = r"\w+(?:['’\-]\w+)*"
-_TOKENIZER = RegexpTokenizer(WORD_PATTERN + r"|[^\w\s]+")
 
 
-def tokenize(line: str) -> list[str]:
-    """Words and punctuation runs of one line, in order."""
-    return _TOKENIZER.tokenize(line)
+class _FixedPatternTokenizer(RegexpTokenizer):
+    """nltk's RegexpTokenizer compiled with the standard ``re`` engine. nltk >= 3.10 runs
+    caller-supplied patterns through a ReDoS-guarded, timed ``regex`` matcher, which halves
+    tokenizing speed; our pattern is fixed and cannot backtrack catastrophically."""
+
+    def _check_regexp(self) -> None:
+        if self._regexp is None:  # type: ignore[has-type]
+            self._regexp = re.compile(self._pattern, self._flags)
+
+
+# words, punctuation runs, and line ends (which break bigrams like punctuation does)
+_TOKENIZER = _FixedPatternTokenizer(WORD_PATTERN + r"|[^\w\s]+|\n")
+
+
+def tokenize(text: str) -> list[str]:
+    """Words, punctuation runs and line ends of ``text``, in order."""
+    return _TOKENIZER.tokenize(text)
 
 
 def is_word(token: str) -> bool:
@@ -28,17 +42,15 @@ def is_word(token: str) -> bool:
 
 def count_text(text: str, unigrams: Counter, bigrams: Counter | None) -> int:
     """Add the words of ``text`` to ``unigrams`` and its bigrams (``"a b"``) to ``bigrams``;
-    return the number of words."""
-    words = 0
-    for line in text.split("\n"):
-        previous = None
-        for token in tokenize(line):
-            if is_word(token):
-                words += 1
-                unigrams[token] += 1
-                if bigrams is not None and previous is not None:
-                    bigrams[previous + " " + token] += 1
-                previous = token
-            else:
-                previous = None
-    return words
+    return the number of words. (Counter.update over lists runs in C: this is the hot loop.)"""
+    tokens = tokenize(text)
+    flags = [t[0].isalnum() or t[0] == "_" for t in tokens]
+    words = [t for t, word in zip(tokens, flags) if word]
+    unigrams.update(words)
+    if bigrams is not None:
+        bigrams.update([
+            a + " " + b
+            for a, b, a_word, b_word in zip(tokens, tokens[1:], flags, flags[1:])
+            if a_word and b_word
+        ])
+    return len(words)

@@ -13,6 +13,7 @@ worker is one page plus bounded partial-count dictionaries.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ class QueryConfig:
     min_hourly_views: int = pv.MIN_HOURLY_VIEWS
     min_inlinks: int = 50
     max_entries: int = 500_000
-    flush_keys: int = 200_000  # partial-count dictionary size that triggers a flush
+    flush_keys: int = 500_000  # partial-count dictionary size that triggers a flush
+    shards: int = 256  # count dictionaries are split into this many shards
     wordnet_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,24 +82,73 @@ class SumDicts(beam.CombineFn):
         return dict(sorted(acc.items()))
 
 
-def _flush(tag: str, counts: Counter) -> Iterator[pvalue.TaggedOutput]:
+# Counts travel as sharded dictionaries: (shard, {key: count}) with shard = crc32(key) % S.
+# One Beam element per shard instead of one per word keeps Beam's per-element cost (~20 µs)
+# off the hot path, while CombinePerKey over shards still spreads the work over workers.
+# crc32, not hash(): Python's str hash differs between worker processes.
+def shard_of(key: str, shards: int) -> int:
+    return zlib.crc32(key.encode("utf-8")) % shards
+
+
+def split_counts(counts: Counter, shards: int, key_of=None) -> Iterator[tuple[int, dict]]:
+    """Split a dictionary into per-shard dictionaries (by ``key_of(key)``, default the key)."""
+    parts: dict[int, dict] = {}
     for key, value in counts.items():
-        yield pvalue.TaggedOutput(tag, (key, value))
-    counts.clear()
+        shard = shard_of(key_of(key) if key_of else key, shards)
+        part = parts.get(shard)
+        if part is None:
+            part = parts[shard] = {}
+        part[key] = value
+    return iter(sorted(parts.items()))
+
+
+def first_word(bigram: str) -> str:
+    return bigram.split(" ", 1)[0]
+
+
+class MergeCounts(beam.CombineFn):
+    """Sum of ``{key: count}`` dictionaries (one shard's partial counts)."""
+
+    def create_accumulator(self) -> Counter:
+        return Counter()
+
+    def add_input(self, acc: Counter, value: dict) -> Counter:
+        acc.update(value)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[Counter]) -> Counter:
+        accs = iter(accs)
+        total = next(accs)
+        for acc in accs:
+            total.update(acc)
+        return total
+
+    def extract_output(self, acc: Counter) -> dict:
+        return dict(acc)
 
 
 class CountDumpFn(beam.DoFn):
-    """A dump path -> partial counts (in-mapper combined, flushed at ``flush_keys`` keys),
-    article titles, redirects and a stats dictionary."""
+    """A dump path -> sharded partial counts of unigrams, bigrams (sharded by their first
+    word, so they meet their first word's count without another shuffle) and links, plus
+    article titles, redirects and a stats dictionary. Counts are combined in memory and
+    flushed when a dictionary exceeds ``flush_keys`` keys."""
 
-    def __init__(self, bigrams: bool, links: bool, flush_keys: int):
-        self.bigrams, self.links, self.flush_keys = bigrams, links, flush_keys
+    def __init__(self, bigrams: bool, links: bool, flush_keys: int, shards: int):
+        self.bigrams, self.links = bigrams, links
+        self.flush_keys, self.shards = flush_keys, shards
+
+    def _flush(self, tag: str, counts: Counter, key_of=None) -> Iterator[pvalue.TaggedOutput]:
+        for part in split_counts(counts, self.shards, key_of):
+            yield pvalue.TaggedOutput(tag, part)
+        counts.clear()
 
     def process(self, path: str) -> Iterator[Any]:
         stats: Counter = Counter(files=1)
         unigrams: Counter = Counter()
         bigrams: Counter = Counter()
         links: Counter = Counter()
+        redirects: dict[str, str] = {}
+        articles: Counter = Counter()
         try:
             size = fsspec.get_fs_token_paths(path)[0].size(fsspec.core.strip_protocol(path))
         except Exception:  # noqa: BLE001 - progress total only
@@ -119,8 +170,7 @@ class CountDumpFn(beam.DoFn):
             if page.redirect:
                 stats["redirects"] += 1
                 if self.links:
-                    yield pvalue.TaggedOutput(
-                        "redirect", (normalize_title(page.title), normalize_title(page.redirect)))
+                    redirects[normalize_title(page.title)] = normalize_title(page.redirect)
                 continue
             try:
                 text, page_links = to_plain_text(page.text, namespaces)
@@ -132,27 +182,28 @@ class CountDumpFn(beam.DoFn):
             stats["text_chars"] += len(text)
             stats["tokens"] += count_text(text, unigrams, bigrams if self.bigrams else None)
             if self.links:
-                yield pvalue.TaggedOutput("article", normalize_title(page.title))
-                for link in page_links:
-                    target = normalize_title(link)
-                    if target:
-                        links[target] += 1
+                articles[normalize_title(page.title)] = 1
+                links.update(filter(None, map(normalize_title, page_links)))
             if len(unigrams) > self.flush_keys:
-                yield from _flush("unigram", unigrams)
+                yield from self._flush("unigram", unigrams)
             if len(bigrams) > self.flush_keys:
-                yield from _flush("bigram", bigrams)
-            if len(links) > self.flush_keys:
-                yield from _flush("link", links)
+                yield from self._flush("bigram", bigrams, first_word)
+            if len(links) + len(articles) + len(redirects) > self.flush_keys:
+                yield from self._flush("link", links)
+                yield from self._flush("article", articles)
+                yield from self._flush("redirect", redirects)  # type: ignore[arg-type]
         progress.close()
-        yield from _flush("unigram", unigrams)
-        yield from _flush("bigram", bigrams)
-        yield from _flush("link", links)
+        yield from self._flush("unigram", unigrams)
+        yield from self._flush("bigram", bigrams, first_word)
+        yield from self._flush("link", links)
+        yield from self._flush("article", articles)
+        yield from self._flush("redirect", redirects)  # type: ignore[arg-type]
         yield pvalue.TaggedOutput("stats", dict(stats))
 
 
 class CountDumps(beam.PTransform):
-    """Dump paths -> tagged PCollections: unigram, bigram, link (summed counts), article,
-    redirect, stats (per file)."""
+    """Dump paths -> {unigram, bigram, link: (shard, summed counts), article, redirect:
+    (shard, dict) chunks, stats: per-file counters}."""
 
     def __init__(self, config: QueryConfig):
         super().__init__()
@@ -160,72 +211,85 @@ class CountDumps(beam.PTransform):
 
     def expand(self, paths):
         cfg = self.config
-        parts = paths | "CountPages" >> beam.ParDo(
-            CountDumpFn("bigram" in cfg.sources, cfg.title_rule == "inlinks", cfg.flush_keys)
-        ).with_outputs("unigram", "bigram", "link", "article", "redirect", "stats")
+        parts = paths | "CountPages" >> beam.ParDo(CountDumpFn(
+            "bigram" in cfg.sources, cfg.title_rule == "inlinks", cfg.flush_keys, cfg.shards,
+        )).with_outputs("unigram", "bigram", "link", "article", "redirect", "stats")
         return {
-            "unigram": parts.unigram | "SumUnigrams" >> beam.CombinePerKey(sum),
-            "bigram": parts.bigram | "SumBigrams" >> beam.CombinePerKey(sum),
-            "link": parts.link | "SumLinks" >> beam.CombinePerKey(sum),
+            "unigram": parts.unigram | "SumUnigrams" >> beam.CombinePerKey(MergeCounts()),
+            "bigram": parts.bigram | "SumBigrams" >> beam.CombinePerKey(MergeCounts()),
+            "link": parts.link | "SumLinks" >> beam.CombinePerKey(MergeCounts()),
             "article": parts.article,
             "redirect": parts.redirect,
             "stats": parts.stats,
         }
 
 
-def _with_first_count(joined):
-    """(word a, {bigram: [("a b", count)], count: [c(a)]}) -> (b, ("a b", count, c(a)))."""
-    _, grouped = joined
-    counts = list(grouped["count"])
-    if counts:
-        for bigram, count in grouped["bigram"]:
-            yield bigram.split(" ")[1], (bigram, count, counts[0])
+def frequent(shard_counts, min_count: int) -> Iterator[tuple[str, int]]:
+    """(shard, {key: count}) -> (key, count) for counts >= min_count."""
+    _, counts = shard_counts
+    for key, count in counts.items():
+        if count >= min_count:
+            yield key, count
 
 
-def _with_second_count(joined):
-    """(word b, {bigram: [("a b", count, c(a))], count: [c(b)]}) -> ("a b", count, c(a), c(b))."""
+def _with_first_count(joined, min_count: int, shards: int):
+    """Shard s: bigrams whose first word is in s + that shard's word counts ->
+    (shard of the second word, [(bigram, count, c(a)), ...])."""
     _, grouped = joined
-    counts = list(grouped["count"])
-    if counts:
-        for bigram, count, count_a in grouped["bigram"]:
-            yield bigram, count, count_a, counts[0]
+    words: dict = {}
+    for counts in grouped["words"]:
+        words = counts
+    out: dict[int, list] = {}
+    for counts in grouped["bigrams"]:
+        for bigram, count in counts.items():
+            if count >= min_count:
+                a, b = bigram.split(" ", 1)
+                out.setdefault(shard_of(b, shards), []).append((bigram, count, words[a]))
+    return sorted(out.items())
+
+
+def _scored(joined, total: int, min_pmi: float):
+    """Shard s: [(bigram, count, c(a))] whose second word is in s + that shard's word counts
+    -> (bigram, count, PMI) for PMI >= min_pmi."""
+    _, grouped = joined
+    words: dict = {}
+    for counts in grouped["words"]:
+        words = counts
+    for records in grouped["partial"]:
+        for bigram, count, count_a in records:
+            score = pmi(count, count_a, words[bigram.split(" ", 1)[1]], total)
+            if score >= min_pmi:
+                yield bigram, count, score
 
 
 class ScoreBigrams(beam.PTransform):
-    """(bigram, count) + (word, count) + total tokens -> (bigram, count, PMI) above min_pmi."""
+    """Sharded bigram counts + sharded word counts + total tokens -> (bigram, count, PMI)
+    for bigrams with count >= min_count and PMI >= min_pmi."""
 
-    def __init__(self, min_count: int, min_pmi: float):
+    def __init__(self, min_count: int, min_pmi: float, shards: int):
         super().__init__()
-        self.min_count, self.min_pmi = min_count, min_pmi
+        self.min_count, self.min_pmi, self.shards = min_count, min_pmi, shards
 
     def expand(self, inputs):
         bigrams, unigrams, total = inputs
-        frequent = bigrams | "MinBigramCount" >> beam.Filter(lambda kv, m: kv[1] >= m,
-                                                               self.min_count)
-        by_first = frequent | "KeyByFirst" >> beam.Map(lambda kv: (kv[0].split(" ")[0], kv))
         with_first = (
-            {"bigram": by_first, "count": unigrams}
-            | "JoinFirst" >> beam.CoGroupByKey()
-            | "AttachFirst" >> beam.FlatMap(_with_first_count)
-        )
-        with_both = (
-            {"bigram": with_first, "count": unigrams}
-            | "JoinSecond" >> beam.CoGroupByKey()
-            | "AttachSecond" >> beam.FlatMap(_with_second_count)
+            {"bigrams": bigrams, "words": unigrams}
+            | "JoinFirstWord" >> beam.CoGroupByKey()
+            | "AttachFirst" >> beam.FlatMap(_with_first_count, self.min_count, self.shards)
         )
         return (
-            with_both
-            | "PMI" >> beam.Map(lambda r, n: (r[0], r[1], pmi(r[1], r[2], r[3], n)),
-                                n=beam.pvalue.AsSingleton(total))
-            | "MinPMI" >> beam.Filter(lambda rec, m: rec[2] >= m, self.min_pmi)
+            {"partial": with_first, "words": unigrams}
+            | "JoinSecondWord" >> beam.CoGroupByKey()
+            | "ScorePMI" >> beam.FlatMap(_scored, total=beam.pvalue.AsSingleton(total),
+                                         min_pmi=self.min_pmi)
         )
 
 
 class ReadPageviewsFn(beam.DoFn):
     """A pageview file -> (title, views) partial sums, and a stats dictionary."""
 
-    def __init__(self, min_hourly: int):
-        self.min_hourly = min_hourly
+    def __init__(self, min_hourly: int, shards: int):
+        self.min_hourly, self.shards = min_hourly, shards
 
     def process(self, path: str):
         views: Counter = Counter()
@@ -248,63 +312,72 @@ class ReadPageviewsFn(beam.DoFn):
         if stats["pageview_lines"] and stats["pageview_bad_lines"] == stats["pageview_lines"]:
             raise InputError(f"{path}: not a pageview file (no line of the form "
                              "'domain_code page_title count_views total_response_size')")
-        yield from _flush("views", views)
+        for part in split_counts(views, self.shards):
+            yield pvalue.TaggedOutput("views", part)
         yield pvalue.TaggedOutput("stats", dict(stats))
 
 
-def _resolve_redirect(joined):
-    target, grouped = joined
-    count = sum(grouped["count"])
-    if count:
-        redirects = sorted(grouped["redirect"])
-        yield (redirects[0] if redirects else target), count
+def _resolve_redirects(joined, shards: int):
+    """Shard s: link counts of targets in s + redirects from titles in s -> counts
+    re-sharded by the resolved target (a link to a redirect counts for its target)."""
+    _, grouped = joined
+    redirects: dict = {}
+    for part in grouped["redirects"]:
+        redirects.update(part)
+    resolved: Counter = Counter()
+    for counts in grouped["links"]:
+        for target, count in counts.items():
+            resolved[redirects.get(target, target)] += count
+    return split_counts(resolved, shards)
 
 
-def _existing_article(joined, min_inlinks: int):
-    title, grouped = joined
-    if not list(grouped["article"]):
-        return
-    count = sum(grouped["count"])
-    if count >= min_inlinks and ":" not in title:
-        yield title, count
+def _existing_articles(joined, min_inlinks: int):
+    _, grouped = joined
+    articles: set = set()
+    for part in grouped["articles"]:
+        articles.update(part)
+    for counts in grouped["counts"]:
+        for title, count in counts.items():
+            if count >= min_inlinks and title in articles and ":" not in title:
+                yield title, count
 
 
 class TitlesByInlinks(beam.PTransform):
-    """Article titles linked from at least ``min_inlinks`` articles (links to a redirect
-    count for its target)."""
+    """Article titles linked from at least ``min_inlinks`` article links (links to a
+    redirect count for its target); all inputs sharded by title."""
 
-    def __init__(self, min_inlinks: int):
+    def __init__(self, min_inlinks: int, shards: int):
         super().__init__()
-        self.min_inlinks = min_inlinks
+        self.min_inlinks, self.shards = min_inlinks, shards
 
     def expand(self, parts):
         links, redirects, articles = parts
         resolved = (
-            {"count": links, "redirect": redirects}
+            {"links": links, "redirects": redirects}
             | "JoinRedirects" >> beam.CoGroupByKey()
-            | "Resolve" >> beam.FlatMap(_resolve_redirect)
-            | "SumResolved" >> beam.CombinePerKey(sum)
+            | "Resolve" >> beam.FlatMap(_resolve_redirects, self.shards)
+            | "SumResolved" >> beam.CombinePerKey(MergeCounts())
         )
         return (
-            {"count": resolved, "article": articles | "KeyArticle" >> beam.Map(lambda t: (t, 1))}
+            {"counts": resolved, "articles": articles}
             | "JoinArticles" >> beam.CoGroupByKey()
-            | "KeepArticles" >> beam.FlatMap(_existing_article, self.min_inlinks)
+            | "KeepArticles" >> beam.FlatMap(_existing_articles, self.min_inlinks)
         )
 
 
 class TitlesByPageviews(beam.PTransform):
     """Titles with summed ``en`` pageviews >= min_views; returns (titles, stats)."""
 
-    def __init__(self, min_views: int, min_hourly: int):
+    def __init__(self, min_views: int, min_hourly: int, shards: int):
         super().__init__()
-        self.min_views, self.min_hourly = min_views, min_hourly
+        self.min_views, self.min_hourly, self.shards = min_views, min_hourly, shards
 
     def expand(self, paths):
         parts = paths | "ReadPageviews" >> beam.ParDo(
-            ReadPageviewsFn(self.min_hourly)).with_outputs("views", "stats")
+            ReadPageviewsFn(self.min_hourly, self.shards)).with_outputs("views", "stats")
         titles = (
             parts.views
-            | "SumViews" >> beam.CombinePerKey(sum)
-            | "MinViews" >> beam.Filter(lambda kv, m: kv[1] >= m, self.min_views)
+            | "SumViews" >> beam.CombinePerKey(MergeCounts())
+            | "MinViews" >> beam.FlatMap(frequent, self.min_views)
         )
         return titles, parts.stats

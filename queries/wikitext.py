@@ -1,13 +1,19 @@
 """Wikitext -> plain text (and the article links in it), with mwparserfromhell.
 
 Pure functions, no Beam. Templates, tables, references, comments and file/category links
-are dropped; link labels, headings and running text are kept. Before parsing, a cheap
-balanced-brace scanner removes templates, tables and <ref>s: they are dropped anyway and
-make up a third of article wikitext, so the parser (the slow part) sees less text.
+are dropped; link labels, headings and running text are kept.
+
+Speed (see docs/benchmarks.md): before parsing, a balanced-brace scanner removes templates,
+tables and <ref>s — they are dropped anyway and make up a third of article wikitext. Then
+mwparserfromhell's C tokenizer splits the rest into tokens, and :func:`to_plain_text` walks
+that token stream directly instead of letting mwparserfromhell build its node tree (building
+Python node objects costs three times the tokenizing). :func:`to_plain_text_tree` is the same
+conversion over the node tree; tests check that both agree.
 """
 
 from __future__ import annotations
 
+import html
 import re
 
 import mwparserfromhell
@@ -20,6 +26,8 @@ from mwparserfromhell.nodes import (
     Text,
     Wikilink,
 )
+from mwparserfromhell.parser import CTokenizer, ParserError
+from mwparserfromhell.parser import tokens as tk
 
 # Tags whose contents are not running text.
 DROPPED_TAGS = frozenset(
@@ -102,7 +110,7 @@ def _render(nodes, out: list[str], links: list[str], namespaces: frozenset[str])
         if isinstance(node, Text):
             out.append(node.value)
         elif isinstance(node, Wikilink):
-            title = str(node.title)
+            title = html.unescape(str(node.title))
             if not is_article_link(title, namespaces):
                 continue
             links.append(title)
@@ -132,6 +140,40 @@ def _render(nodes, out: list[str], links: list[str], namespaces: frozenset[str])
         # Template, Argument and anything else: not running text.
 
 
+def to_plain_text_tree(
+    wikitext: str, namespaces: frozenset[str] = frozenset()
+) -> tuple[str, list[str]]:
+    """:func:`to_plain_text` over mwparserfromhell's node tree (slower; the reference)."""
+    code = mwparserfromhell.parse(prestrip(wikitext), skip_style_tags=True)
+    out: list[str] = []
+    links: list[str] = []
+    _render(code.nodes, out, links, namespaces)
+    text = _QUOTES.sub("", "".join(out))
+    return text, links
+
+
+class _Frame:
+    """An open construct while walking the token stream."""
+
+    __slots__ = ("kind", "emit", "part", "parts", "name", "hex", "numeric")
+
+    def __init__(self, kind: str, emit: bool):
+        self.kind, self.emit, self.part = kind, emit, ""
+        self.parts: list[str] = []
+        self.name = ""
+        self.hex = self.numeric = False
+
+
+# frames whose text is collected (link titles, tag names, entity bodies), not output
+_COLLECTING = frozenset({"link", "tagopen", "tagclose", "entity"})
+
+
+def _entity(frame: _Frame) -> str:
+    body = "".join(frame.parts)
+    code = f"&#x{body};" if frame.hex else f"&#{body};" if frame.numeric else f"&{body};"
+    return html.unescape(code)
+
+
 def to_plain_text(
     wikitext: str, namespaces: frozenset[str] = frozenset()
 ) -> tuple[str, list[str]]:
@@ -140,9 +182,88 @@ def to_plain_text(
     ``namespaces``: lower-cased namespace names of the wiki (from the dump's siteinfo), so
     links into them are not taken for article links.
     """
-    code = mwparserfromhell.parse(prestrip(wikitext), skip_style_tags=True)
+    try:
+        stream = CTokenizer().tokenize(prestrip(wikitext), 0, True)
+    except (ParserError, RecursionError) as exc:  # pathological markup: use the tree path
+        raise ValueError(f"wikitext not tokenized: {exc}") from exc
     out: list[str] = []
     links: list[str] = []
-    _render(code.nodes, out, links, namespaces)
+    stack = [_Frame("root", True)]
+    for token in stream:
+        kind = type(token)
+        top = stack[-1]
+        if kind is tk.Text:
+            if top.kind in _COLLECTING:
+                top.parts.append(token.text)
+            elif top.emit and top.kind != "tagattrs":
+                out.append(token.text)
+        elif kind is tk.WikilinkOpen:
+            stack.append(_Frame("link", top.emit))
+        elif kind is tk.WikilinkSeparator and top.kind == "link" and top.part == "":
+            title = "".join(top.parts)
+            article = is_article_link(title, namespaces)
+            if article and top.emit:
+                links.append(title)
+            top.kind, top.part, top.emit = "linktext", title, top.emit and article
+        elif kind is tk.WikilinkClose and top.kind in ("link", "linktext"):
+            stack.pop()
+            if top.kind == "link":
+                title = "".join(top.parts)
+                if top.emit and is_article_link(title, namespaces):
+                    links.append(title)
+                    out.append(title)
+        elif kind is tk.ExternalLinkOpen:
+            stack.append(_Frame("exturl", False))
+            stack[-1].part = "emit" if top.emit else ""
+        elif kind is tk.ExternalLinkSeparator and top.kind == "exturl":
+            top.kind, top.emit = "exttitle", top.part == "emit"
+        elif kind is tk.ExternalLinkClose and top.kind in ("exturl", "exttitle"):
+            stack.pop()
+        elif kind is tk.TemplateOpen or kind is tk.ArgumentOpen or kind is tk.CommentStart:
+            stack.append(_Frame("hidden", False))
+        elif (kind is tk.TemplateClose or kind is tk.ArgumentClose
+              or kind is tk.CommentEnd) and top.kind == "hidden":
+            stack.pop()
+        elif kind is tk.HeadingStart:
+            out.append("\n") if top.emit else None
+            stack.append(_Frame("heading", top.emit))
+        elif kind is tk.HeadingEnd and top.kind == "heading":
+            stack.pop()
+            out.append("\n") if top.emit else None
+        elif kind is tk.HTMLEntityStart:
+            stack.append(_Frame("entity", top.emit))
+        elif kind is tk.HTMLEntityNumeric and top.kind == "entity":
+            top.numeric = True
+        elif kind is tk.HTMLEntityHex and top.kind == "entity":
+            top.hex = True
+        elif kind is tk.HTMLEntityEnd and top.kind == "entity":
+            stack.pop()
+            if stack[-1].kind in _COLLECTING:
+                stack[-1].parts.append(_entity(top))
+            elif top.emit and stack[-1].kind != "tagattrs":
+                out.append(_entity(top))
+        elif kind is tk.TagOpenOpen:
+            stack.append(_Frame("tagopen", top.emit))
+        elif kind is tk.TagAttrStart and top.kind == "tagopen":
+            top.name = top.name or "".join(top.parts).strip().lower()
+            top.kind = "tagattrs"
+        elif kind is tk.TagCloseOpen and top.kind in ("tagopen", "tagattrs"):
+            name = top.name or "".join(top.parts).strip().lower()
+            top.kind, top.name = "tag", name
+            top.emit = top.emit and name not in DROPPED_TAGS
+        elif kind is tk.TagCloseSelfclose and top.kind in ("tagopen", "tagattrs"):
+            stack.pop()
+            name = top.name or "".join(top.parts).strip().lower()
+            if top.emit and name in BLOCK_TAGS:
+                out.append("\n")
+        elif kind is tk.TagOpenClose:
+            stack.append(_Frame("tagclose", False))
+        elif kind is tk.TagCloseClose and top.kind == "tagclose":
+            stack.pop()
+            if stack[-1].kind == "tag":
+                tag = stack.pop()
+                if stack[-1].emit and tag.name in BLOCK_TAGS:
+                    out.append("\n")
+        # anything else (attribute text, separators of hidden constructs) is not text
     text = _QUOTES.sub("", "".join(out))
     return text, links

@@ -3,7 +3,14 @@
 from collections import Counter
 
 from queries.tokenize import count_text, tokenize
-from queries.wikitext import is_article_link, normalize_title, prestrip, to_plain_text
+from queries.dump import iter_pages
+from queries.wikitext import (
+    is_article_link,
+    normalize_title,
+    prestrip,
+    to_plain_text,
+    to_plain_text_tree,
+)
 
 NAMESPACES = frozenset({"file", "category", "template", "wikipedia", "help", "portal"})
 
@@ -59,8 +66,8 @@ def test_normalize_title_and_article_links():
 
 
 def test_tokenize_keeps_case_inner_apostrophes_and_hyphens():
-    assert tokenize("O'Brien's rock-and-roll, in 1990!") == [
-        "O'Brien's", "rock-and-roll", ",", "in", "1990", "!"]
+    assert tokenize("O'Brien's rock-and-roll, in 1990!\nNext") == [
+        "O'Brien's", "rock-and-roll", ",", "in", "1990", "!", "\n", "Next"]
     assert tokenize("Café naïve") == ["Café", "naïve"]
 
 
@@ -73,3 +80,26 @@ def test_bigrams_do_not_cross_punctuation_or_lines():
     assert bigrams["big Hot"] == 0  # a full stop between them
     assert bigrams["dog stand"] == 0  # a line end between them
     assert bigrams["Hot dog"] == 1
+
+
+def test_token_stream_walk_equals_node_tree_walk_on_real_articles(wiki_sample):
+    """The fast token-stream conversion gives exactly what the node-tree one gives."""
+    articles = 0
+    for page, namespaces in iter_pages(str(wiki_sample)):
+        if page.namespace == 0 and not page.redirect:
+            articles += 1
+            assert to_plain_text(page.text, namespaces) == to_plain_text_tree(
+                page.text, namespaces), page.title
+    assert articles == 106
+
+
+def test_stream_and_tree_agree_on_tricky_markup():
+    for wikitext in [
+        "<gallery mode=packed>\nA.jpg|x\n</gallery>after",
+        "[[OS&nbsp;X|the OS]] and [[OS&nbsp;X]] &#65;&#x42;",
+        "<span class=\"x\">in</span><br/>line<br>two",
+        "[http://x.org label] http://bare.org [[File:x.png|thumb|a [[Dog]]]]",
+        "== Head ==\n* one\n# two\n; term : def",
+        "{{{arg|default}}} <!-- c --> <ref>r</ref> [[:Category:Dogs]]",
+    ]:
+        assert to_plain_text(wikitext, NAMESPACES) == to_plain_text_tree(wikitext, NAMESPACES)

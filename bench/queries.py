@@ -1,0 +1,128 @@
+"""Benchmark: Wikipedia dump -> counts throughput (MB of XML per CPU-second).
+
+Side by side on the same file, in one run:
+  bzcat        - bz2 decompression alone (the floor: nothing can read the dump faster)
+  wikiextractor- the usual wikitext -> plain text tool (text only, no counting), 1 process
+  core loop    - our per-page functions without Beam: mwxml + mwparserfromhell tokens ->
+                 plain text -> nltk tokens -> unigram/bigram/link counts
+  wit queries  - the whole Beam job (unigram, bigram, in-link titles; no WordNet), in-process
+                 runner, including Beam start-up and the output writing
+
+CPU seconds are user+sys of the process (or its children), so other load on the machine
+does not change them much. Usage: python bench/queries.py [--dump FILE] [--repeat K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# This file is named like the `queries` package: keep bench/ off the import path.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+SAMPLE = REPO.parent / "shared" / "data" / "wikipedia" / "enwiki-sample-pages-articles.xml.bz2"
+
+
+def child_cpu(command: list[str], **kwargs) -> tuple[float, float]:
+    """(CPU seconds of the command and its children, wall seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, **kwargs)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+
+
+def repeated_dump(source: Path, repeat: int, target: Path) -> int:
+    """A dump with every page of ``source`` ``repeat`` times; returns its XML size."""
+    xml = bz2.decompress(source.read_bytes()).decode("utf-8")
+    first, last = xml.index("  <page>"), xml.rindex("</page>") + len("</page>\n")
+    body = xml[first:last]
+    data = (xml[:first] + body * repeat + xml[last:]).encode("utf-8")
+    target.write_bytes(bz2.compress(data, 9))
+    return len(data)
+
+
+def core_loop(path: str) -> float:
+    from queries.dump import iter_pages
+    from queries.tokenize import count_text
+    from queries.wikitext import normalize_title, to_plain_text
+
+    start = time.process_time()
+    unigrams: Counter = Counter()
+    bigrams: Counter = Counter()
+    links: Counter = Counter()
+    for page, namespaces in iter_pages(path):
+        if page.namespace or page.redirect:
+            continue
+        text, page_links = to_plain_text(page.text, namespaces)
+        count_text(text, unigrams, bigrams)
+        links.update(normalize_title(link) for link in page_links)
+    return time.process_time() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dump", type=Path, default=SAMPLE,
+                        help="a pages-articles .xml.bz2 (default: the shared sample)")
+    parser.add_argument("--repeat", type=int, default=4,
+                        help="repeat the dump's pages K times so start-up costs matter less")
+    args = parser.parse_args()
+    if not args.dump.exists():
+        print(f"bench/queries.py: {args.dump} not found; pass --dump", file=sys.stderr)
+        return 2
+    env = {**os.environ, "WIT_PROGRESS": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "dump.xml.bz2"
+        xml_mb = repeated_dump(args.dump, args.repeat, dump) / 1e6
+        rows = []
+        with open(os.devnull, "wb") as null:
+            cpu, wall = child_cpu(["bzcat", str(dump)], stdout=null)
+        rows.append(("bzcat", cpu, wall))
+        try:
+            import wikiextractor  # noqa: F401
+
+            cpu, wall = child_cpu([sys.executable, "-m", "wikiextractor.WikiExtractor",
+                                   str(dump), "-o", f"{tmp}/we", "--processes", "1", "-q"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            rows.append(("wikiextractor", cpu, wall))
+        except ImportError:
+            print("wikiextractor not installed (pip install -e .[bench]); row skipped")
+        start = time.perf_counter()
+        cpu = core_loop(str(dump))
+        rows.append(("core loop", cpu, time.perf_counter() - start))
+        cpu, wall = child_cpu([sys.executable, "-m", "pipeline.cli", "queries", "--wiki",
+                               str(dump), "--out", f"{tmp}/out", "--sources",
+                               "unigram,bigram,title", "--min-count", "20"],
+                              env=env, stdout=subprocess.DEVNULL)
+        rows.append(("wit queries (Beam)", cpu, wall))
+    rates = {name: xml_mb / cpu for name, cpu, _ in rows}
+    cpu_model = "unknown"
+    if Path("/proc/cpuinfo").exists():
+        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu_model = found.group(1) if found else cpu_model
+    print(f"dump: {args.dump.name} x{args.repeat} = {xml_mb:.1f} MB XML; "
+          f"{os.cpu_count()} cores ({cpu_model}), Python {platform.python_version()}")
+    print(f"{'':<20}{'CPU s':>8}{'wall s':>8}{'MB/CPU-s':>10}{'vs bzcat':>10}"
+          f"{'vs wikiextractor':>18}")
+    for name, cpu, wall in rows:
+        vs_we = (f"{rates[name] / rates['wikiextractor']:.2f}x"
+                 if "wikiextractor" in rates else "-")
+        print(f"{name:<20}{cpu:>8.2f}{wall:>8.2f}{rates[name]:>10.2f}"
+              f"{rates[name] / rates['bzcat']:>9.2f}x{vs_we:>18}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
