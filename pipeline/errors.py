@@ -16,7 +16,8 @@ class InputError(WitError):
 
 def _all_subclasses(cls: type) -> set[type]:
     found: set[type] = set()
-    for sub in cls.__subclasses__():
+    subclasses: list[type] = cls.__subclasses__()
+    for sub in subclasses:
         found.add(sub)
         found |= _all_subclasses(sub)
     return found
