@@ -3,6 +3,8 @@ per line (``pageviews-YYYYMMDD-HH0000`` or ``.gz``). Pure parsing, no Beam."""
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 DOMAIN = "en"
 MIN_HOURLY_VIEWS = 50
 
@@ -22,7 +24,19 @@ def title_views(line: str, min_hourly: int = MIN_HOURLY_VIEWS) -> tuple[str, int
     if parsed is None:
         return None
     domain, title, views = parsed
-    if domain != DOMAIN or views < min_hourly or ":" in title:
+    if domain != DOMAIN or views < min_hourly:
+        return None
+    if "%" in title:  # the same page is logged under percent-encoded URL forms too
+        title = unquote(title, errors="strict") if _decodable(title) else title
+    if ":" in title:
         return None
     title = title.replace("_", " ").strip()
     return (title, views) if title and title != "-" else None
+
+
+def _decodable(title: str) -> bool:
+    try:
+        unquote(title, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True

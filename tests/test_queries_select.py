@@ -54,3 +54,6 @@ def test_pageview_lines():
     assert title_views("en Hot_dog 49 0") is None  # hourly counts below 50 ignored
     assert title_views("en.m Hot_dog 500 0") is None  # en domain only
     assert title_views("en Special:Search 900 0") is None  # titles with ':' excluded
+    assert title_views("en Caf%C3%A9_society 70 0") == ("Café society", 70)
+    assert title_views("en Special%3ASearch 90 0") is None
+    assert title_views("en 100%_Pure 70 0") == ("100% Pure", 70)
