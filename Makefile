@@ -49,16 +49,17 @@ queries: setup ## build the query list: make queries WIKI=dump.xml.bz2 [PAGEVIEW
 	$(WIT) queries --wiki $(WIKI) $(if $(PAGEVIEWS),--pageviews $(PAGEVIEWS)) --out $(OUT) $(QUERIES_ARGS) $(BEAM)
 
 crawl: setup ## image-text candidates from WARC/WAT/seeds/URL lists, matched and balanced
-	$(WIT) crawl --metadata $(OUT)/queries/metadata.json --out $(OUT) $(CRAWL_ARGS) $(BEAM)
+	@test -n "$(CRAWL_ARGS)$(wildcard ../shared/data/webarchive/*.warc.gz)" || { echo "make crawl: set CRAWL_ARGS='--warc FILE... --wat FILE... --seeds URL... --urls FILE...' (any mix)"; exit 2; }
+	$(WIT) crawl --metadata $(OUT)/queries/metadata.json --out $(OUT) $(or $(CRAWL_ARGS),--warc $(wildcard ../shared/data/webarchive/*.warc.gz) ../shared/data/webarchive/malformed/* --wat $(wildcard ../shared/data/webarchive/*.warc.wat.gz)) $(BEAM)
 
 shards: setup ## download, filter, dedup, decontaminate into WebDataset + Parquet shards
-	$(WIT) shards --candidates $(OUT)/candidates --out $(OUT) $(SHARDS_ARGS)
+	$(WIT) shards --candidates $(OUT)/candidates --out $(OUT) $(SHARDS_ARGS) $(BEAM)
 
 train: setup ## train a CLIP model on the shards (tiny config on CPU by default)
 	$(WIT) train --shards $(OUT)/shards --config tiny --out $(OUT)/train $(TRAIN_ARGS)
 
-eval: setup ## zero-shot, linear-probe and retrieval evaluation of a checkpoint
-	$(WIT) eval --checkpoint $(OUT)/train/checkpoint.pt --out $(OUT)/eval $(EVAL_ARGS)
+eval: setup ## retrieval on EVAL_SHARDS (default OUT/shards); EVAL_ARGS='--zeroshot DIR --linear-probe DIR'
+	$(WIT) eval --checkpoint $(OUT)/train/checkpoint.pt --retrieval $(or $(EVAL_SHARDS),$(OUT)/shards) --out $(OUT)/eval $(EVAL_ARGS)
 
 demo: setup ## the whole system end to end on the embedded default inputs
 	$(WIT) demo --out $(OUT) $(BEAM)

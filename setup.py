@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "warcio>=1.7",
     "lxml>=5.0",
     "webdataset>=0.2.86",
+    "braceexpand>=0.1.7",
     "tokenizers>=0.15",
     "imagehash>=4.3",
     "Pillow>=10",

@@ -12,13 +12,17 @@ import pyarrow.parquet as pq
 
 from schemas.candidates import CANDIDATES, ENTRY_COUNTS
 from schemas.queries import METADATA
+from schemas.shards import SAMPLES
+from schemas.training import TRAIN_LOG
 
 __all__ = [
     "CANDIDATES",
     "ENTRY_COUNTS",
     "METADATA",
     "REGISTRY",
+    "SAMPLES",
     "SchemaError",
+    "TRAIN_LOG",
     "read_validated",
     "validate",
 ]
@@ -28,6 +32,8 @@ REGISTRY: dict[str, pa.Schema] = {
     "queries/metadata.parquet": METADATA,
     "candidates/part-*.parquet": CANDIDATES,
     "candidates/entry_counts.parquet": ENTRY_COUNTS,
+    "shards/*.parquet": SAMPLES,
+    "train/log.jsonl": TRAIN_LOG,
 }
 
 

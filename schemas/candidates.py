@@ -4,7 +4,9 @@
   ``shards`` stage downloads. ``url`` + ``text`` are the columns img2dataset reads.
 - ``entry_counts.parquet``: :data:`ENTRY_COUNTS`, the global match count of every entry and
   its balancing probability ``p = t / max(count, t)``.
-- ``stats.json``: per source: pages, images, with text, matched, kept; skipped records and why.
+- ``stats.json``: a JSON object with :data:`STATS_KEYS`; per source: pages, images, with
+  text, unmatched, duplicates, matched, kept, and ``skipped`` records by reason
+  (docs/crawl.md).
 """
 
 import pyarrow as pa
@@ -31,3 +33,6 @@ ENTRY_COUNTS = pa.schema(
         pa.field("p", pa.float64(), nullable=False),
     ]
 )
+
+# Top-level keys of stats.json.
+STATS_KEYS = ("sources", "totals", "balancing", "inputs", "outputs")

@@ -2,8 +2,8 @@
 
 from collections import Counter
 
-from queries.tokenize import count_text, tokenize
 from queries.dump import iter_pages
+from queries.tokenize import count_text, tokenize
 from queries.wikitext import (
     is_article_link,
     normalize_title,

@@ -1,0 +1,183 @@
+"""Extract (image URL, text) candidates from WARC files, Common Crawl WAT files, a polite
+live crawl from seed URLs and URL lists (any mix), match their texts against the query list
+(MetaCLIP substring matching) and balance them (MetaCLIP: an entry matched by more than t
+pairs keeps about t of them).
+
+Writes OUT/candidates/: part-*.parquet (uid, url, text, page_url, source,
+matched_entry_ids), entry_counts.parquet (entry_id, entry, count, p) and stats.json (per
+source: pages, images, with text, matched, kept, skipped records and why), then prints a
+summary. Details: docs/crawl.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import fsspec
+
+from pipeline import fsio
+from pipeline.beam import make_pipeline
+from pipeline.crawl.balancing import DEFAULT_T
+from pipeline.crawl.html_extract import TEXT_FIELDS
+from pipeline.crawl.live_crawler import DEFAULT_USER_AGENT, CrawlerOptions
+from pipeline.crawl.matching import load_metadata
+from pipeline.crawl.netguard import parse_networks
+from pipeline.crawl.transform import Crawl, CrawlConfig, read_stats
+from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES
+from pipeline.errors import InputError
+
+USES_BEAM = True
+STALE_OUTPUTS = ("part-*.parquet", "entry_counts.parquet", "stats.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("sources (any mix; at least one)")
+    src.add_argument("--warc", nargs="+", action="extend", default=[], metavar="FILE",
+                     help="WARC files (.warc or .warc.gz, globs and fsspec URLs allowed)")
+    src.add_argument("--wat", nargs="+", action="extend", default=[], metavar="FILE",
+                     help="Common Crawl WAT files (.warc.wat.gz)")
+    src.add_argument("--seeds", nargs="+", action="extend", default=[], metavar="URL",
+                     help="seed URLs for the live crawler (or files with one URL a line)")
+    src.add_argument("--urls", nargs="+", action="extend", default=[], metavar="FILE",
+                     help="URL lists in img2dataset's formats: .parquet, .csv, .tsv, .jsonl "
+                          "(optionally .gz) with --url-col and --caption-col")
+    parser.add_argument("--metadata", required=True,
+                        help="the query list: a JSON list of strings (OUT/queries/metadata.json)")
+    parser.add_argument("--out", required=True,
+                        help="output root; the stage writes OUT/candidates/")
+    parser.add_argument("--t", type=int, default=DEFAULT_T,
+                        help="balancing threshold: an entry matched by more than t pairs keeps "
+                             "each with probability t/count (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the balancing draw, hashed with each pair's uid "
+                             "(default: %(default)s)")
+    parser.add_argument("--text-fields", default=",".join(TEXT_FIELDS),
+                        help="where an <img>'s text comes from, first non-empty wins "
+                             "(default: %(default)s)")
+    parser.add_argument("--url-col", default="url",
+                        help="URL column of --urls files (default: %(default)s)")
+    parser.add_argument("--caption-col", default="caption",
+                        help="text column of --urls files (default: %(default)s)")
+    parser.add_argument("--max-page-bytes", type=int, default=DEFAULT_MAX_PAGE_BYTES,
+                        help="largest HTML page read, archived or live (default: %(default)s)")
+    parser.add_argument("--num-shards", type=int, default=0,
+                        help="number of part-*.parquet files; 0 lets the runner decide "
+                             "(default: %(default)s)")
+    live = parser.add_argument_group("live crawler (--seeds)")
+    d = CrawlerOptions()
+    live.add_argument("--user-agent", default=DEFAULT_USER_AGENT,
+                      help="User-Agent sent and matched against robots.txt "
+                           "(default: %(default)s)")
+    live.add_argument("--max-depth", type=int, default=d.max_depth,
+                      help="link depth followed from a seed (default: %(default)s)")
+    live.add_argument("--max-pages", type=int, default=d.max_pages,
+                      help="pages fetched per site at most (default: %(default)s)")
+    live.add_argument("--delay", type=float, default=d.delay,
+                      help="seconds between requests to one host; robots.txt Crawl-delay "
+                           "raises it (default: %(default)s)")
+    live.add_argument("--concurrency", type=int, default=d.concurrency,
+                      help="requests in flight per host (default: %(default)s)")
+    live.add_argument("--timeout", type=float, default=d.timeout,
+                      help="connect, read and total seconds per response (default: %(default)s)")
+    live.add_argument("--max-redirects", type=int, default=d.max_redirects,
+                      help="redirects followed per URL (default: %(default)s)")
+    live.add_argument("--retries", type=int, default=d.retries,
+                      help="tries again after 429/503 with Retry-After (default: %(default)s)")
+    live.add_argument("--max-retry-after", type=float, default=d.max_retry_after,
+                      help="longest Retry-After waited for, seconds (default: %(default)s)")
+    live.add_argument("--offsite", action="store_true",
+                      help="follow links to other sites too (default: same site only)")
+    live.add_argument("--allow-private", action="store_true",
+                      help="allow private, loopback and link-local targets (default: blocked, "
+                           "checked after DNS resolution and after every redirect)")
+    live.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
+                      help="allow just this network, e.g. 127.0.0.0/8 (repeatable)")
+
+
+def _seed_urls(values: list[str]) -> list[str]:
+    seeds: list[str] = []
+    for value in values:
+        if "://" in value:
+            seeds.append(value)
+            continue
+        if not os.path.exists(value):
+            raise InputError(f"{value}: not a URL (http://...) and no such seed file")
+        with open(value, encoding="utf-8") as f:
+            seeds.extend(line.strip() for line in f if line.strip() and not line.startswith("#"))
+    return seeds
+
+
+def config_from_args(args: argparse.Namespace) -> CrawlConfig:
+    fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
+    bad = [f for f in fields if f not in TEXT_FIELDS]
+    if bad or not fields:
+        raise InputError(f"--text-fields: unknown field(s) {bad}; choose from {TEXT_FIELDS}")
+    if args.t <= 0:
+        raise InputError(f"--t must be positive, got {args.t}")
+    try:
+        networks = tuple(str(n) for n in parse_networks(args.allow_network))
+    except ValueError as exc:
+        raise InputError(f"--allow-network: {exc}") from exc
+    warc = fsio.expand(args.warc, "WARC") if args.warc else []
+    wat = fsio.expand(args.wat, "WAT") if args.wat else []
+    urls = fsio.expand(args.urls, "URL-list") if args.urls else []
+    seeds = _seed_urls(args.seeds)
+    if not (warc or wat or urls or seeds):
+        raise InputError("no sources: pass --warc, --wat, --seeds and/or --urls "
+                         "(see wit crawl --help)")
+    crawler = CrawlerOptions(
+        user_agent=args.user_agent, max_depth=args.max_depth, max_pages=args.max_pages,
+        delay=args.delay, concurrency=args.concurrency, timeout=args.timeout,
+        max_page_bytes=args.max_page_bytes, max_redirects=args.max_redirects,
+        same_site=not args.offsite, allow_private=args.allow_private,
+        allowed_networks=networks, retries=args.retries,
+        max_retry_after=args.max_retry_after)
+    return CrawlConfig(
+        metadata=args.metadata, out=fsio.join(args.out, "candidates"), warc=warc, wat=wat,
+        seeds=seeds, url_lists=urls, t=args.t, seed=args.seed, text_fields=fields,
+        url_col=args.url_col, caption_col=args.caption_col,
+        max_page_bytes=args.max_page_bytes, num_shards=args.num_shards, crawler=crawler)
+
+
+def remove_stale_outputs(out: str) -> None:
+    """Delete outputs of an earlier run, so a crash never leaves a mix that looks done
+    (stats.json is written last and marks a complete run)."""
+    fs, _, (root,) = fsspec.get_fs_token_paths(out)
+    for pattern in STALE_OUTPUTS:
+        for path in fs.glob(f"{root}/{pattern}"):
+            fs.rm(path)
+
+
+def summary_table(stats: dict[str, Any]) -> str:
+    columns = ("pages", "images", "with_text", "duplicates", "matched", "kept")
+    rows = [("source", *columns, "skipped")]
+    for name, doc in [*stats["sources"].items(), ("total", stats["totals"])]:
+        skipped = doc.get("skipped", {})
+        skipped_text = ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "-"
+        if name == "total":
+            skipped_text = ""
+        rows.append((name, *(str(doc.get(c, 0)) for c in columns), skipped_text))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns) + 1)]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(row[1:-1], widths[1:])]
+        lines.append("  ".join(cells) + "  " + row[-1])
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    config = config_from_args(args)
+    entries = len(load_metadata(config.metadata))  # fail early, on the launcher
+    fsio.makedirs(config.out)
+    remove_stale_outputs(config.out)
+    pipeline = make_pipeline(beam_args)
+    _ = pipeline | "Crawl" >> Crawl(config)
+    pipeline.run().wait_until_finish()
+    stats = read_stats(config.out)
+    print(summary_table(stats))
+    b = stats["balancing"]
+    print(f"{entries} entries, t={b['t']}, seed={b['seed']}; wrote {config.out}/ "
+          f"({', '.join(stats['outputs'])})")
+    return 0

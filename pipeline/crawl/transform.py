@@ -1,0 +1,303 @@
+"""The crawl stage as one composite PTransform: sources -> pairs, MetaCLIP-matched where
+they are read -> dedup -> global entry counts -> balancing -> Parquet + entry counts +
+stats.json.
+
+Every counter travels as data (``((source, counter), n)`` elements summed by a combine), so
+``stats.json`` is exact on any runner. The automaton is built in ``DoFn.setup`` from the
+metadata path (once per worker), and the balancing draw hashes ``(seed, uid)``: the same
+inputs and seed give the same candidates on any runner and number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+import fsspec
+from apache_beam.pvalue import AsDict, AsList, TaggedOutput
+from apache_beam.utils import shared
+
+from pipeline import fsio
+from pipeline.crawl.balancing import DEFAULT_T, entry_probability, keep
+from pipeline.crawl.html_extract import TEXT_FIELDS
+from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
+from pipeline.crawl.matching import Matcher, load_metadata
+from pipeline.crawl.pairs import Pair, make_uid
+from pipeline.crawl.url_lists import url_list_pairs
+from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
+from pipeline.crawl.wat import wat_pairs
+from pipeline.progress import Progress
+from schemas.candidates import CANDIDATES, ENTRY_COUNTS
+
+STATS = "stats"
+StatKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class CrawlConfig:
+    """Everything the stage needs; paths are fsspec paths readable by the workers."""
+
+    metadata: str
+    out: str  # the candidates directory (OUT/candidates)
+    warc: Sequence[str] = ()
+    wat: Sequence[str] = ()
+    seeds: Sequence[str] = ()
+    url_lists: Sequence[str] = ()
+    t: int = DEFAULT_T
+    seed: int = 0
+    text_fields: Sequence[str] = TEXT_FIELDS
+    url_col: str = "url"
+    caption_col: str = "caption"
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
+    num_shards: int = 0
+    crawler: CrawlerOptions = field(default_factory=CrawlerOptions)
+
+
+def _stats(source: str, counts: Counter[str]) -> Iterator[TaggedOutput]:
+    for key, n in sorted(counts.items()):
+        yield TaggedOutput(STATS, ((source, key), n))
+
+
+class MatchingSource(beam.DoFn):
+    """Base of the source DoFns: pairs are matched where they are read, with an automaton
+    built once per worker in ``setup``, so matching runs at the speed of a bare
+    pyahocorasick loop and unmatched pairs never become pipeline elements. Emits
+    ``(uid, (url, text, page_url, source), entry_ids)`` and counters (``stats``)."""
+
+    def __init__(self, config: CrawlConfig, shared_matcher: shared.Shared | None = None):
+        self.config = config
+        # one automaton per worker process, shared by every source DoFn given this handle
+        self.shared_matcher = shared_matcher or shared.Shared()
+        self.matcher: Matcher | None = None
+
+    def setup(self) -> None:
+        path = self.config.metadata
+        self.matcher = self.shared_matcher.acquire(lambda: Matcher(load_metadata(path)),
+                                                   tag=path)
+
+    def matched(self, pairs: Iterable[Pair], counts: Counter[str],
+                label: str) -> Iterator[Any]:
+        assert self.matcher is not None
+        match = self.matcher.match
+        progress = Progress(f"crawl {label}", unit="pairs")
+        n = 0
+        for pair in pairs:
+            ids = match(pair[1])
+            if ids:
+                yield make_uid(pair[0], pair[1]), tuple(pair), ids
+            else:
+                counts["unmatched"] += 1
+            n += 1
+            if n == 1000:  # keep the bar off the per-pair path
+                progress.update(n)
+                n = 0
+        progress.update(n)
+        progress.close()
+
+
+class ReadFiles(MatchingSource):
+    """One file path -> its matched pairs and its counters."""
+
+    def __init__(self, source: str, config: CrawlConfig,
+                 shared_matcher: shared.Shared | None = None):
+        super().__init__(config, shared_matcher)
+        self.source = source
+
+    def process(self, path: str) -> Iterator[Any]:
+        counts: Counter[str] = Counter({"files": 1})
+        c = self.config
+        if self.source == "warc":
+            pairs: Iterable[Pair] = warc_pairs(path, counts, c.text_fields, c.max_page_bytes)
+        elif self.source == "wat":
+            pairs = wat_pairs(path, counts, c.text_fields)
+        else:
+            pairs = url_list_pairs(path, counts, c.url_col, c.caption_col)
+        yield from self.matched(pairs, counts, f"{self.source} {path.rsplit('/', 1)[-1]}")
+        yield from _stats(self.source, counts)
+
+
+class CrawlSites(MatchingSource):
+    """``(site, [seed URLs])`` -> matched pairs of the pages crawled on that site, and
+    counters. One site is crawled by one worker, so per-host politeness holds locally."""
+
+    def process(self, element: tuple[str, Iterable[str]]) -> Iterator[Any]:
+        _, seeds = element
+        counts: Counter[str] = Counter({"sites": 1})
+        c = self.config
+        pages = crawl_site(sorted(set(seeds)), c.crawler, counts, c.text_fields)
+        pairs = (Pair(url, text, page_url, "live") for page_url, url, text in pages)
+        yield from self.matched(pairs, counts, f"live {element[0]}")
+        yield from _stats("live", counts)
+
+
+class KeepFirst(beam.CombineFn):
+    """Dedup of one uid: the smallest (pair, ids) by (source, page_url) and how many."""
+
+    def create_accumulator(self) -> tuple[tuple | None, int]:
+        return None, 0
+
+    @staticmethod
+    def _better(a: tuple | None, b: tuple | None) -> tuple | None:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return min(a, b, key=lambda m: (m[0][3], m[0][2] or "", m[0][0], m[0][1]))
+
+    def add_input(self, acc, value):
+        return self._better(acc[0], value), acc[1] + 1
+
+    def merge_accumulators(self, accs):
+        best, n = None, 0
+        for value, count in accs:
+            best, n = self._better(best, value), n + count
+        return best, n
+
+    def extract_output(self, acc):
+        return acc
+
+
+class Balance(beam.DoFn):
+    """Keep a matched pair with probability ``1 - prod(1 - p_e)``, drawn from (seed, uid)."""
+
+    def __init__(self, t: int, seed: int):
+        self.t, self.seed = t, seed
+
+    def process(self, element, counts: dict[int, int]) -> Iterator[dict[str, Any]]:
+        uid, pair, ids = element
+        if keep(uid, ids, counts, self.t, self.seed):
+            url, text, page_url, source = pair
+            yield {"uid": uid, "url": url, "text": text, "page_url": page_url,
+                   "source": source, "matched_entry_ids": list(ids)}
+
+
+class EntryCountRows(beam.DoFn):
+    """One row per metadata entry (count 0 included), in entry-id order."""
+
+    def __init__(self, metadata_path: str, t: int):
+        self.metadata_path, self.t = metadata_path, t
+
+    def process(self, _: Any, counts: dict[int, int]) -> Iterator[dict[str, Any]]:
+        for entry_id, entry in enumerate(load_metadata(self.metadata_path)):
+            count = counts.get(entry_id, 0)
+            yield {"entry_id": entry_id, "entry": entry, "count": count,
+                   "p": entry_probability(count, self.t)}
+
+
+def stats_document(items: Iterable[tuple[StatKey, int]], config: CrawlConfig,
+                   files: Sequence[str], entries: int) -> dict[str, Any]:
+    """The JSON object written to ``stats.json`` (see docs/crawl.md)."""
+    sources: dict[str, dict[str, Any]] = {}
+    for (source, key), n in sorted(items):
+        doc = sources.setdefault(source, {"skipped": {}})
+        if key.startswith("skipped:"):
+            doc["skipped"][key.split(":", 1)[1]] = n
+        else:
+            doc[key] = n
+    order = ("files", "sites", "requests", "records", "rows", "pages", "images", "with_text",
+             "unmatched", "duplicates", "matched", "kept")
+    for source, doc in sources.items():
+        for key in ("pages", "images", "with_text", "matched", "kept"):
+            doc.setdefault(key, 0)
+        sources[source] = {k: doc[k] for k in (*order, *sorted(doc)) if k in doc}
+    totals: dict[str, int] = Counter()
+    for doc in sources.values():
+        for key, value in doc.items():
+            if isinstance(value, int):
+                totals[key] += value
+    return {
+        "sources": {s: sources[s] for s in sorted(sources)},
+        "totals": dict(totals),
+        "balancing": {"t": config.t, "seed": config.seed, "entries": entries},
+        "inputs": {"metadata": config.metadata, "warc": list(config.warc),
+                   "wat": list(config.wat), "seeds": list(config.seeds),
+                   "urls": list(config.url_lists)},
+        "outputs": sorted(f.rsplit("/", 1)[-1] for f in files),
+    }
+
+
+def _write_stats(items: list[tuple[StatKey, int]], config: CrawlConfig,
+                 files: list[str], entries: list[int]) -> str:
+    path = fsio.join(config.out, "stats.json")
+    fsio.atomic_write_json(path, stats_document(items, config, files, sum(entries)))
+    return path
+
+
+def _count(pcoll: beam.PCollection, label: str, key_fn) -> beam.PCollection:
+    return (pcoll | f"{label}Key" >> beam.Map(lambda x: (key_fn(x), 1))
+            | f"{label}Sum" >> beam.CombinePerKey(sum))
+
+
+class Crawl(beam.PTransform):
+    """The whole stage; applied to a pipeline root, returns the path of stats.json (a
+    one-element PCollection, written after the Parquet outputs are final)."""
+
+    def __init__(self, config: CrawlConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        c = self.config
+        matcher = shared.Shared()
+        pair_sets, stat_sets = [], []
+        for source, paths in (("warc", c.warc), ("wat", c.wat), ("urls", c.url_lists)):
+            if not paths:
+                continue
+            read = (pbegin | f"List{source}" >> beam.Create(sorted(paths))
+                    | f"Spread{source}" >> beam.Reshuffle()
+                    | f"Read{source}" >> beam.ParDo(ReadFiles(source, c, matcher)).with_outputs(
+                        STATS, main="pairs"))
+            pair_sets.append(read.pairs)
+            stat_sets.append(read[STATS])
+        if c.seeds:
+            sites = (pbegin | "ListSeeds" >> beam.Create(sorted(c.seeds))
+                     | "BySite" >> beam.Map(lambda u: (site_of(u), u))
+                     | "GroupSites" >> beam.GroupByKey()
+                     | "CrawlSites" >> beam.ParDo(CrawlSites(c, matcher)).with_outputs(
+                         STATS, main="pairs"))
+            pair_sets.append(sites.pairs)
+            stat_sets.append(sites[STATS])
+        if not pair_sets:
+            pair_sets.append(pbegin | "NoSources" >> beam.Create([]))
+
+        found = pair_sets | "AllMatched" >> beam.Flatten()
+        unique = (found
+                  | "ByUid" >> beam.Map(lambda m: (m[0], (m[1], m[2])))
+                  | "Dedup" >> beam.CombinePerKey(KeepFirst()))
+        stat_sets.append(
+            unique | "DupStats" >> beam.FlatMap(
+                lambda kv: [((kv[1][0][0][3], "matched"), 1)]
+                + ([((kv[1][0][0][3], "duplicates"), kv[1][1] - 1)] if kv[1][1] > 1 else [])))
+        matched = unique | "Unique" >> beam.MapTuple(lambda uid, acc: (uid, *acc[0]))
+
+        counts = (matched | "EntryIds" >> beam.FlatMap(lambda m: m[2])
+                  | "CountEntries" >> beam.combiners.Count.PerElement())
+        kept = matched | "Balance" >> beam.ParDo(Balance(c.t, c.seed),
+                                                         counts=AsDict(counts))
+        stat_sets.append(_count(kept, "Kept", lambda row: (row["source"], "kept")))
+
+        part_files = kept | "WriteCandidates" >> beam.io.WriteToParquet(
+            fsio.join(c.out, "part"), schema=CANDIDATES, file_name_suffix=".parquet",
+            num_shards=c.num_shards)
+        count_rows = (pbegin | "One" >> beam.Create([None])
+                      | "EntryRows" >> beam.ParDo(EntryCountRows(c.metadata, c.t),
+                                                  counts=AsDict(counts)))
+        entries = count_rows | "NumEntries" >> beam.combiners.Count.Globally()
+        count_file = count_rows | "WriteEntryCounts" >> beam.io.WriteToParquet(
+            fsio.join(c.out, "entry_counts"), schema=ENTRY_COUNTS,
+            file_name_suffix=".parquet", num_shards=1, shard_name_template="")
+        files = (part_files, count_file) | "OutputFiles" >> beam.Flatten()
+        return (stat_sets | "AllStats" >> beam.Flatten()
+                | "SumStats" >> beam.CombinePerKey(sum)
+                | "CollectStats" >> beam.combiners.ToList()
+                | "WriteStats" >> beam.Map(_write_stats, config=c, files=AsList(files),
+                                           entries=AsList(entries)))
+
+
+def read_stats(out: str) -> dict[str, Any]:
+    with fsspec.open(fsio.join(out, "stats.json"), "rt", encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,50 @@
+"""WARC source: HTML responses of a WARC file -> (image URL, text) pairs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+from pipeline.crawl.archive import iter_records
+from pipeline.crawl.html_extract import TEXT_FIELDS, extract_pairs
+from pipeline.crawl.pairs import Pair
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+DEFAULT_MAX_PAGE_BYTES = 5 * 1024 * 1024
+
+
+def is_html(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() in HTML_TYPES
+
+
+def warc_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT_FIELDS,
+               max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES) -> Iterator[Pair]:
+    """Pairs of every HTML ``response`` record of ``path``; ``counts`` gets ``records``,
+    ``pages``, ``images``, ``with_text`` and ``skipped:<reason>``."""
+    for record, payload in iter_records(path, counts, max_page_bytes):
+        counts["records"] += 1
+        if record.rec_type != "response":
+            continue
+        if record.http_headers is None:
+            counts["skipped:no_http_headers"] += 1
+            continue
+        status = record.http_headers.get_statuscode() or ""
+        content_type = record.http_headers.get_header("Content-Type")
+        if not status.startswith("2"):
+            counts["skipped:http_status"] += 1
+            continue
+        if not is_html(content_type):
+            counts["skipped:non_html"] += 1
+            continue
+        page_url = record.rec_headers.get_header("WARC-Target-URI") or ""
+        counts["pages"] += 1
+        try:
+            found, page_counts = extract_pairs(payload, page_url, content_type, text_fields)
+        except (ValueError, LookupError, RecursionError):  # a page lxml cannot take
+            counts["skipped:unparseable_page"] += 1
+            continue
+        counts.update(page_counts)
+        for url, text in found:
+            yield Pair(url, text, page_url, "warc")

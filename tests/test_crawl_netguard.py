@@ -1,0 +1,59 @@
+"""The SSRF guard: literal addresses, names resolved by a resolver, schemes, allow-lists."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.crawl.netguard import BlockedURLError, check_address, check_url, is_public
+
+
+def fixed_resolver(table: dict[str, list[str]]):
+    def resolve(host: str, port: int) -> list[str]:
+        if host not in table:
+            raise OSError(f"unknown host {host}")
+        return table[host]
+    return resolve
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1/", "http://10.1.2.3/", "http://192.168.0.1:8080/x",
+    "http://172.16.5.4/", "http://169.254.169.254/latest/meta-data/", "http://[::1]/",
+    "http://[fe80::1]/", "http://[fc00::1]/", "http://0.0.0.0/", "http://100.64.0.1/",
+    "http://[::ffff:127.0.0.1]/", "http://224.0.0.1/",
+])
+def test_private_literals_blocked(url: str) -> None:
+    with pytest.raises(BlockedURLError) as info:
+        check_url(url)
+    assert info.value.reason == "private_address"
+    check_url(url, allow_private=True)  # explicitly allowed
+
+
+def test_public_and_resolved_names() -> None:
+    check_url("https://93.184.216.34/")
+    resolver = fixed_resolver({"good.test": ["93.184.216.34"],
+                               "mixed.test": ["93.184.216.34", "10.0.0.1"],
+                               "meta.test": ["169.254.169.254"]})
+    check_url("http://good.test/a", resolver=resolver)
+    for host in ("mixed.test", "meta.test"):  # one private address is enough to block
+        with pytest.raises(BlockedURLError, match="private_address"):
+            check_url(f"http://{host}/", resolver=resolver)
+    with pytest.raises(BlockedURLError, match="dns_error"):
+        check_url("http://nowhere.test/", resolver=resolver)
+
+
+def test_real_resolver_localhost_blocked() -> None:
+    with pytest.raises(BlockedURLError, match="private_address"):
+        check_url("http://localhost:9/")
+
+
+def test_schemes_and_networks() -> None:
+    for url in ("ftp://93.184.216.34/", "file:///etc/passwd", "gopher://x/", "data:,x"):
+        with pytest.raises(BlockedURLError, match="bad_scheme"):
+            check_url(url)
+    with pytest.raises(BlockedURLError, match="no_host"):
+        check_url("http:///path")
+    check_url("http://127.0.0.1:8000/", allowed_networks=["127.0.0.0/8"])
+    with pytest.raises(BlockedURLError):
+        check_url("http://10.0.0.1/", allowed_networks=["127.0.0.0/8"])
+    check_address("::1", allowed_networks=["::1"])
+    assert is_public(__import__("ipaddress").ip_address("8.8.8.8"))

@@ -1,0 +1,367 @@
+"""Streaming WebDataset shards (img2dataset's layout: ``KEY.jpg`` + ``KEY.txt`` [+ ``KEY.json``]
+per sample) into batches of (uint8 images, token ids).
+
+Each DataLoader worker of each rank draws shards with replacement from its own seeded RNG
+("resampled" shards, so ranks and workers never need a shared split), shuffles samples in a
+buffer, decodes, augments and batches. An epoch is a fixed number of samples (from
+``sizes.json``/img2dataset stats), i.e. ``steps_per_epoch`` global batches. Global batch ``g``
+is made by worker ``g % workers`` of every rank, from the stream seeded by
+(seed, epoch, rank, worker): so a run resumed at step ``g`` rebuilds exactly the batches an
+uninterrupted run would have seen (same number of workers and ranks), skipping the already
+used samples before decoding them. Augmentation randomness is seeded per sample index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import braceexpand
+import fsspec
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from pipeline import fsio
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+TEXT_EXTS = ("txt",)
+# bound decoded pixels: a hostile or huge image must not exhaust a worker's memory
+Image.MAX_IMAGE_PIXELS = 64_000_000
+
+
+def mix_seed(*parts: int | str) -> int:
+    """A 63-bit seed from several parts, stable across processes and Python versions."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+# ---------------------------------------------------------------- shard lists and sizes
+
+def resolve_shards(spec: str) -> list[str]:
+    """A brace pattern ('OUT/shards/{00000..00009}.tar'), a glob, a directory (every ``*.tar``
+    in it) or a comma-separated list of those, as a list of existing shard paths."""
+    shards: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if not part.endswith(".tar") and not any(c in part for c in "*?[{") and _isdir(part):
+            found = fsio.expand([fsio.join(part, "*.tar")], what="shard (.tar in directory)")
+            shards.extend(found)
+            continue
+        expanded = list(braceexpand.braceexpand(part))
+        missing = []
+        for path in expanded:
+            if any(c in path for c in "*?["):
+                shards.extend(fsio.expand([path], what="shard"))
+            elif fsio.exists(path):
+                shards.append(path)
+            else:
+                missing.append(path)
+        if missing:
+            raise InputError(f"{missing[0]}: no such shard file ({len(missing)} of "
+                             f"{len(expanded)} missing from --shards {spec!r})")
+    if not shards:
+        raise InputError(f"--shards {spec!r}: no shards found")
+    return shards
+
+
+def _isdir(path: str) -> bool:
+    fs, _, (p,) = fsspec.get_fs_token_paths(path)
+    return bool(fs.isdir(p))
+
+
+def _shard_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def shard_sizes(shards: list[str]) -> dict[str, int]:
+    """Samples per shard, from (in order of preference) ``sizes.json`` beside the shards
+    (``{"00000.tar": n}``), img2dataset's ``NNNNN_stats.json`` (``successes``), or by
+    counting the shard's members (slow: a warning says so)."""
+    sizes: dict[str, int] = {}
+    dirs: dict[str, dict[str, int] | None] = {}
+    for shard in shards:
+        parent = shard.rsplit("/", 1)[0] if "/" in shard else "."
+        if parent not in dirs:
+            path = fsio.join(parent, "sizes.json")
+            dirs[parent] = None
+            if fsio.exists(path):
+                try:
+                    dirs[parent] = {str(k): int(v) for k, v in fsio.read_json(path).items()}
+                except (ValueError, AttributeError, TypeError) as exc:
+                    raise InputError(f"{path}: expected {{\"00000.tar\": count, ...}}: {exc}") from exc
+        name = _shard_name(shard)
+        known = dirs[parent]
+        if known is not None and name in known:
+            sizes[shard] = known[name]
+            continue
+        stats = fsio.join(parent, name[: -len(".tar")] + "_stats.json")
+        if fsio.exists(stats):
+            sizes[shard] = int(fsio.read_json(stats).get("successes", 0))
+            continue
+        log.warning("%s: no sizes.json or _stats.json entry, counting its samples", shard)
+        sizes[shard] = count_samples(shard)
+    return sizes
+
+
+def count_samples(shard: str) -> int:
+    keys = set()
+    with fsspec.open(shard, "rb") as f:
+        for entry in tar_file_expander([{"url": shard, "stream": f}]):
+            if "fname" not in entry:  # the end-of-tar marker
+                continue
+            ext = entry["fname"].rsplit(".", 1)[-1].lower()
+            if ext in IMAGE_EXTS:
+                keys.add(entry["fname"].rsplit(".", 1)[0])
+    return len(keys)
+
+
+# ---------------------------------------------------------------- transforms
+
+def decode_image(data: bytes, size: int) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when much larger
+    return img.convert("RGB")
+
+
+def random_resized_crop(img: Image.Image, size: int, rng: random.Random,
+                        scale: tuple[float, float] = (0.9, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> Image.Image:
+    """A crop of random area fraction in ``scale`` and aspect ratio in ``ratio`` (log-uniform),
+    resized to size x size; falls back to the centre square (as torchvision does)."""
+    width, height = img.size
+    area = width * height
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            left, top = rng.randint(0, width - w), rng.randint(0, height - h)
+            return img.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + w, top + h))
+    return center_crop(img, size)
+
+
+def center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` and take the centre square (evaluation)."""
+    width, height = img.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return img.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+
+
+def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+# ---------------------------------------------------------------- the stream
+
+def iterate_shard(url: str, handler: Callable[[Exception], bool] | None = None
+                  ) -> Iterator[dict[str, Any]]:
+    """Samples of one shard as dicts ``{"__key__", "__url__", ext: bytes}``."""
+    wanted = set(IMAGE_EXTS + TEXT_EXTS)
+
+    def select(fname: str) -> bool:
+        return fname.rsplit(".", 1)[-1].lower() in wanted
+
+    def on_error(exc: Exception) -> bool:
+        log.warning("%s: skipping unreadable data: %s", url, exc)
+        return True
+
+    with fsspec.open(url, "rb") as f:
+        entries = tar_file_expander([{"url": url, "stream": f}], handler=handler or on_error,
+                                    select_files=select)
+        yield from group_by_keys(entries, handler=handler or on_error)
+
+
+def image_and_text(sample: dict[str, Any], skipped: Counter[str] | None = None
+                   ) -> tuple[bytes, str] | None:
+    """(image bytes, caption) of a sample, or None (counted in ``skipped`` by reason)."""
+    image = next((sample[e] for e in IMAGE_EXTS if e in sample), None)
+    text = next((sample[e] for e in TEXT_EXTS if e in sample), None)
+    if image is None or text is None:
+        reason = "no_image" if image is None else "no_caption"
+        log.warning("%s: sample %s has %s, skipped", sample.get("__url__"), sample.get("__key__"),
+                    reason.replace("_", " "))
+        if skipped is not None:
+            skipped[reason] += 1
+        return None
+    return image, text.decode("utf-8", errors="replace").strip()
+
+
+def shuffled(items: Iterator[Any], buffer: int, rng: random.Random, initial: int | None = None
+             ) -> Iterator[Any]:
+    """Shuffle buffer (as webdataset's): start emitting once ``initial`` items are held,
+    growing by two items per emitted one until ``buffer`` are held."""
+    if buffer <= 1:
+        yield from items
+        return
+    initial = min(buffer, initial if initial is not None else buffer)
+    end = object()
+    it = iter(items)
+    pool: list[Any] = []
+    for item in it:
+        pool.append(item)
+        if len(pool) < buffer:
+            extra = next(it, end)
+            if extra is not end:
+                pool.append(extra)
+        if len(pool) < initial:
+            continue
+        j = rng.randrange(len(pool))
+        pool[j], pool[-1] = pool[-1], pool[j]
+        yield pool.pop()
+    rng.shuffle(pool)
+    yield from pool
+
+
+@dataclass
+class StreamConfig:
+    shards: list[str]
+    batch_size: int
+    image_size: int
+    context_length: int
+    steps_per_epoch: int
+    seed: int = 0
+    start_batch: int = 0
+    rank: int = 0
+    world_size: int = 1
+    shuffle_buffer: int = 2000
+    augment: bool = True
+
+
+class ShardStream(IterableDataset):
+    """Infinite stream of batches (images uint8 [B,3,S,S], tokens long [B,L], samples skipped
+    since the previous batch by reason) for one rank;
+    global batch ``start_batch + i`` is the i-th yielded (see module docstring)."""
+
+    def __init__(self, cfg: StreamConfig, tokenizer: Any):
+        super().__init__()
+        self.cfg, self.tokenizer = cfg, tokenizer
+        # skipped samples by reason since the last batch (shipped with each batch, since
+        # workers are separate processes)
+        self.skipped: Counter[str] = Counter()
+
+    def _samples(self, epoch: int, worker: int) -> Iterator[tuple[bytes, str]]:
+        cfg = self.cfg
+        rng = random.Random(mix_seed(cfg.seed, epoch, cfg.rank, worker, "shards"))
+        buffer_rng = random.Random(mix_seed(cfg.seed, epoch, cfg.rank, worker, "buffer"))
+
+        def raw() -> Iterator[tuple[bytes, str]]:
+            empty: set[str] = set()
+            while True:  # resampled: shards drawn with replacement, forever
+                shard = rng.choice(cfg.shards)
+                found = False
+                for sample in iterate_shard(shard):
+                    pair = image_and_text(sample, self.skipped)
+                    if pair is not None:
+                        found = True
+                        yield pair
+                if not found:
+                    empty.add(shard)
+                    if len(empty) == len(set(cfg.shards)):
+                        raise InputError(f"{cfg.shards[0]} ...: no shard has an (image, caption) sample")
+
+        return shuffled(raw(), cfg.shuffle_buffer, buffer_rng, initial=cfg.shuffle_buffer // 2)
+
+    def _make_batch(self, pairs: list[tuple[bytes, str]], epoch: int, worker: int, first: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+        cfg = self.cfg
+        images = []
+        for i, (data, _) in enumerate(pairs):
+            try:
+                img = decode_image(data, cfg.image_size)
+            except Exception as exc:  # noqa: BLE001 - a corrupt image: a black one, logged
+                log.warning("undecodable image (%s), replaced by a blank one", exc)
+                self.skipped["undecodable_image_blanked"] += 1
+                img = Image.new("RGB", (cfg.image_size, cfg.image_size))
+            if cfg.augment:
+                rng = random.Random(mix_seed(cfg.seed, epoch, cfg.rank, worker, first + i))
+                img = random_resized_crop(img, cfg.image_size, rng)
+            else:
+                img = center_crop(img, cfg.image_size)
+            images.append(to_uint8_tensor(img))
+        tokens = self.tokenizer.encode([t for _, t in pairs], cfg.context_length)
+        skipped, self.skipped = dict(self.skipped), Counter()
+        return torch.stack(images), tokens, skipped
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, int]]]:
+        cfg = self.cfg
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        steps = cfg.steps_per_epoch
+        # first global batch of this worker: DataLoader takes batches round-robin from workers
+        g = cfg.start_batch + (worker - cfg.start_batch) % workers
+        epoch, consumed = -1, 0
+        stream: Iterator[tuple[bytes, str]] = iter(())
+        while True:
+            if g // steps != epoch:
+                epoch = g // steps
+                stream = self._samples(epoch, worker)
+                consumed = 0
+                # batches of this worker in this epoch before g: skip their samples undecoded
+                skip = len(range(epoch * steps + (worker - epoch * steps) % workers, g, workers))
+                for _ in range(skip * cfg.batch_size):
+                    next(stream)
+                consumed = skip * cfg.batch_size
+            pairs = [next(stream) for _ in range(cfg.batch_size)]
+            yield self._make_batch(pairs, epoch, worker, consumed)
+            consumed += cfg.batch_size
+            g += workers
+
+
+def make_loader(cfg: StreamConfig, tokenizer: Any, workers: int, pin_memory: bool) -> DataLoader:
+    # fixed worker seeds: the stream is seeded explicitly, never from the global torch RNG
+    return DataLoader(ShardStream(cfg, tokenizer), batch_size=None, num_workers=workers,
+                      pin_memory=pin_memory, prefetch_factor=4 if workers else None,
+                      persistent_workers=False,
+                      generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def steps_per_epoch(total_samples: int, global_batch: int) -> int:
+    return max(1, total_samples // global_batch)
+
+
+# ---------------------------------------------------------------- sequential reading (eval)
+
+def iterate_pairs(shards: list[str], limit: int | None = None,
+                  skipped: Counter[str] | None = None) -> Iterator[tuple[bytes, str, str]]:
+    """(image bytes, caption, key) of the shards in order, once: for held-out evaluation."""
+    n = 0
+    for shard in shards:
+        for sample in iterate_shard(shard):
+            pair = image_and_text(sample, skipped)
+            if pair is None:
+                continue
+            yield pair[0], pair[1], str(sample.get("__key__"))
+            n += 1
+            if limit is not None and n >= limit:
+                return
+
+
+def captions(shards: list[str], limit: int) -> Iterator[str]:
+    for _, text, _ in iterate_pairs(shards, limit):
+        yield text
+
+
+def environment_world() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def dump_sizes(sizes: dict[str, int]) -> str:
+    return json.dumps({_shard_name(k): v for k, v in sizes.items()})

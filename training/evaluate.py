@@ -1,0 +1,298 @@
+"""Evaluation of a checkpoint: zero-shot classification (class names x prompt templates ->
+averaged text embeddings), a linear probe (logistic regression on frozen image features,
+regularisation chosen on a validation split) and image<->text retrieval Recall@K."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.errors import InputError
+from pipeline.progress import Progress
+from training import data
+from training.checkpoint import load_checkpoint
+from training.configs import ModelConfig
+from training.model import CLIP
+from training.tokenizer import CaptionTokenizer
+
+# CLIP's own first template plus a few of its ImageNet ensemble (Radford et al. 2021, A.1)
+DEFAULT_TEMPLATES = (
+    "a photo of a {}.",
+    "a picture of a {}.",
+    "an image of a {}.",
+    "a photo of the {}.",
+    "a drawing of a {}.",
+    "a close-up photo of a {}.",
+    "a rendering of a {}.",
+    "a {}.",
+)
+PROBE_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+
+
+@dataclass
+class LabelledSet:
+    paths: list[str]
+    labels: np.ndarray  # class index per image
+    classes: list[str]  # class name per index
+    source: str
+
+
+def load_model(checkpoint: str, device: str | torch.device = "cpu"
+               ) -> tuple[CLIP, CaptionTokenizer]:
+    state = load_checkpoint(checkpoint)
+    tokenizer = CaptionTokenizer.from_json(state["tokenizer"])
+    model = CLIP(ModelConfig.from_dict(state["model_config"]), tokenizer.vocab_size,
+                 tokenizer.pad_id)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), tokenizer
+
+
+# ---------------------------------------------------------------- labelled sets
+
+def load_labelled_set(source: str) -> LabelledSet:
+    """An image folder per class (``DIR/CLASS/*.png``) or a CSV/Parquet table with columns
+    ``path`` and ``label`` (paths relative to the table's folder unless absolute)."""
+    fs, _, (root,) = fsspec.get_fs_token_paths(source)
+    if fs.isdir(root):
+        classes = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)
+                         if fs.isdir(p))
+        paths, labels = [], []
+        for index, name in enumerate(classes):
+            for p in sorted(fs.ls(f"{root}/{name}", detail=False)):
+                if p.lower().endswith(IMAGE_SUFFIXES):
+                    paths.append(_with_protocol(fs, p))
+                    labels.append(index)
+        if not paths:
+            raise InputError(f"{source}: no images in class folders (expected DIR/CLASS/IMAGE)")
+        return LabelledSet(paths, np.asarray(labels), classes, source)
+    import pandas as pd
+    try:
+        if source.endswith(".parquet"):
+            table = pd.read_parquet(source)
+        else:
+            table = pd.read_csv(source, dtype={"label": str})
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{source}: not a readable CSV/Parquet table: {exc}") from exc
+    missing = {"path", "label"} - set(table.columns)
+    if missing:
+        raise InputError(f"{source}: missing column(s) {sorted(missing)} (has {list(table.columns)})")
+    base = source.rsplit("/", 1)[0] if "/" in source else "."
+    names = table["label"].astype(str).tolist()
+    classes = sorted(set(names))
+    class_index = {c: i for i, c in enumerate(classes)}
+    paths = [p if "://" in p or os.path.isabs(p) else f"{base}/{p}" for p in table["path"].astype(str)]
+    return LabelledSet(paths, np.asarray([class_index[n] for n in names]), classes, source)
+
+
+def _with_protocol(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+
+
+def _read_image(path: str, size: int) -> torch.Tensor:
+    try:
+        with fsspec.open(path, "rb") as f:
+            raw = f.read()
+        return data.to_uint8_tensor(data.center_crop(data.decode_image(raw, size), size))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read image: {exc}") from exc
+
+
+# ---------------------------------------------------------------- features
+
+def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+@torch.no_grad()
+def image_features(model: CLIP, images: Iterable[torch.Tensor], device: torch.device,
+                   total: int | None = None) -> torch.Tensor:
+    """L2-normalised features of uint8 image batches, on the CPU."""
+    out = []
+    progress = Progress("image features", total=total, unit="img")
+    for batch in images:
+        out.append(model.encode_image(batch.to(device)).float().cpu())
+        progress.update(len(batch))
+    progress.close()
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def text_features(model: CLIP, tokenizer: CaptionTokenizer, texts: Sequence[str],
+                  device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    out = []
+    for batch in _batches(texts, batch_size):
+        tokens = tokenizer.encode(list(batch), model.cfg.context_length).to(device)
+        out.append(model.encode_text(tokens).float().cpu())
+    return torch.cat(out)
+
+
+def labelled_features(model: CLIP, dataset: LabelledSet, device: torch.device,
+                      batch_size: int = 256) -> torch.Tensor:
+    size = model.cfg.image_size
+    batches = (torch.stack([_read_image(p, size) for p in chunk])
+               for chunk in _batches(dataset.paths, batch_size))
+    return image_features(model, batches, device, total=len(dataset.paths))
+
+
+# ---------------------------------------------------------------- zero-shot
+
+def zero_shot_classifier(model: CLIP, tokenizer: CaptionTokenizer, classes: Sequence[str],
+                         templates: Sequence[str], device: torch.device) -> torch.Tensor:
+    """[classes, dim]: per class, the normalised mean of its normalised prompt embeddings."""
+    weights = []
+    for name in classes:
+        prompts = [t.format(name) for t in templates]
+        weights.append(F.normalize(text_features(model, tokenizer, prompts, device).mean(0), dim=0))
+    return torch.stack(weights)
+
+
+def classification_metrics(logits: torch.Tensor, labels: np.ndarray, classes: Sequence[str]
+                           ) -> dict:
+    target = torch.as_tensor(labels)
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    correct1 = top[:, 0] == target
+    correctk = (top == target[:, None]).any(dim=1)
+    per_class = {name: float(correct1[target == i].float().mean()) if (target == i).any() else None
+                 for i, name in enumerate(classes)}
+    return {"top1": float(correct1.float().mean()), f"top{k}": float(correctk.float().mean()),
+            "per_class": per_class, "n": int(len(target)), "classes": len(classes),
+            "chance": 1 / len(classes)}
+
+
+def zero_shot(model: CLIP, tokenizer: CaptionTokenizer, dataset: LabelledSet,
+              device: torch.device, templates: Sequence[str] = DEFAULT_TEMPLATES,
+              features: torch.Tensor | None = None) -> dict:
+    for t in templates:
+        if "{}" not in t:
+            raise InputError(f"prompt template {t!r} has no '{{}}' for the class name")
+    feats = features if features is not None else labelled_features(model, dataset, device)
+    classifier = zero_shot_classifier(model, tokenizer, dataset.classes, templates, device)
+    result = classification_metrics(feats @ classifier.T, dataset.labels, dataset.classes)
+    result["templates"] = len(templates)
+    return result
+
+
+# ---------------------------------------------------------------- linear probe
+
+def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0,
+                 cs: Sequence[float] = PROBE_CS,
+                 test_fraction: float = 0.2, val_fraction: float = 0.2) -> dict:
+    """Logistic regression on frozen, standardised features: a stratified
+    train/validation/test split,
+    the inverse regularisation C with the best validation accuracy, refit on
+    train+validation, accuracy on the test split."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    counts = np.bincount(labels)
+    if (counts[counts > 0] < 3).any():
+        raise InputError("linear probe: every class needs at least 3 images (train/val/test)")
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        features, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=val_fraction / (1 - test_fraction), random_state=seed,
+        stratify=y_rest)
+
+    def fit(c: float, x: np.ndarray, y: np.ndarray) -> Pipeline:
+        # standardised features: L-BFGS converges in far fewer iterations
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)).fit(x, y)
+
+    sweep = {str(c): float(fit(c, x_train, y_train).score(x_val, y_val)) for c in cs}
+    best = max(cs, key=lambda c: (sweep[str(c)], -c))  # ties: the stronger regularisation
+    final = fit(best, x_rest, y_rest)
+    return {"accuracy": float(final.score(x_test, y_test)), "best_C": best,
+            "validation_sweep": sweep, "train": len(y_train), "validation": len(y_val),
+            "test": len(y_test), "chance": 1 / len(set(labels.tolist()))}
+
+
+# ---------------------------------------------------------------- retrieval
+
+def recall_at_k(image_feats: torch.Tensor, text_feats: torch.Tensor, captions: Sequence[str],
+                ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """Image->text and text->image Recall@K. Pair i is image i with caption i; a retrieved
+    item counts as correct when its caption is the same string as the query's (identical
+    captions have identical embeddings, so their order is arbitrary)."""
+    sim = image_feats @ text_feats.T
+    group_of = {c: i for i, c in enumerate(dict.fromkeys(captions))}
+    group = torch.tensor([group_of[c] for c in captions])
+    same = group[:, None] == group[None, :]  # [query, candidate] correct?
+    out: dict = {"n": len(captions)}
+    for direction, scores in (("image_to_text", sim), ("text_to_image", sim.T)):
+        for k in ks:
+            kk = min(k, scores.shape[1])
+            top = scores.topk(kk, dim=1).indices
+            hit = same.gather(1, top).any(dim=1)
+            out[f"{direction}_R@{k}"] = float(hit.float().mean())
+    return out
+
+
+def retrieval(model: CLIP, tokenizer: CaptionTokenizer, shards: list[str], device: torch.device,
+              limit: int = 1000, batch_size: int = 256) -> dict:
+    size = model.cfg.image_size
+    caps: list[str] = []
+    skipped: Counter[str] = Counter()
+
+    def images() -> Iterator[torch.Tensor]:
+        chunk: list[torch.Tensor] = []
+        for raw, text, key in data.iterate_pairs(shards, limit, skipped):
+            try:
+                img = data.decode_image(raw, size)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{shards}: sample {key}: undecodable image: {exc}") from exc
+            chunk.append(data.to_uint8_tensor(data.center_crop(img, size)))
+            caps.append(text)
+            if len(chunk) == batch_size:
+                yield torch.stack(chunk)
+                chunk = []
+        if chunk:
+            yield torch.stack(chunk)
+
+    feats = image_features(model, images(), device, total=limit)
+    if not caps:
+        raise InputError(f"{shards}: no (image, caption) samples for retrieval")
+    result = recall_at_k(feats, text_features(model, tokenizer, caps, device), caps)
+    return {**result, "skipped": dict(skipped)}
+
+
+def read_templates(path: str) -> list[str]:
+    with fsspec.open(path, "rt", encoding="utf-8") as f:
+        templates = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    if not templates:
+        raise InputError(f"{path}: no prompt templates (one per line, with {{}})")
+    return templates
+
+
+def render_mnist(csv_path: str, out_dir: str, limit: int | None = None,
+                 names: Sequence[str] | None = None) -> str:
+    """Render the MNIST CSV (784 pixel columns then the label, no header) to PNGs and a
+    ``labels.csv`` (path,label) beside them; label strings from ``names`` if given."""
+    import pandas as pd
+    from PIL import Image
+
+    table = pd.read_csv(csv_path, header=None, nrows=limit)
+    if table.shape[1] != 785:
+        raise InputError(f"{csv_path}: expected 785 columns (784 pixels + label), got {table.shape[1]}")
+    pixels = table.iloc[:, :784].to_numpy(np.uint8).reshape(-1, 28, 28)
+    labels = table.iloc[:, 784].to_numpy()
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    for i, (img, label) in enumerate(zip(pixels, labels)):
+        name = f"{i:05d}.png"
+        Image.fromarray(img, mode="L").save(os.path.join(out_dir, name))
+        rows.append((name, names[int(label)] if names else str(label)))
+    pd.DataFrame(rows, columns=["path", "label"]).to_csv(os.path.join(out_dir, "labels.csv"), index=False)
+    return os.path.join(out_dir, "labels.csv")
+
