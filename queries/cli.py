@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output root; results go to DIR/queries/ (local or fsspec path)")
 
 
-def _print_summary(stats: dict, file=sys.stdout) -> None:
+def _print_summary(stats: dict, file=None) -> None:
+    file = file or sys.stdout
     inputs = stats["inputs"]
     print(f"queries: {stats['entries']:,} entries -> {stats['outputs']['metadata.json']}",
           file=file)

@@ -201,7 +201,9 @@ def test_politeness_delay_and_page_limit(site) -> None:
     assert tried == 3  # max_pages
     assert counts["requests"] == len(state.starts) >= 3  # robots.txt + pages
     gaps = [b - a for a, b in zip(state.starts, state.starts[1:])]
-    assert min(gaps) >= 0.19  # request starts spaced by the delay
+    # request starts are spaced by the delay on the client; the server sees arrivals, which
+    # differ from starts by each request's own latency (the first one also connects)
+    assert min(gaps) >= 0.8 * 0.2
     assert state.max_in_flight == 1
     assert counts["skipped:page_limit"] > 0
 
@@ -214,7 +216,7 @@ def test_robots_crawl_delay(site) -> None:
     list(crawl_site([base + "/"], options, Counter()))
     page_starts = state.starts[1:]  # after robots.txt
     gaps = [b - a for a, b in zip(page_starts, page_starts[1:])]
-    assert len(gaps) >= 1 and min(gaps) >= 0.24
+    assert len(gaps) >= 1 and min(gaps) >= 0.8 * 0.25  # see the politeness test
 
 
 def test_robots_crawl_delay_parsing() -> None:
