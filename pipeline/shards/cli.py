@@ -1,0 +1,137 @@
+"""Download the crawl's candidates with img2dataset (behind an SSRF guard, robots.txt and
+retry/backoff), apply basic filters, remove exact and near duplicates (sha256, 64-bit pHash
+with LSH bands + faiss) and near-copies of evaluation images, and write WebDataset shards
+(KEY.jpg/KEY.txt/KEY.json) with a Parquet per shard, sizes.json, manifest.json and a
+report.html dataset card under OUT/shards/. Every candidate keeps a status in the Parquet.
+
+Rerunning after a crash resumes the download; the final shards are identical."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+USES_BEAM = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = parser.add_argument_group("input/output")
+    d.add_argument("--candidates", required=True,
+                   help="the crawl's candidates: a folder with part-*.parquet, or Parquet "
+                   "file(s)/glob (columns of schemas.candidates.CANDIDATES)")
+    d.add_argument("--out", required=True, help="output root; writes OUT/shards/")
+    d.add_argument("--samples-per-shard", type=int, default=10000,
+                   help="kept samples per output tar (default: %(default)s)")
+    d.add_argument("--report-samples", type=int, default=24,
+                   help="images in the report.html sample grid (default: %(default)s)")
+
+    g = parser.add_argument_group("download (img2dataset)")
+    g.add_argument("--image-size", type=int, default=256,
+                   help="img2dataset image_size (default: %(default)s)")
+    g.add_argument("--resize-mode", default="keep_ratio",
+                   choices=["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"],
+                   help="img2dataset resize_mode (default: %(default)s)")
+    g.add_argument("--resize-only-if-bigger", action="store_true",
+                   help="never upscale small images (default: off)")
+    g.add_argument("--encode-format", default="jpg", choices=["jpg", "png", "webp"],
+                   help="image format in the shards (default: %(default)s)")
+    g.add_argument("--encode-quality", type=int, default=95,
+                   help="JPEG/WebP quality or PNG compression (default: %(default)s)")
+    g.add_argument("--distributor", default="multiprocessing",
+                   choices=["multiprocessing", "pyspark"],
+                   help="img2dataset distributor (default: %(default)s)")
+    g.add_argument("--spark-master", default=None,
+                   help="Spark master URL for --distributor pyspark, e.g. spark://host:7077 "
+                   "or local[4] (default: the active session, else local[--processes])")
+    g.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                   help="download processes (default: CPU count, %(default)s)")
+    g.add_argument("--threads", type=int, default=64,
+                   help="download threads per process (default: %(default)s)")
+    g.add_argument("--download-shard-size", type=int, default=10000,
+                   help="candidates per download shard, the unit of resume (default: %(default)s)")
+    g.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds for a whole request incl. body (default: %(default)s)")
+    g.add_argument("--retries", type=int, default=2,
+                   help="retries for 429/5xx/timeouts within a run (default: %(default)s)")
+    g.add_argument("--max-backoff", type=float, default=10.0,
+                   help="longest wait between retries, also the cap on Retry-After; a longer "
+                   "Retry-After fails the row (retry later with --retry-failed) "
+                   "(default: %(default)s)")
+    g.add_argument("--max-bytes", type=int, default=50 * 1024 * 1024,
+                   help="largest response body accepted (default: %(default)s)")
+    g.add_argument("--retry-failed", action="store_true",
+                   help="after the download, re-download once more only the rows whose status "
+                   "is failed_to_download or failed_to_resize (default: off)")
+    g.add_argument("--user-agent-token", default="webimagetext",
+                   help="token in the User-Agent, matched by robots.txt and X-Robots-Tag "
+                   "(default: %(default)s)")
+    g.add_argument("--disallowed-header-directives", nargs="*",
+                   default=["noai", "noimageai", "noindex", "noimageindex"],
+                   help="X-Robots-Tag directives that forbid use (default: %(default)s)")
+    g.add_argument("--ignore-robots-txt", action="store_true",
+                   help="do not fetch robots.txt of image hosts (default: honoured)")
+    g.add_argument("--allow-private", action="store_true",
+                   help="allow private/loopback/link-local targets (default: blocked)")
+    g.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
+                   help="trust this network despite the SSRF guard, e.g. 10.1.0.0/16 for an "
+                   "intranet mirror; repeatable (default: none)")
+
+    f = parser.add_argument_group("filters, dedup, decontamination")
+    f.add_argument("--min-words", type=int, default=2, help="caption words (default: %(default)s)")
+    f.add_argument("--min-chars", type=int, default=5,
+                   help="caption characters (default: %(default)s)")
+    f.add_argument("--min-side", type=int, default=200,
+                   help="shorter side of the original image in pixels (default: %(default)s)")
+    f.add_argument("--max-aspect", type=float, default=3.0,
+                   help="longer/shorter side (default: %(default)s)")
+    f.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="original pixel count, checked from the header before decoding "
+                   "(default: %(default)s)")
+    f.add_argument("--min-bytes", type=int, default=5000,
+                   help="downloaded bytes (default: %(default)s)")
+    f.add_argument("--near-dup-bits", type=int, default=10,
+                   help="pHash Hamming distance for near-duplicates (default: %(default)s)")
+    f.add_argument("--contamination-bits", type=int, default=None,
+                   help="pHash distance to an eval image (default: --near-dup-bits)")
+    f.add_argument("--eval-images", nargs="*", default=[], metavar="DIR",
+                   help="folders of evaluation images; near-copies are removed as "
+                   "'contaminated' (default: none)")
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.shards.download import DownloadConfig
+    from pipeline.shards.filters import FilterConfig
+    from pipeline.shards.guard import FetchConfig
+    from pipeline.shards.job import ShardsOptions, run_shards, shards_dir
+
+    fetch = FetchConfig(
+        timeout=args.timeout, retries=args.retries, max_backoff=args.max_backoff,
+        max_bytes=args.max_bytes, user_agent_token=args.user_agent_token,
+        disallowed_header_directives=tuple(args.disallowed_header_directives),
+        respect_robots_txt=not args.ignore_robots_txt, allow_private=args.allow_private,
+        allowed_networks=tuple(args.allow_network))
+    download = DownloadConfig(
+        fetch=fetch, image_size=args.image_size, resize_mode=args.resize_mode,
+        resize_only_if_bigger=args.resize_only_if_bigger, encode_format=args.encode_format,
+        encode_quality=args.encode_quality, max_pixels=args.max_pixels,
+        thread_count=args.threads,
+        min_words=args.min_words, min_chars=args.min_chars)
+    filters = FilterConfig(min_words=args.min_words, min_chars=args.min_chars,
+                           min_side=args.min_side, max_aspect=args.max_aspect,
+                           max_pixels=args.max_pixels, min_bytes=args.min_bytes)
+    options = ShardsOptions(
+        candidates=args.candidates, out=args.out, download=download, filters=filters,
+        near_dup_bits=args.near_dup_bits,
+        contamination_bits=args.near_dup_bits if args.contamination_bits is None
+        else args.contamination_bits,
+        eval_images=args.eval_images, retry_failed=args.retry_failed,
+        distributor=args.distributor, processes=args.processes, spark_master=args.spark_master,
+        download_shard_size=args.download_shard_size, samples_per_shard=args.samples_per_shard,
+        report_samples=args.report_samples)
+    manifest = run_shards(options, beam_args)
+    counts = manifest["counts"]
+    print(f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
+          f"{manifest['shards']['count']} shard(s) under {shards_dir(args.out)}", file=sys.stderr)
+    print("  " + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items()), file=sys.stderr)
+    return 0

@@ -1,0 +1,283 @@
+"""The ``shards`` stage end to end: download rounds (img2dataset distributors), then the Beam
+job (:class:`BuildShards`), then ``sizes.json``, ``manifest.json`` and ``report.html``.
+
+Layout under ``OUT/shards/``: the final shards at the top, download rounds under
+``_work/round{r}/`` (img2dataset layout). Round 0 downloads every candidate; each run with
+``--retry-failed`` adds a round that re-downloads only the rows whose latest status is
+``failed_to_download`` or ``failed_to_resize``. A killed run resumes: finished download
+shards (those with a ``_stats.json``) are kept, and the Beam job rewrites every final shard
+from the rounds, so the final shards are the same as those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import fsio
+from pipeline.beam import make_pipeline
+from pipeline.errors import InputError, WitError
+from pipeline.shards.decontaminate import hash_eval_images
+from pipeline.shards.download import (
+    INPUT_COLUMNS,
+    RETRYABLE_STATUSES,
+    DownloadConfig,
+    GuardedDownloader,
+    candidate_files,
+    done_shards,
+    iter_candidate_batches,
+    run_distributor,
+    shard_count,
+    shard_name,
+    to_input_table,
+    write_input_shards,
+)
+from pipeline.shards.filters import FilterConfig
+from pipeline.shards.transform import BuildShards, DownloadedShard, TransformConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardsOptions:
+    candidates: str
+    out: str
+    download: DownloadConfig
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    near_dup_bits: int = 10
+    contamination_bits: int = 10
+    eval_images: list[str] = field(default_factory=list)
+    retry_failed: bool = False
+    distributor: str = "multiprocessing"
+    processes: int = 1
+    spark_master: str | None = None
+    download_shard_size: int = 10000
+    samples_per_shard: int = 10000
+    report_samples: int = 24
+
+
+def shards_dir(out: str) -> str:
+    return fsio.join(out, "shards")
+
+
+def work_dir(out: str) -> str:
+    return fsio.join(shards_dir(out), "_work")
+
+
+def round_dir(out: str, r: int) -> str:
+    return fsio.join(work_dir(out), f"round{r}")
+
+
+def file_fingerprint(path: str) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    size = 0
+    with fsspec.open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"path": path, "bytes": size, "sha256": digest.hexdigest()}
+
+
+def _glob(folder: str, pattern: str) -> list[str]:
+    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
+    if not fs.exists(root):
+        return []
+    return sorted(fs.glob(f"{root}/{pattern}"))
+
+
+def existing_rounds(out: str) -> list[int]:
+    return sorted(int(p.rsplit("round", 1)[-1]) for p in _glob(work_dir(out), "round*"))
+
+
+def _check_work_config(out: str, fingerprint: dict[str, Any]) -> None:
+    """A work folder from other inputs/settings would mix two datasets: refuse."""
+    path = fsio.join(work_dir(out), "_config.json")
+    fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as stored
+    if fsio.exists(path):
+        previous = fsio.read_json(path)
+        if previous != fingerprint:
+            changed = sorted(k for k in set(previous) | set(fingerprint)
+                             if previous.get(k) != fingerprint.get(k))
+            raise InputError(f"{path}: the downloads there were made with different "
+                             f"{', '.join(changed)}; use another --out or delete {work_dir(out)}")
+    else:
+        fsio.atomic_write_json(path, fingerprint)
+
+
+def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table]) -> int:
+    """Download one round; returns the number of rows fed. Raises when shards stay
+    unfinished (img2dataset's distributors only print such failures)."""
+    folder = round_dir(opts.out, r)
+    fsio.makedirs(folder)
+    done = done_shards(folder)
+    rows = 0
+
+    def counted() -> Iterator[pa.Table]:
+        nonlocal rows
+        for table in tables:
+            rows += table.num_rows
+            yield table
+
+    shards = write_input_shards(counted(), fsio.join(work_dir(opts.out), f"_tmp{r}"),
+                                opts.download_shard_size, done)
+    downloader = GuardedDownloader(opts.download, folder)
+    started = time.monotonic()
+    run_distributor(downloader, shards, opts.distributor, opts.processes, opts.spark_master)
+    log.info("download round %d: %d rows in %.1fs", r, rows, time.monotonic() - started)
+    expected = set(range(shard_count(rows, opts.download_shard_size)))
+    missing = sorted(expected - done_shards(folder))
+    if missing:
+        raise WitError(f"{folder}: {len(missing)} download shard(s) failed "
+                       f"({', '.join(shard_name(s) for s in missing[:5])}...); rerun to resume")
+    return rows
+
+
+def _retry_rows(out: str, rounds: list[int]) -> Iterator[pa.Table]:
+    """Rows whose latest attempt failed, as downloader input (with their original key).
+    Memory holds only the failed keys, not every key."""
+    failed: dict[str, int] = {}  # key -> round of its latest (failed) attempt
+    for r in rounds:
+        for path in _glob(round_dir(out, r), "*.parquet"):
+            with fsspec.open(path, "rb") as f:
+                table = pq.read_table(f, columns=["key", "status"])
+            for key, status in zip(table.column("key").to_pylist(), table.column("status").to_pylist()):
+                if status in RETRYABLE_STATUSES:
+                    failed[key] = r
+                else:
+                    failed.pop(key, None)
+    for r in rounds:
+        for path in _glob(round_dir(out, r), "*.parquet"):
+            with fsspec.open(path, "rb") as f:
+                table = pq.read_table(f, columns=INPUT_COLUMNS)
+            mask = [failed.get(k) == r for k in table.column("key").to_pylist()]
+            if any(mask):
+                yield table.filter(pa.array(mask)).sort_by("key")
+
+
+def _downloaded_shards(out: str) -> list[DownloadedShard]:
+    shards = []
+    for r in existing_rounds(out):
+        folder = round_dir(out, r)
+        for shard_id in sorted(done_shards(folder)):
+            shards.append(DownloadedShard(r, folder, shard_name(shard_id)))
+    return shards
+
+
+def _clear_outputs(folder: str) -> None:
+    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
+    if not fs.exists(root):
+        return
+    for pattern in ("*.tar", "*.parquet", "*_stats.json", "sizes.json", "manifest.json",
+                    "report.html", ".tmp-*"):
+        for path in fs.glob(f"{root}/{pattern}"):
+            fs.rm(path)
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for package in ("webimagetext", "img2dataset", "apache-beam", "faiss-cpu", "imagehash",
+                    "pyarrow", "Pillow", "opencv-python-headless", "webdataset"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
+    """Run the stage; returns the manifest."""
+    started = time.time()
+    files = candidate_files(opts.candidates)
+    fingerprints = [file_fingerprint(p) for p in files]
+    config = {
+        "download": asdict(opts.download),
+        "download_shard_size": opts.download_shard_size,
+    }
+    # what shapes the downloaded files; fetch settings (timeouts, retries, ...) may change
+    # between runs, e.g. a longer --timeout for --retry-failed
+    shaping = {k: v for k, v in asdict(opts.download).items() if k not in ("fetch", "thread_count")}
+    _check_work_config(opts.out, {"inputs": fingerprints, "download": shaping,
+                                  "download_shard_size": opts.download_shard_size})
+
+    rows = _download_round(opts, 0, _input_tables(files))
+    if opts.retry_failed:
+        rounds = existing_rounds(opts.out)
+        # a round is "done" only when every shard it fed is finished; resume an unfinished one
+        last = rounds[-1]
+        r = last if last > 0 and not fsio.exists(fsio.join(round_dir(opts.out, last), "_done")) \
+            else last + 1
+        _download_round(opts, r, _retry_rows(opts.out, [x for x in rounds if x < r]))
+        fsio.atomic_write_bytes(fsio.join(round_dir(opts.out, r), "_done"), b"")
+
+    eval_hashes, eval_skipped = hash_eval_images(opts.eval_images, opts.filters.max_pixels) \
+        if opts.eval_images else ([], [])
+
+    out_folder = shards_dir(opts.out)
+    _clear_outputs(out_folder)
+    transform_config = TransformConfig(
+        out_folder=out_folder, filters=opts.filters, near_dup_bits=opts.near_dup_bits,
+        contamination_bits=opts.contamination_bits, samples_per_shard=opts.samples_per_shard,
+        block_size=opts.download_shard_size, encode_format=opts.download.encode_format,
+        resize_mode=opts.download.resize_mode)
+    downloaded = _downloaded_shards(opts.out)
+    if downloaded:
+        beam_started = time.monotonic()
+        pipeline = make_pipeline(beam_args)
+        _ = pipeline | "BuildShards" >> BuildShards(transform_config, downloaded, eval_hashes)
+        pipeline.run().wait_until_finish()
+        log.info("beam job over %d download shards: %.1fs", len(downloaded),
+                 time.monotonic() - beam_started)
+    report_started = time.monotonic()
+
+    from pipeline.shards.report import summarize, write_report
+
+    summary = summarize(out_folder)
+    if summary["counts"]["candidates"] != rows:
+        raise WitError(f"{out_folder}: {summary['counts']['candidates']} rows in the shards but "
+                       f"{rows} candidates; rerun to rebuild the shards")
+    sizes = summary.pop("sizes")
+    fsio.atomic_write_json(fsio.join(out_folder, "sizes.json"), sizes)
+    manifest = {
+        **summary,
+        "shards": {"count": len(sizes), "samples_per_shard": opts.samples_per_shard,
+                   "samples": sum(sizes.values())},
+        "config": {
+            **config,
+            "filters": asdict(opts.filters),
+            "near_dup_bits": opts.near_dup_bits,
+            "contamination_bits": opts.contamination_bits,
+            "samples_per_shard": opts.samples_per_shard,
+            "distributor": opts.distributor,
+            "processes": opts.processes,
+            "eval_images": opts.eval_images,
+            "eval_hashes": len(eval_hashes),
+            "eval_skipped": eval_skipped[:100],
+            "download_rounds": existing_rounds(opts.out),
+        },
+        "versions": versions(),
+        "inputs": fingerprints,
+        "seconds": round(time.time() - started, 3),
+    }
+    write_report(out_folder, manifest, opts.candidates, opts.report_samples,
+                 opts.download.encode_format)
+    fsio.atomic_write_json(fsio.join(out_folder, "manifest.json"), manifest)
+    log.info("manifest and report: %.1fs", time.monotonic() - report_started)
+    return manifest
+
+
+def _input_tables(files: list[str]) -> Iterator[pa.Table]:
+    """Downloader input with keys numbered across files (file order, then row order)."""
+    index = 0
+    for table in iter_candidate_batches(files):
+        yield to_input_table(table, index)
+        index += table.num_rows

@@ -1,0 +1,184 @@
+"""Counts for ``manifest.json`` and the ``report.html`` dataset card, both computed by
+streaming the final shard Parquets (fixed-size histograms: memory does not grow with the
+dataset)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import Counter
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipeline import fsio
+from pipeline.shards.transform import read_tar_images
+
+SIDE_BINS = np.array([0, 64, 128, 200, 256, 384, 512, 768, 1024, 1536, 2048, 4096, 8192, 1 << 30])
+CAPTION_BINS = np.array([0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 1 << 30])
+DOWNLOAD_POLICY = ("filtered:robots_txt", "filtered:x_robots_tag", "filtered:blocked_address")
+
+
+def _parquets(folder: str) -> list[str]:
+    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
+    return sorted(p for p in fs.glob(f"{root}/*.parquet"))
+
+
+def summarize(folder: str) -> dict[str, Any]:
+    statuses: Counter[str] = Counter()
+    duplicates: Counter[str] = Counter()
+    entries: Counter[int] = Counter()
+    sizes: dict[str, int] = {}
+    side_hist = np.zeros(len(SIDE_BINS) - 1, dtype=np.int64)
+    caption_hist = np.zeros(len(CAPTION_BINS) - 1, dtype=np.int64)
+    columns = ["status", "error_message", "original_width", "original_height", "caption",
+               "matched_entry_ids"]
+    for path in _parquets(folder):
+        with fsspec.open(path, "rb") as f:
+            table = pq.read_table(f, columns=columns).to_pydict()
+        kept = 0
+        for i, status in enumerate(table["status"]):
+            if status.startswith("duplicate_of:"):
+                kind = (table["error_message"][i] or "near").split(" ", 1)[0]
+                duplicates[kind] += 1
+                status = "duplicate"
+            statuses[status] += 1
+            if status == "success":
+                kept += 1
+                side = min(table["original_width"][i] or 0, table["original_height"][i] or 0)
+                side_hist += np.histogram([side], SIDE_BINS)[0]
+                caption_hist += np.histogram([len(table["caption"][i])], CAPTION_BINS)[0]
+                entries.update(table["matched_entry_ids"][i] or [])
+        sizes[path.rsplit("/", 1)[-1].replace(".parquet", ".tar")] = kept
+    total = sum(statuses.values())
+    failed = statuses["failed_to_download"] + statuses["failed_to_resize"] + sum(
+        statuses[s] for s in DOWNLOAD_POLICY)
+    filtered = sum(v for k, v in statuses.items() if k.startswith("filtered:")) - sum(
+        statuses[s] for s in DOWNLOAD_POLICY)
+    downloaded = total - failed
+    after_filters = downloaded - filtered
+    after_decontamination = after_filters - statuses["contaminated"]
+    after_exact = after_decontamination - duplicates["exact"]
+    return {
+        "counts": {
+            "candidates": total,
+            "downloaded": downloaded,
+            "after_filters": after_filters,
+            "after_decontamination": after_decontamination,
+            "after_exact_dedup": after_exact,
+            "kept": statuses["success"],
+        },
+        "statuses": dict(sorted(statuses.items())),
+        "filtered": {k.split(":", 1)[1]: v for k, v in sorted(statuses.items())
+                     if k.startswith("filtered:")},
+        "duplicates": dict(sorted(duplicates.items())),
+        "histograms": {
+            "shorter_side_bins": SIDE_BINS.tolist(), "shorter_side": side_hist.tolist(),
+            "caption_chars_bins": CAPTION_BINS.tolist(), "caption_chars": caption_hist.tolist(),
+        },
+        "top_entries": entries.most_common(30),
+        "sizes": sizes,
+    }
+
+
+def _entry_names(candidates: str) -> dict[int, str]:
+    """Entry names from the crawl's ``entry_counts.parquet`` beside the candidates, if any."""
+    folder = candidates if not candidates.endswith(".parquet") else candidates.rsplit("/", 1)[0]
+    path = fsio.join(folder, "entry_counts.parquet")
+    if not fsio.exists(path):
+        return {}
+    with fsspec.open(path, "rb") as f:
+        table = pq.read_table(f, columns=["entry_id", "entry"]).to_pydict()
+    return dict(zip(table["entry_id"], table["entry"]))
+
+
+def _figure_png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _plots(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = []
+    hist = manifest["histograms"]
+    for title, bins_key, values_key in (
+            ("Shorter image side (original pixels), kept samples", "shorter_side_bins", "shorter_side"),
+            ("Caption length (characters), kept samples", "caption_chars_bins", "caption_chars")):
+        bins = hist[bins_key]
+        labels = [f"{bins[i]}-" if i == len(bins) - 2 else f"{bins[i]}-{bins[i + 1]}"
+                  for i in range(len(bins) - 1)]
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.bar(range(len(labels)), hist[values_key])
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_title(title)
+        plots.append((title, _figure_png(fig)))
+        plt.close(fig)
+    statuses = manifest["statuses"]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * max(3, len(statuses)) + 0.5))
+    ax.barh(list(statuses), list(statuses.values()))
+    ax.invert_yaxis()
+    ax.set_title("Status of every candidate")
+    plots.append(("Status breakdown", _figure_png(fig)))
+    plt.close(fig)
+    return plots
+
+
+def write_report(folder: str, manifest: dict[str, Any], candidates: str, samples: int,
+                 encode_format: str = "jpg") -> None:
+    names = _entry_names(candidates)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>webimagetext shards</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+        ".grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{width:160px;margin:0}"
+        ".grid img{width:160px;height:160px;object-fit:cover}"
+        "figcaption{font-size:11px}</style></head><body>",
+        "<h1>Dataset card: webimagetext shards</h1>",
+        "<h2>Counts</h2><table>",
+        *(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in manifest["counts"].items()),
+        "</table>",
+        f"<p>{manifest['shards']['count']} shards, {manifest['shards']['samples']} samples.</p>",
+    ]
+    for title, png in _plots(manifest):
+        parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{png}'>")
+    parts.append("<h2>Top matched entries (kept samples)</h2><table><tr><th>entry id</th>"
+                 "<th>entry</th><th>samples</th></tr>")
+    for entry_id, count in manifest["top_entries"]:
+        parts.append(f"<tr><td>{entry_id}</td><td>{html.escape(names.get(entry_id, ''))}</td>"
+                     f"<td>{count}</td></tr>")
+    parts.append("</table><h2>Samples</h2><div class='grid'>")
+    parts.extend(_sample_figures(folder, samples, encode_format))
+    parts.append("</div><h2>Config</h2><pre>")
+    import json
+
+    parts.append(html.escape(json.dumps(manifest["config"], indent=2)))
+    parts.append("</pre></body></html>")
+    fsio.atomic_write_bytes(fsio.join(folder, "report.html"), "\n".join(parts).encode("utf-8"))
+
+
+def _sample_figures(folder: str, samples: int, encode_format: str) -> list[str]:
+    figures: list[str] = []
+    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
+    for tar in sorted(fs.glob(f"{root}/*.tar")):
+        if len(figures) >= samples:
+            break
+        with fsspec.open(tar.replace(".tar", ".parquet"), "rb") as f:
+            table = pq.read_table(f, columns=["key", "status", "caption"]).to_pydict()
+        kept = [(k, c) for k, s, c in zip(table["key"], table["status"], table["caption"])
+                if s == "success"][: samples - len(figures)]
+        images = read_tar_images(tar, encode_format, {k for k, _ in kept})
+        for key, caption in kept:
+            if key in images:
+                data = base64.b64encode(images[key]).decode("ascii")
+                mime = "jpeg" if encode_format == "jpg" else encode_format
+                figures.append(f"<figure><img src='data:image/{mime};base64,{data}'>"
+                               f"<figcaption>{html.escape(caption[:120])}</figcaption></figure>")
+    return figures

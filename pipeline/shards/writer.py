@@ -1,0 +1,83 @@
+"""Writing one output shard: ``{shard}.tar`` (WebDataset), ``{shard}.parquet`` and
+``{shard}_stats.json`` in img2dataset's layout, each to a temporary name renamed when
+complete. Tar members carry fixed metadata (mtime 0, uid 0, mode 0444) and samples are in
+key order, so the same samples always give byte-identical tars on any runner.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import fsio
+from schemas import validate
+from schemas.shards import SAMPLES
+
+
+def status_group(status: str) -> str:
+    """``filtered:min_side`` -> ``filtered``; ``duplicate_of:0001`` -> ``duplicate``."""
+    if status.startswith("duplicate_of:"):
+        return "duplicate"
+    return status.split(":", 1)[0]
+
+
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o444, 0, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def sample_json(row: dict[str, Any]) -> bytes:
+    return json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def _atomic_path(path: str) -> str:
+    parent, name = path.rsplit("/", 1)
+    return f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
+
+
+def write_shard(folder: str, name: str, rows: Iterable[dict[str, Any]],
+                images: dict[str, bytes], encode_format: str = "jpg") -> dict[str, Any]:
+    """Write the tar (kept samples: ``images`` by key), the Parquet (all ``rows``) and the
+    stats of one shard; returns the stats."""
+    ordered = sorted(rows, key=lambda r: r["key"])
+    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
+    fs.makedirs(root, exist_ok=True)
+    tar_path, parquet_path = f"{root}/{name}.tar", f"{root}/{name}.parquet"
+    tmp_tar, tmp_parquet = _atomic_path(tar_path), _atomic_path(parquet_path)
+    with fs.open(tmp_tar, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for row in ordered:
+            if row["status"] == "success":
+                key = row["key"]
+                _tar_member(tar, f"{key}.{encode_format}", images[key])
+                _tar_member(tar, f"{key}.txt", row["caption"].encode("utf-8"))
+                _tar_member(tar, f"{key}.json", sample_json(row))
+    table = validate(pa.Table.from_pylist(ordered, schema=SAMPLES), SAMPLES, where=parquet_path)
+    with fs.open(tmp_parquet, "wb") as f:
+        pq.write_table(table, f)
+    statuses = Counter(r["status"] for r in ordered)
+    groups = Counter(status_group(r["status"]) for r in ordered)
+    stats = {
+        "count": len(ordered),
+        "successes": groups["success"],
+        "failed_to_download": groups["failed_to_download"],
+        "failed_to_resize": groups["failed_to_resize"],
+        "filtered": groups["filtered"],
+        "duplicates": groups["duplicate"],
+        "contaminated": groups["contaminated"],
+        "status_dict": {k: v for k, v in sorted(statuses.items()) if not k.startswith("duplicate_of:")},
+    }
+    # rename the data first and the stats last: the stats file marks a complete shard
+    fs.mv(tmp_tar, tar_path)
+    fs.mv(tmp_parquet, parquet_path)
+    fsio.atomic_write_json(fsio.join(folder, f"{name}_stats.json"), stats)
+    return {"shard": name, **stats}

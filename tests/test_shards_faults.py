@@ -1,0 +1,169 @@
+"""`wit shards` end to end on a loopback server: the fault matrix, filters, exact/near
+duplicates, decontamination, and the output formats (webdataset, pandas, sizes.json)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image, ImageEnhance
+from test_shards_support import (
+    TRUSTED,
+    Server,
+    fault_routes,
+    huge_png,
+    png_header_bomb,
+    real_images,
+    to_jpeg,
+    write_candidates,
+)
+
+from pipeline.shards.download import DownloadConfig
+from pipeline.shards.filters import FilterConfig
+from pipeline.shards.guard import FetchConfig
+from pipeline.shards.job import ShardsOptions, run_shards
+
+
+def options(candidates: Path, out: Path, **overrides) -> ShardsOptions:
+    fetch = FetchConfig(timeout=2.0, retries=1, max_backoff=2.0, allowed_networks=(TRUSTED,))
+    download = DownloadConfig(fetch=fetch, image_size=128, thread_count=16, max_pixels=3_000_000)
+    base = dict(candidates=str(candidates), out=str(out), download=download,
+                filters=FilterConfig(max_pixels=3_000_000), processes=1,
+                download_shard_size=8, samples_per_shard=5)
+    base.update(overrides)
+    return ShardsOptions(**base)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shards")
+    images = real_images(15)
+    origin, private = Server(), Server("127.0.0.1")
+    private.routes["/img.jpg"] = to_jpeg(images[0][1])
+    expected: dict[str, str] = {}
+    rows: list[dict] = []
+
+    def add(path: str, body: bytes | None, status: str, text: str = "a real picture of things"):
+        if body is not None:
+            origin.routes[path] = body
+        rows.append({"url": origin.url(path), "text": text})
+        expected[origin.url(path)] = status
+
+    for i, (name, image) in enumerate(images[:10]):
+        add(f"/img/{i}.jpg", to_jpeg(image), "success", f"image {name} number {i}")
+    base0, base1, base2, base3 = (images[i][1] for i in range(4))
+    add("/img/exact-copy.jpg", to_jpeg(base0), "duplicate_of", "the same bytes again")
+    add("/img/resized.jpg", to_jpeg(base1.resize((base1.width * 2 // 3, base1.height * 2 // 3))),
+        "duplicate_of", "a smaller copy")
+    add("/img/brighter.jpg", to_jpeg(ImageEnhance.Brightness(base2).enhance(1.15), 70),
+        "duplicate_of", "a brighter copy")
+    w, h = base3.size
+    add("/img/cropped.jpg", to_jpeg(base3.crop((w // 50, h // 50, w - w // 50, h - h // 50))),
+        "duplicate_of", "a slightly cropped copy")
+    add("/img/small.jpg", to_jpeg(images[10][1].resize((120, 120))), "filtered:min_side")
+    wide = images[11][1].resize((900, 250))
+    add("/img/wide.jpg", to_jpeg(wide), "filtered:aspect_ratio")
+    add("/img/tiny-bytes.jpg", to_jpeg(Image.new("RGB", (300, 300), "white")), "filtered:min_bytes")
+    add("/img/one-word.jpg", to_jpeg(images[12][1]), "filtered:caption_words", "word")
+    add("/img/eval-copy.jpg", to_jpeg(images[13][1]), "contaminated")
+    eval_dir = tmp / "eval"
+    eval_dir.mkdir()
+    images[13][1].resize((200, 200)).save(eval_dir / "e0.png")
+
+    faults = fault_routes(origin, to_jpeg(images[14][1]), private.url("/img.jpg"),
+                          huge_png(2000, 2000), png_header_bomb())
+    for path, status in faults.items():
+        add(path, None, status)
+    add("/missing-on-server.jpg", None, "failed_to_download")
+    candidates = write_candidates(tmp / "candidates", rows, files=2)
+    out = tmp / "out"
+    try:
+        manifest = run_shards(options(candidates, out, eval_images=[str(eval_dir)]), [])
+    finally:
+        origin.close()
+        private.close()
+    return {"out": out, "manifest": manifest, "expected": expected, "rows": rows,
+            "origin_hits": origin.hits, "private_hits": private.hits}
+
+
+def read_parquets(out: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted((out / "shards").glob("*.parquet"))],
+                     ignore_index=True)
+
+
+def test_every_row_has_the_expected_status(run):
+    df = read_parquets(run["out"])
+    assert len(df) == len(run["rows"])
+    assert df["key"].is_unique
+    got = dict(zip(df["url"], df["status"]))
+    for url, want in run["expected"].items():
+        assert got[url].startswith(want), (url, got[url], df.set_index("url").loc[url, "error_message"])
+    failed = df[df["status"] != "success"]
+    assert failed["error_message"].notna().all()
+
+
+def test_guard_never_reached_the_private_target_and_robots_fetched_once(run):
+    assert run["private_hits"]["/img.jpg"] == 0
+    assert run["origin_hits"]["/robots.txt"] == 1
+    assert run["origin_hits"]["/private/secret.jpg"] == 0
+    assert run["origin_hits"]["/f/429.jpg"] == 2  # 429 + Retry-After, then success
+
+
+def test_duplicates_point_to_their_original(run):
+    df = read_parquets(run["out"]).set_index("url")
+    origin = run["rows"][0]["url"].rsplit("/img/", 1)[0]
+    for copy, original in (("exact-copy", 0), ("resized", 1), ("brighter", 2), ("cropped", 3)):
+        keeper = df.loc[f"{origin}/img/{original}.jpg", "key"]
+        row = df.loc[f"{origin}/img/{copy}.jpg"]
+        # the keeper rule prefers more pixels: the original (or an equal copy with smaller key)
+        assert row["duplicate_of"] == keeper, (copy, row["status"])
+    manifest = run["manifest"]
+    assert manifest["duplicates"] == {"exact": 1, "near": 3}
+
+
+def test_shards_read_by_webdataset_and_sizes(run):
+    import webdataset as wds
+
+    shards = run["out"] / "shards"
+    sizes = json.loads((shards / "sizes.json").read_text())
+    tars = sorted(shards.glob("*.tar"))
+    assert [t.name for t in tars] == sorted(sizes)
+    assert all(v == 5 for v in list(sizes.values())[:-1])
+    df = read_parquets(run["out"])
+    kept = df[df["status"] == "success"].sort_values("key")
+    assert sum(sizes.values()) == len(kept) == run["manifest"]["counts"]["kept"]
+    dataset = wds.WebDataset([str(t) for t in tars], shardshuffle=False).decode("pil").to_tuple(
+        "__key__", "jpg;png", "txt", "json")
+    samples = list(dataset)
+    assert [s[0] for s in samples] == kept["key"].tolist()
+    for key, image, text, meta in samples:
+        assert isinstance(image, Image.Image) and min(image.size) == 128
+        assert text == meta["caption"] and meta["status"] == "success" and meta["key"] == key
+    with tarfile.open(tars[0]) as tar:
+        names = tar.getnames()
+    assert names[:3] == [f"{samples[0][0]}.jpg", f"{samples[0][0]}.txt", f"{samples[0][0]}.json"]
+
+
+def test_manifest_and_report(run):
+    shards = run["out"] / "shards"
+    manifest = json.loads((shards / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["candidates"] == len(run["rows"])
+    assert counts["candidates"] >= counts["downloaded"] >= counts["after_filters"] \
+        >= counts["after_decontamination"] >= counts["after_exact_dedup"] >= counts["kept"]
+    assert manifest["statuses"]["contaminated"] == 1
+    assert manifest["filtered"]["max_pixels"] == 2
+    assert manifest["inputs"][0]["sha256"]
+    assert manifest["versions"]["img2dataset"]
+    html = (shards / "report.html").read_text()
+    assert html.count("data:image/png;base64") == 3 and "data:image/jpeg;base64" in html
+    stats = json.loads((shards / "00000_stats.json").read_text())
+    assert stats["count"] >= stats["successes"] == 5
+    image = Image.open(io.BytesIO(next(iter(tarfile.open(sorted(shards.glob("*.tar"))[0]).extractfile(m).read()
+                                             for m in tarfile.open(sorted(shards.glob("*.tar"))[0]).getmembers()
+                                             if m.name.endswith(".jpg")))))
+    assert image.format == "JPEG"
