@@ -62,26 +62,6 @@ class QueryConfig:
         return bool({"unigram", "bigram"} & set(self.sources)) or self.title_rule == "inlinks"
 
 
-class SumDicts(beam.CombineFn):
-    """Element-wise sum of ``{name: number}`` dictionaries (the job's counters)."""
-
-    def create_accumulator(self) -> Counter:
-        return Counter()
-
-    def add_input(self, acc: Counter, value: dict) -> Counter:
-        acc.update(value)
-        return acc
-
-    def merge_accumulators(self, accs: Iterable[Counter]) -> Counter:
-        total: Counter = Counter()
-        for acc in accs:
-            total.update(acc)
-        return total
-
-    def extract_output(self, acc: Counter) -> dict:
-        return dict(sorted(acc.items()))
-
-
 # Counts travel as sharded dictionaries: (shard, {key: count}) with shard = crc32(key) % S.
 # One Beam element per shard instead of one per word keeps Beam's per-element cost (~20 µs)
 # off the hot path, while CombinePerKey over shards still spreads the work over workers.
@@ -125,6 +105,13 @@ class MergeCounts(beam.CombineFn):
 
     def extract_output(self, acc: Counter) -> dict:
         return dict(acc)
+
+
+class SumDicts(MergeCounts):
+    """Element-wise sum of ``{name: number}`` dictionaries (the job's counters), sorted."""
+
+    def extract_output(self, acc: Counter) -> dict:
+        return dict(sorted(acc.items()))
 
 
 class CountDumpFn(beam.DoFn):

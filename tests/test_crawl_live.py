@@ -18,9 +18,9 @@ from pipeline.cli import main
 from pipeline.crawl.live_crawler import (
     CrawlerOptions,
     crawl_site,
-    retry_after_seconds,
     robots_crawl_delay,
 )
+from pipeline.httputil import retry_after_seconds
 
 UA = "witbot/1.0 (test)"
 ROBOTS = "User-agent: witbot\nDisallow: /private/\n\nUser-agent: *\nDisallow: /\n"

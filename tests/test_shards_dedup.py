@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
 from test_shards_support import png_header_bomb, real_images, to_jpeg
 
+from pipeline.httputil import retry_after_seconds as parse_retry_after
 from pipeline.shards.dedup import (
     brute_force_pairs,
     exact_duplicates,
@@ -22,7 +23,6 @@ from pipeline.shards.dedup import (
 )
 from pipeline.shards.download import jpeg_is_truncated, precheck
 from pipeline.shards.filters import FilterConfig, filter_reason
-from pipeline.shards.guard import parse_retry_after
 from pipeline.shards.phash import band_values, phash_bytes
 
 NEAR_DUP_BITS = 10  # the --near-dup-bits default

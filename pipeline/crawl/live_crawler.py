@@ -14,7 +14,6 @@ counted as ``skipped:<reason>``; nothing raises out of :func:`crawl_site`.
 
 from __future__ import annotations
 
-import email.utils
 import threading
 import time
 import urllib.robotparser
@@ -29,6 +28,7 @@ import requests
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
 from pipeline.crawl.netguard import BlockedURLError, check_url
 from pipeline.crawl.warc_source import is_html
+from pipeline.httputil import retry_after_seconds
 
 DEFAULT_USER_AGENT = "webimagetext-crawler/0.1 (+https://github.com/webimagetext)"
 
@@ -86,20 +86,6 @@ class HostGate:
 
     def __exit__(self, *exc: object) -> None:
         self.slots.release()
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None if unparseable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def robots_crawl_delay(lines: Sequence[str], user_agent: str) -> float | None:

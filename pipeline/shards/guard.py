@@ -21,7 +21,6 @@ What it adds around a GET, in the order a request meets them:
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import http.client
 import socket
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 from img2dataset.downloader import is_disallowed
 
 from pipeline.crawl.netguard import BlockedURLError, check_address, check_url
+from pipeline.httputil import retry_after_seconds
 
 DEFAULT_DISALLOWED = ("noai", "noimageai", "noindex", "noimageindex")
 ROBOTS_MAX_BYTES = 512 * 1024
@@ -153,20 +153,6 @@ def build_opener(config: FetchConfig) -> urllib.request.OpenerDirector:
     return opener
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 class Fetcher:
     """Guarded GETs for one worker process; thread-safe (img2dataset calls it from a pool)."""
 
@@ -212,7 +198,7 @@ class Fetcher:
         except urllib.error.HTTPError as exc:
             code = exc.code
             retryable = code == 429 or code >= 500
-            wait = parse_retry_after(exc.headers.get("Retry-After")) if exc.headers else None
+            wait = retry_after_seconds(exc.headers.get("Retry-After")) if exc.headers else None
             raise FetchError(f"HTTP Error {code}: {exc.reason}", retryable=retryable,
                              retry_after=wait) from exc
         except urllib.error.URLError as exc:
