@@ -42,8 +42,14 @@ EXTRAS = {
         "ruff>=0.5",
         "mypy>=1.8",
         "pyspark>=3.4",
+        # the Dataflow dry-run tests (tests/test_scaling_dataflow.py); Beam's --setup_file
+        # staging runs `setup.py sdist`, which needs setuptools in the venv (3.12+ has none)
+        "apache-beam[gcp]>=2.60",
+        "setuptools>=61",
     ],
     "spark": ["pyspark>=3.4"],
+    # DataflowRunner and gs:// paths (see docs/scaling.md)
+    "gcp": ["apache-beam[gcp]>=2.60", "gcsfs>=2023.6"],
     # Comparison anchors for bench/ only.
     "bench": ["wikiextractor>=3.0.6"],
 }

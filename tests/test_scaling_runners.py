@@ -1,0 +1,249 @@
+"""Every Beam job gives the same outputs on three runner set-ups: the in-process runner (the
+default), two worker processes (``--direct_running_mode=multi_processing``), and the
+PortableRunner against Beam's local job service with ``--environment_type=LOOPBACK`` — the
+portable path (job service + SDK harness over gRPC) that Flink's and Spark's job servers use.
+
+Each job runs once per set-up on small real inputs; deterministic files are compared byte for
+byte, Parquet outputs by their sorted rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import shared_file
+from test_shards_support import TRUSTED, Server, real_images, to_jpeg, write_candidates
+
+from pipeline.cli import main
+from pipeline.shards.download import DownloadConfig, FetchConfig
+from pipeline.shards.filters import FilterConfig
+from pipeline.shards.job import ShardsOptions, run_shards
+
+MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def beam_temp_files(tmp_path_factory) -> Iterator[None]:
+    """Beam's stager and job service leave temporary folders behind: keep them in pytest's
+    temporary folder instead of the system's."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("beam_tmp"))
+    yield
+    tempfile.tempdir = saved
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def job_endpoint(tmp_path_factory) -> Iterator[str]:
+    """Beam's local job service on a free loopback port, stopped after the module. Its log
+    goes to a file (a pipe nobody reads would block it once full)."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("job_service") / "log.txt"
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+             "--port", str(port)], stdout=log_file, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"local job service exited: {log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("local job service did not start in 60 s") from None
+                time.sleep(0.2)
+        yield f"localhost:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def runner_setups(endpoint: str) -> dict[str, list[str]]:
+    return {
+        "in_process": [],
+        "multi_processing": MULTI_PROCESS,
+        "portable_loopback": ["--runner=PortableRunner", f"--job_endpoint={endpoint}",
+                              "--environment_type=LOOPBACK"],
+    }
+
+
+def parquet_rows(paths: list[Path]) -> list[str]:
+    """Rows of Parquet files as sorted canonical JSON (row order is not part of the output)."""
+    assert paths, "no Parquet files"
+    rows = pa.concat_tables(pq.read_table(p) for p in paths).to_pylist()
+    return sorted(json.dumps(r, sort_keys=True, default=repr) for r in rows)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_all_equal(outputs: dict[str, dict]) -> None:
+    (first_name, first), *rest = outputs.items()
+    for name, other in rest:
+        assert other.keys() == first.keys(), (first_name, name)
+        for key in first:
+            assert other[key] == first[key], f"{key}: {name} differs from {first_name}"
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+QUERIES_ARGS = ["--sources", "unigram,bigram,title", "--min-count", "20", "--min-pmi", "12",
+                "--min-bigram-count", "5", "--min-inlinks", "3"]
+
+
+def queries_outputs(out: Path) -> dict:
+    folder = out / "queries"
+    return {"metadata.json": (folder / "metadata.json").read_bytes(),
+            "metadata.parquet": parquet_rows([folder / "metadata.parquet"])}
+
+
+def test_queries_same_on_every_runner(tmp_path, wiki_sample, job_endpoint):
+    outputs = {}
+    for name, beam_args in runner_setups(job_endpoint).items():
+        out = tmp_path / name
+        assert main(["queries", "--wiki", str(wiki_sample), "--out", str(out), *QUERIES_ARGS,
+                     "--", *beam_args]) == 0, name
+        outputs[name] = queries_outputs(out)
+    assert_all_equal(outputs)
+    entries = json.loads(outputs["in_process"]["metadata.json"])
+    assert len(entries) > 1000
+
+
+# -- crawl -----------------------------------------------------------------------------------
+
+
+def crawl_inputs(tmp_path: Path) -> list[str]:
+    """The sample WARCs + WAT, a malformed WARC, and a URL list whose 'cat' entry is far above
+    t, so balancing draws (seeded) really decide which rows stay."""
+    warcs = [str(shared_file(f"webarchive/{n}")) for n in
+             ("cc-main-2020-34-sample.warc.gz", "clipped.warc.gz", "whirlwind.warc.gz")]
+    malformed = str(shared_file("webarchive/malformed/example-wrong-chunks.warc.gz"))
+    wat = str(shared_file("webarchive/whirlwind.warc.wat.gz"))
+    urls = tmp_path / "list.parquet"
+    rows = ([(f"https://img.test/cat/{i}.jpg", f"my cat number {i}") for i in range(400)]
+            + [(f"https://img.test/dog/{i}.jpg", f"a dog, photo {i}") for i in range(20)]
+            + [("https://img.test/cat/0.jpg", "my cat number 0")] * 3)
+    pq.write_table(pa.table({"url": [u for u, _ in rows], "caption": [c for _, c in rows]}),
+                   urls, row_group_size=100)
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps(["Houston Press", "Biquipedia", "Hovenier", "Escopete", "the",
+                                "cat", "dog"]))
+    return ["--warc", *warcs, malformed, "--wat", wat, "--urls", str(urls),
+            "--metadata", str(meta), "--t", "40", "--seed", "5"]
+
+
+def crawl_outputs(out: Path) -> dict:
+    folder = out / "candidates"
+    stats = json.loads((folder / "stats.json").read_text())
+    return {"candidates": parquet_rows(sorted(folder.glob("part-*.parquet"))),
+            "entry_counts": parquet_rows([folder / "entry_counts.parquet"]),
+            "sources": stats["sources"]}
+
+
+def test_crawl_same_on_every_runner(tmp_path, job_endpoint):
+    args = crawl_inputs(tmp_path)
+    outputs = {}
+    for name, beam_args in runner_setups(job_endpoint).items():
+        out = tmp_path / name
+        assert main(["crawl", *args, "--out", str(out), "--", *beam_args]) == 0, name
+        outputs[name] = crawl_outputs(out)
+    assert_all_equal(outputs)
+    sources = outputs["in_process"]["sources"]
+    assert sources["warc"]["kept"] > 0 and sources["urls"]["duplicates"] == 3
+    assert 0 < sources["urls"]["kept"] < 420  # 'cat' was thinned by the seeded draw
+
+
+# -- shards (Beam part) ----------------------------------------------------------------------
+
+
+def shards_options(candidates: Path, out: Path) -> ShardsOptions:
+    fetch = FetchConfig(timeout=5.0, retries=1, max_backoff=2.0, allowed_networks=(TRUSTED,))
+    download = DownloadConfig(fetch=fetch, image_size=64, thread_count=4, max_pixels=3_000_000)
+    return ShardsOptions(candidates=str(candidates), out=str(out), download=download,
+                         filters=FilterConfig(max_pixels=3_000_000), processes=1,
+                         download_shard_size=4, samples_per_shard=3)
+
+
+def shards_outputs(out: Path) -> dict:
+    folder = out / "shards"
+    found: dict = {p.name: sha(p) for p in sorted(folder.glob("*.tar"))}
+    found["rows"] = parquet_rows(sorted(folder.glob("*.parquet")))
+    found["sizes.json"] = (folder / "sizes.json").read_bytes()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    found["statuses"] = manifest["statuses"]
+    return found
+
+
+def test_shards_beam_job_same_on_every_runner(tmp_path, job_endpoint):
+    """One real download (img2dataset, loopback origin), then the shards Beam job (filters,
+    dedup, resharding) over those same downloads on each runner set-up."""
+    images = real_images(7)
+    server = Server()
+    rows = []
+    for i, (name, image) in enumerate(images):
+        server.routes[f"/img/{i}.jpg"] = to_jpeg(image)
+        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": f"a picture of {name}"})
+    rows.append(rows[1])  # an exact duplicate: dedup must pick the same survivor everywhere
+    rows.append({"url": server.url("/missing.jpg"), "text": "an image that is not there"})
+    candidates = write_candidates(tmp_path / "candidates", rows, files=2)
+    downloaded = tmp_path / "downloaded"
+    try:
+        run_shards(shards_options(candidates, downloaded), [])
+    finally:
+        server.close()  # from here on nothing is fetched: every run reuses the downloads
+
+    outputs = {}
+    for name, beam_args in runner_setups(job_endpoint).items():
+        out = tmp_path / name
+        shutil.copytree(downloaded / "shards" / "_work", out / "shards" / "_work")
+        run_shards(shards_options(candidates, out), beam_args)
+        outputs[name] = shards_outputs(out)
+    assert_all_equal(outputs)
+    statuses = outputs["in_process"]["statuses"]
+    assert statuses.get("success") == len(images) and sum(statuses.values()) == len(rows)
+    assert len([k for k in outputs["in_process"] if k.endswith(".tar")]) >= 2
+
+
+# -- Makefile --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["queries", "crawl", "shards", "demo"])
+def test_makefile_passes_runner_and_beam_args(target):
+    """`make TARGET RUNNER=... BEAM_ARGS=...` hands both to `wit` after `--` (printed with
+    `make -n`: nothing runs)."""
+    repo = Path(__file__).resolve().parents[1]
+    beam_args = "--job_endpoint=localhost:8099 --environment_type=LOOPBACK"
+    result = subprocess.run(
+        ["make", "-n", target, "OUT=gs://bucket/out", "WIKI=dump.xml.bz2",
+         "CRAWL_ARGS=--urls list.parquet", "RUNNER=PortableRunner", f"BEAM_ARGS={beam_args}"],
+        cwd=repo, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    wit_lines = [line for line in result.stdout.splitlines() if f"wit {target}" in line]
+    assert len(wit_lines) == 1, result.stdout
+    assert wit_lines[0].endswith(f" -- --runner=PortableRunner {beam_args}")
+    assert "gs://bucket/out" in wit_lines[0]
