@@ -1,26 +1,27 @@
 """Run webimagetext end to end on inputs the demo prepares itself (cached for the next run):
-the real English Wikipedia excerpt shipped in the gensim wheel and WordNet -> the query list.
-The later stages join the demo as they land. Thresholds are scaled to the sample and printed;
-the real-scale defaults stay the defaults of each command."""
+the real English Wikipedia excerpt shipped in the gensim wheel + WordNet -> the query list;
+a mini-web of Debian's OpenClipart (HTML pages with <img alt> and <figure><figcaption>) served
+on 127.0.0.1 -> crawl -> shards -> a tiny CLIP trained on CPU -> zero-shot classification of
+OpenClipart categories held out of the mini-web + retrieval -> OUT/demo/report.html.
+
+Needs (checked before anything runs): Debian packages openclipart-png, openclipart-svg and
+wordnet-base (or nltk's wordnet data), and PyPI reachable on the first run (gensim wheel).
+Thresholds are scaled to the sample and printed; the real-scale defaults stay the defaults of
+each command. Details: docs/demo.md."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from pipeline.demo.inputs import wikipedia_sample
-from queries.wordnet import cache_dir
+from pipeline.demo.chain import DemoConfig, run_demo
 
 USES_BEAM = True
 
-# Thresholds for the 106-article sample (the CLI defaults are for a full Wikipedia).
-SAMPLE_QUERY_ARGS = ["--min-count", "20", "--min-pmi", "12", "--min-bigram-count", "5",
-                     "--min-inlinks", "3"]
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = DemoConfig
     parser.add_argument("--out", default="out", metavar="DIR",
                         help="output root (default: %(default)s)")
     parser.add_argument("--cache", default=None, metavar="DIR",
@@ -28,31 +29,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: $WIT_CACHE or ~/.cache/webimagetext/demo)")
     parser.add_argument("--wiki", default=None, metavar="DUMP",
                         help="use this dump instead of the gensim sample")
-
-
-def _stage(name: str) -> float:
-    print(f"== {name}", file=sys.stderr, flush=True)
-    return time.perf_counter()
+    parser.add_argument("--images", type=int, default=d.images,
+                        help="OpenClipart images on the mini-web, at most all ~7,700 not held out "
+                             "(default: %(default)s)")
+    parser.add_argument("--heldout-per-class", type=int, default=d.heldout_per_class,
+                        help="held-out images per evaluation class (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=d.steps,
+                        help="training steps of the tiny CLIP (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help="training batch size (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=d.port,
+                        help="port of the mini-web on 127.0.0.1; fixed so that reruns give the "
+                             "same shards, 0 = any free port (default: %(default)s)")
+    parser.add_argument("--openclipart", default=str(d.openclipart), metavar="DIR",
+                        help="OpenClipart root with png/ and svg/ (default: %(default)s)")
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline.cli import main as wit
-
-    cache = Path(args.cache) if args.cache else cache_dir() / "demo"
-    start = _stage("inputs: Wikipedia sample (gensim wheel) and WordNet")
-    wiki = args.wiki or str(wikipedia_sample(cache))
-    print(f"   wiki: {wiki}", file=sys.stderr)
-    timings = {"inputs": time.perf_counter() - start}
-
-    start = _stage("queries: thresholds for the sample: " + " ".join(SAMPLE_QUERY_ARGS))
-    code = wit(["queries", "--wiki", wiki, "--out", args.out, *SAMPLE_QUERY_ARGS, "--",
-                *beam_args])
-    timings["queries"] = time.perf_counter() - start
-    if code:
-        return code
-
-    print("\ndemo summary", file=sys.stdout)
-    for stage, seconds in timings.items():
-        print(f"  {stage:<10}{seconds:>8.1f} s")
-    print(f"  outputs under {args.out}/ (queries/metadata.json, metadata.parquet, stats.json)")
-    return 0
+    config = DemoConfig(out=Path(args.out), cache=Path(args.cache) if args.cache else None,
+                        wiki=args.wiki, images=args.images,
+                        heldout_per_class=args.heldout_per_class, steps=args.steps,
+                        batch_size=args.batch_size, openclipart=Path(args.openclipart),
+                        port=args.port)
+    return run_demo(config, beam_args, sys.stdout)
