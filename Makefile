@@ -62,9 +62,10 @@ train: setup ## train a CLIP model on the shards (tiny config on CPU by default)
 eval: setup ## retrieval on EVAL_SHARDS (default OUT/shards); EVAL_ARGS='--zeroshot DIR --linear-probe DIR'
 	$(WIT) eval --checkpoint $(OUT)/train/checkpoint.pt --retrieval $(or $(EVAL_SHARDS),$(OUT)/shards) --out $(OUT)/eval $(EVAL_ARGS)
 
+# As root, `make demo` installs the Debian inputs the demo needs; otherwise the demo itself
+# says what to install.
 DEMO_APT := openclipart-png openclipart-svg wordnet-base wordnet-sense-index
 demo: setup ## the whole system end to end on the embedded default inputs
-	@# as root, install the Debian inputs the demo needs; otherwise `wit demo` says what to install
 	@if [ "$$(id -u)" = 0 ] && ! dpkg -s $(DEMO_APT) >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEMO_APT); fi
 	$(WIT) demo --out $(OUT) $(DEMO_ARGS) $(BEAM)
