@@ -16,8 +16,6 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,14 +35,8 @@ DATAFLOW_ARGS = ["--runner=DataflowRunner", "--dry_run=True", "--project=wit-dry
                  f"--staging_location={BUCKET}/staging", "--setup_file", str(REPO / "setup.py")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def beam_temp_files(tmp_path_factory) -> Iterator[None]:
-    """Beam's stager and job service leave temporary folders behind: keep them in pytest's
-    temporary folder instead of the system's."""
-    saved = tempfile.tempdir
-    tempfile.tempdir = str(tmp_path_factory.mktemp("beam_tmp"))
-    yield
-    tempfile.tempdir = saved
+# Beam's stager and job service leave temporary folders behind (conftest.py)
+pytestmark = pytest.mark.usefixtures("beam_temp_files")
 
 
 def dry_run(build) -> tuple[beam_runner_api_pb2.Pipeline, dict[str, str]]:

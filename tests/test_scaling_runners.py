@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,14 +33,8 @@ from pipeline.shards.job import ShardsOptions, run_shards
 MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def beam_temp_files(tmp_path_factory) -> Iterator[None]:
-    """Beam's stager and job service leave temporary folders behind: keep them in pytest's
-    temporary folder instead of the system's."""
-    saved = tempfile.tempdir
-    tempfile.tempdir = str(tmp_path_factory.mktemp("beam_tmp"))
-    yield
-    tempfile.tempdir = saved
+# Beam's stager and job service leave temporary folders behind (conftest.py)
+pytestmark = pytest.mark.usefixtures("beam_temp_files")
 
 
 def _free_port() -> int:
