@@ -1,6 +1,6 @@
 """Balancing: the pure formulas, then the real Beam pipeline on URL lists — entries at or
-below t keep every pair, an entry far above t keeps about t, and the kept set is identical
-on the in-process runner and with two worker processes."""
+below t keep every pair, an entry far above t keeps about t, and the candidate files are
+byte-identical on the in-process runner and with two worker processes."""
 
 from __future__ import annotations
 
@@ -61,9 +61,10 @@ def write_inputs(tmp_path: Path) -> tuple[str, str]:
     return str(urls), str(meta)
 
 
-def run_crawl(urls: str, meta: str, out: Path, beam_args: list[str]) -> pa.Table:
+def run_crawl(urls: str, meta: str, out: Path, beam_args: list[str],
+              options: tuple[str, ...] = ()) -> pa.Table:
     code = main(["crawl", "--urls", urls, "--metadata", meta, "--out", str(out),
-                 "--t", str(T), "--seed", "11", "--", *beam_args])
+                 "--t", str(T), "--seed", "11", *options, "--", *beam_args])
     assert code == 0
     parts = sorted((out / "candidates").glob("part-*.parquet"))
     return pa.concat_tables(read_validated(str(p), CANDIDATES) for p in parts)
@@ -71,11 +72,16 @@ def run_crawl(urls: str, meta: str, out: Path, beam_args: list[str]) -> pa.Table
 
 def test_balancing_and_determinism_across_runners(tmp_path: Path) -> None:
     urls, meta = write_inputs(tmp_path)
-    memory = run_crawl(urls, meta, tmp_path / "a", [])
-    multi = run_crawl(urls, meta, tmp_path / "b", ["--direct_running_mode=multi_processing",
-                                                   "--direct_num_workers=2"])
-    rows = sorted(memory.to_pylist(), key=lambda r: r["uid"])
-    assert rows == sorted(multi.to_pylist(), key=lambda r: r["uid"])
+    memory = run_crawl(urls, meta, tmp_path / "a", [], ("--num-shards", "3"))
+    run_crawl(urls, meta, tmp_path / "b", ["--direct_running_mode=multi_processing",
+                                           "--direct_num_workers=2"], ("--num-shards", "3"))
+    files = {p.name: p.read_bytes() for p in sorted((tmp_path / "a" / "candidates").glob(
+        "*.parquet"))}
+    assert sorted(files) == ["entry_counts.parquet", *(f"part-{i:05d}-of-00003.parquet"
+                                                       for i in range(3))]
+    for name, data in files.items():  # same bytes, not just the same rows
+        assert (tmp_path / "b" / "candidates" / name).read_bytes() == data, name
+    rows = memory.to_pylist()
     assert len({r["uid"] for r in rows}) == len(rows)  # exact duplicates removed
 
     counts = read_validated(str(tmp_path / "a" / "candidates" / "entry_counts.parquet"),
@@ -98,6 +104,7 @@ def test_balancing_and_determinism_across_runners(tmp_path: Path) -> None:
     assert urls_stats["duplicates"] == 5
     assert urls_stats["unmatched"] == 25
     assert urls_stats["kept"] == len(rows)
+    assert stats["outputs"] == sorted(files)
     stats_b = json.loads((tmp_path / "b" / "candidates" / "stats.json").read_text())
     assert stats_b["sources"] == stats["sources"]
 

@@ -3,10 +3,11 @@ live crawl from seed URLs and URL lists (any mix), match their texts against the
 (MetaCLIP substring matching) and balance them (MetaCLIP: an entry matched by more than t
 pairs keeps about t of them).
 
-Writes OUT/candidates/: part-*.parquet (uid, url, text, page_url, source,
-matched_entry_ids), entry_counts.parquet (entry_id, entry, count, p) and stats.json (per
-source: pages, images, with text, matched, kept, skipped records and why), then prints a
-summary. Details: docs/crawl.md.
+Writes OUT/candidates/: part-NNNNN-of-MMMMM.parquet (uid, url, text, page_url, source,
+matched_entry_ids; a row's part is a hash of its uid, rows sorted by uid, so the same inputs
+and seed give byte-identical files on any runner), entry_counts.parquet (entry_id, entry,
+count, p) and stats.json (per source: pages, images, with text, matched, kept, skipped
+records and why), then prints a summary. Details: docs/crawl.md.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from pipeline.crawl.matching import load_metadata
 from pipeline.crawl.netguard import parse_networks
 from pipeline.crawl.transform import Crawl, CrawlConfig, read_stats
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES
+from pipeline.crawl.writer import ROWS_PER_PART
 from pipeline.errors import InputError
 
 USES_BEAM = True
-STALE_OUTPUTS = ("part-*.parquet", "entry_counts.parquet", "stats.json")
+# .tmp-*: temporary names of files a crashed run did not finish
+STALE_OUTPUTS = ("part-*.parquet", "entry_counts.parquet", "stats.json", ".tmp-*")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-page-bytes", type=int, default=DEFAULT_MAX_PAGE_BYTES,
                         help="largest HTML page read, archived or live (default: %(default)s)")
     parser.add_argument("--num-shards", type=int, default=0,
-                        help="number of part-*.parquet files; 0 lets the runner decide "
+                        help="number of part-NNNNN-of-MMMMM.parquet files; rows go to a part "
+                             "by a hash of their uid and are sorted by uid; 0: one part per "
+                             f"{ROWS_PER_PART:,} kept rows, at least one "
                              "(default: %(default)s)")
     live = parser.add_argument_group("live crawler (--seeds)")
     d = CrawlerOptions()
@@ -116,6 +121,8 @@ def config_from_args(args: argparse.Namespace) -> CrawlConfig:
         raise InputError(f"--text-fields: unknown field(s) {bad}; choose from {TEXT_FIELDS}")
     if args.t <= 0:
         raise InputError(f"--t must be positive, got {args.t}")
+    if args.num_shards < 0:
+        raise InputError(f"--num-shards must be 0 or positive, got {args.num_shards}")
     try:
         networks = tuple(str(n) for n in parse_networks(args.allow_network))
     except ValueError as exc:

@@ -8,7 +8,9 @@ unless ``same_site=False``, enforces connect/read timeouts and a total time per 
 page bytes, accepts only HTML, follows at most ``max_redirects`` redirects itself, waits on
 ``429``/``503`` with ``Retry-After`` (up to ``max_retry_after`` seconds, ``retries`` times),
 and checks every URL *and every redirect hop* with :mod:`pipeline.crawl.netguard` (no
-private/loopback/link-local targets unless allowed). Every fetch that yields no page is
+private/loopback/link-local targets unless allowed); its session connects only to addresses
+the guard checked at connect time (:mod:`pipeline.crawl.guarded_http`), so DNS rebinding
+between the check and the connection is refused too. Every fetch that yields no page is
 counted as ``skipped:<reason>``; nothing raises out of :func:`crawl_site`.
 """
 
@@ -20,13 +22,14 @@ import urllib.robotparser
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from pipeline.crawl.guarded_http import ConnectGuard, guarded_session
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
-from pipeline.crawl.netguard import BlockedURLError, check_url
+from pipeline.crawl.netguard import BlockedURLError, Resolver, check_url, system_resolver
 from pipeline.crawl.warc_source import is_html
 from pipeline.httputil import retry_after_seconds
 
@@ -48,6 +51,9 @@ class CrawlerOptions:
     allowed_networks: tuple[str, ...] = ()
     retries: int = 1  # extra tries after 429/503 with Retry-After
     max_retry_after: float = 30.0
+    # name -> addresses, for the check and for the connect (tests inject one to simulate
+    # DNS rebinding)
+    resolver: Resolver = field(default=system_resolver, compare=False, repr=False)
 
 
 def site_of(url: str) -> str:
@@ -125,7 +131,8 @@ class SiteCrawler:
         self.options = options
         self.counts = counts
         self.count_lock = threading.Lock()
-        self.session = requests.Session()
+        self.session = guarded_session(ConnectGuard(
+            options.allow_private, tuple(options.allowed_networks), options.resolver))
         self.session.headers["User-Agent"] = options.user_agent
         self.gates: dict[str, HostGate] = {}
         self.robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
@@ -184,7 +191,7 @@ class SiteCrawler:
         hops = 0
         while True:
             try:
-                check_url(url, o.allow_private, o.allowed_networks)
+                check_url(url, o.allow_private, o.allowed_networks, o.resolver)
             except BlockedURLError as exc:
                 return Fetched(url, f"blocked_{exc.reason}")
             if check_robots:
@@ -194,6 +201,8 @@ class SiteCrawler:
             seen.add(url)
             try:
                 response = self._get(url, urlsplit(url).netloc)
+            except BlockedURLError as exc:  # refused at connect time (e.g. DNS rebinding)
+                return Fetched(url, f"blocked_{exc.reason}")
             except requests.Timeout:
                 return Fetched(url, "timeout")
             except requests.ConnectionError:

@@ -17,9 +17,15 @@ time)::
     except BlockedURLError as exc:
         ...  # count exc.reason, skip the URL
 
-Known limit: the check resolves the name, and the HTTP client resolves it again when it
-connects, so a DNS server that answers differently within milliseconds (DNS rebinding) is not
-covered; for that, use :func:`check_address` on the connected peer as a second check.
+A check by name alone leaves a gap: the HTTP client resolves the name again when it
+connects, and a DNS server that answers a public address to the check and 127.0.0.1 to the
+connection (DNS rebinding) gets past it. So the clients open their sockets with
+:func:`guarded_connect` instead, which resolves once, checks *every* address and connects only
+to a checked one (the shards downloader through ``http.client`` connection subclasses, the
+live crawler through :mod:`pipeline.crawl.guarded_http`'s ``requests`` session).
+:func:`check_url` before a request still gives the early, clear refusal of bad schemes and
+private names; :func:`guarded_connect` is what makes the refusal hold at connect time. Pass
+the same ``resolver`` to both (tests inject one to simulate rebinding).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from pipeline.errors import WitError
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Sequence[str]]
+SocketOption = tuple[int, int, int | bytes]
+
+DEFAULT_SOCKET_OPTIONS: tuple[SocketOption, ...] = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 ALLOWED_SCHEMES = ("http", "https")
 
@@ -48,9 +57,10 @@ class BlockedURLError(WitError):
 
 
 def system_resolver(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (IPv4 and IPv6), via the system resolver."""
-    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    return sorted({str(info[4][0]) for info in infos})
+    """Every address ``host`` resolves to (IPv4 and IPv6), via the system resolver, in its
+    order of preference (the order :func:`guarded_connect` tries them)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def parse_networks(networks: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
@@ -114,3 +124,55 @@ def check_url(url: str, allow_private: bool = False,
     nets = parse_networks(allowed_networks)
     for address in addresses:
         check_address(address, allow_private, nets, url=url)
+
+
+def resolve_checked(host: str, port: int, allow_private: bool = False,
+                    allowed_networks: Iterable[str | IPNetwork] = (),
+                    resolver: Resolver = system_resolver) -> list[str]:
+    """The addresses of ``host`` (a name or an IP literal, brackets allowed), each one checked
+    with :func:`check_address`; raises :class:`BlockedURLError` (``dns_error``,
+    ``private_address``) when there is none or any one of them is blocked."""
+    name = host.strip("[]")
+    target = f"{host}:{port}"
+    addresses = _literal_address(name)
+    if addresses is None:
+        try:
+            addresses = list(dict.fromkeys(resolver(name, port)))
+        except (OSError, UnicodeError) as exc:
+            raise BlockedURLError(target, "dns_error", str(exc)) from exc
+        if not addresses:
+            raise BlockedURLError(target, "dns_error", "no address")
+    nets = parse_networks(allowed_networks)
+    for address in addresses:
+        check_address(address, allow_private, nets, url=target)
+    return addresses
+
+
+def guarded_connect(host: str, port: int, timeout: float | None,
+                    allow_private: bool = False,
+                    allowed_networks: Iterable[str | IPNetwork] = (),
+                    resolver: Resolver = system_resolver,
+                    socket_options: Iterable[SocketOption] = DEFAULT_SOCKET_OPTIONS
+                    ) -> socket.socket:
+    """A TCP socket connected to ``host:port`` through the guard: resolve ``host`` once, raise
+    :class:`BlockedURLError` if any address is blocked, then connect to the checked addresses
+    in order until one answers (the last ``OSError`` when none does). The caller keeps
+    ``host`` for the Host header and TLS (SNI, certificate name); only the socket's peer is
+    pinned, so a second DNS answer can never change where it goes."""
+    addresses = resolve_checked(host, port, allow_private, allowed_networks, resolver)
+    options = tuple(socket_options)
+    last: OSError | None = None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            for level, option, value in options:
+                sock.setsockopt(level, option, value)
+            sock.settimeout(timeout)
+            sock.connect((address, port))
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(f"cannot connect to {host}:{port}")

@@ -4,8 +4,10 @@ stats.json.
 
 Every counter travels as data (``((source, counter), n)`` elements summed by a combine), so
 ``stats.json`` is exact on any runner. The automaton is built in ``DoFn.setup`` from the
-metadata path (once per worker), and the balancing draw hashes ``(seed, uid)``: the same
-inputs and seed give the same candidates on any runner and number of workers.
+metadata path (once per worker), the balancing draw hashes ``(seed, uid)``, and the part
+files are canonical (:mod:`pipeline.crawl.writer`: part by a hash of the uid, rows sorted by
+uid): the same inputs and seed give byte-identical candidates on any runner and number of
+workers, in whatever order pages and rows arrive.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from typing import Any
 
 import apache_beam as beam
 import fsspec
-from apache_beam.pvalue import AsDict, AsList, TaggedOutput
+from apache_beam.pvalue import AsDict, AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
 
 from pipeline import fsio
-from pipeline.crawl.balancing import DEFAULT_T, entry_probability, keep
+from pipeline.crawl.balancing import DEFAULT_T, keep
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
 from pipeline.crawl.matching import Matcher, load_metadata
@@ -30,8 +32,14 @@ from pipeline.crawl.pairs import Pair, make_uid
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
 from pipeline.crawl.wat import wat_pairs
+from pipeline.crawl.writer import (
+    ROWS_PER_PART,
+    num_parts,
+    part_of,
+    write_entry_counts,
+    write_part,
+)
 from pipeline.progress import Progress
-from schemas.candidates import CANDIDATES, ENTRY_COUNTS
 
 STATS = "stats"
 StatKey = tuple[str, str]
@@ -53,7 +61,8 @@ class CrawlConfig:
     url_col: str = "url"
     caption_col: str = "caption"
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
-    num_shards: int = 0
+    num_shards: int = 0  # part files; 0: one per rows_per_part kept rows (at least one)
+    rows_per_part: int = ROWS_PER_PART
     crawler: CrawlerOptions = field(default_factory=CrawlerOptions)
 
 
@@ -175,17 +184,43 @@ class Balance(beam.DoFn):
                    "source": source, "matched_entry_ids": list(ids)}
 
 
-class EntryCountRows(beam.DoFn):
-    """One row per metadata entry (count 0 included), in entry-id order."""
+class WriteParts(beam.DoFn):
+    """``((part, parts), rows)`` -> the part file's path. The rows of one part are held and
+    sorted in memory by one worker: ``rows_per_part`` (or ``--num-shards``) bounds that."""
 
-    def __init__(self, metadata_path: str, t: int):
-        self.metadata_path, self.t = metadata_path, t
+    def __init__(self, out: str):
+        self.out = out
 
-    def process(self, _: Any, counts: dict[int, int]) -> Iterator[dict[str, Any]]:
-        for entry_id, entry in enumerate(load_metadata(self.metadata_path)):
-            count = counts.get(entry_id, 0)
-            yield {"entry_id": entry_id, "entry": entry, "count": count,
-                   "p": entry_probability(count, self.t)}
+    def process(self, element: tuple[tuple[int, int], Iterable[Any]]) -> Iterator[str]:
+        (part, parts), values = element
+        yield write_part(self.out, part, parts, (row for row in values if row is not None))
+
+
+class WriteCandidates(beam.PTransform):
+    """Kept rows -> canonical part files (pipeline/crawl/writer.py); returns their paths.
+
+    The number of parts is known before any row is placed (a side input from the kept
+    count), every part also gets a ``None`` marker so empty parts are written too, and one
+    worker writes each part, sorted by uid."""
+
+    def __init__(self, out: str, num_shards: int, rows_per_part: int):
+        super().__init__()
+        self.out, self.num_shards, self.rows_per_part = out, num_shards, rows_per_part
+
+    def expand(self, kept: beam.PCollection) -> beam.PCollection:
+        total = kept | "CountKept" >> beam.combiners.Count.Globally()
+        parts = total | "NumParts" >> beam.Map(num_parts, self.num_shards, self.rows_per_part)
+        placed = kept | "ToPart" >> beam.Map(
+            lambda row, n: ((part_of(row["uid"], n), n), row), AsSingleton(parts))
+        markers = parts | "EveryPart" >> beam.FlatMap(
+            lambda n: [((p, n), None) for p in range(n)])
+        return ((placed, markers) | "WithEmptyParts" >> beam.Flatten()
+                | "GroupParts" >> beam.GroupByKey()
+                | "WriteParts" >> beam.ParDo(WriteParts(self.out)))
+
+
+def _write_entry_counts(_: Any, config: CrawlConfig, counts: dict[int, int]) -> str:
+    return write_entry_counts(config.out, load_metadata(config.metadata), counts, config.t)
 
 
 def stats_document(items: Iterable[tuple[StatKey, int]], config: CrawlConfig,
@@ -221,9 +256,10 @@ def stats_document(items: Iterable[tuple[StatKey, int]], config: CrawlConfig,
 
 
 def _write_stats(items: list[tuple[StatKey, int]], config: CrawlConfig,
-                 files: list[str], entries: list[int]) -> str:
+                 files: list[str]) -> str:
     path = fsio.join(config.out, "stats.json")
-    fsio.atomic_write_json(path, stats_document(items, config, files, sum(entries)))
+    entries = len(load_metadata(config.metadata))
+    fsio.atomic_write_json(path, stats_document(items, config, files, entries))
     return path
 
 
@@ -280,22 +316,16 @@ class Crawl(beam.PTransform):
                                                          counts=AsDict(counts))
         stat_sets.append(_count(kept, "Kept", lambda row: (row["source"], "kept")))
 
-        part_files = kept | "WriteCandidates" >> beam.io.WriteToParquet(
-            fsio.join(c.out, "part"), schema=CANDIDATES, file_name_suffix=".parquet",
-            num_shards=c.num_shards)
-        count_rows = (pbegin | "One" >> beam.Create([None])
-                      | "EntryRows" >> beam.ParDo(EntryCountRows(c.metadata, c.t),
-                                                  counts=AsDict(counts)))
-        entries = count_rows | "NumEntries" >> beam.combiners.Count.Globally()
-        count_file = count_rows | "WriteEntryCounts" >> beam.io.WriteToParquet(
-            fsio.join(c.out, "entry_counts"), schema=ENTRY_COUNTS,
-            file_name_suffix=".parquet", num_shards=1, shard_name_template="")
+        part_files = kept | "WriteCandidates" >> WriteCandidates(c.out, c.num_shards,
+                                                                 c.rows_per_part)
+        count_file = (pbegin | "One" >> beam.Create([None])
+                      | "WriteEntryCounts" >> beam.Map(_write_entry_counts, config=c,
+                                                       counts=AsDict(counts)))
         files = (part_files, count_file) | "OutputFiles" >> beam.Flatten()
         return (stat_sets | "AllStats" >> beam.Flatten()
                 | "SumStats" >> beam.CombinePerKey(sum)
                 | "CollectStats" >> beam.combiners.ToList()
-                | "WriteStats" >> beam.Map(_write_stats, config=c, files=AsList(files),
-                                           entries=AsList(entries)))
+                | "WriteStats" >> beam.Map(_write_stats, config=c, files=AsList(files)))
 
 
 def read_stats(out: str) -> dict[str, Any]:

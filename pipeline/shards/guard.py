@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from img2dataset.downloader import is_disallowed
 
-from pipeline.crawl.netguard import BlockedURLError, check_address, check_url
+from pipeline.crawl.netguard import BlockedURLError, check_url, guarded_connect
 from pipeline.httputil import retry_after_seconds
 
 DEFAULT_DISALLOWED = ("noai", "noimageai", "noindex", "noimageindex")
@@ -71,25 +71,7 @@ class FetchConfig:
 
 def _guarded_connect(config: FetchConfig, host: str, port: int, timeout: float | None) -> socket.socket:
     """Resolve ``host``, refuse if any address is blocked, connect to a checked address."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise BlockedURLError(f"{host}:{port}", "dns_error", str(exc)) from exc
-    for info in infos:
-        check_address(str(info[4][0]), config.allow_private, config.allowed_networks,
-                      url=f"{host}:{port}")
-    last: OSError | None = None
-    for family, socktype, proto, _, address in infos:
-        sock = socket.socket(family, socktype, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return sock
-        except OSError as exc:
-            sock.close()
-            last = exc
-    raise last or OSError(f"cannot connect to {host}:{port}")
+    return guarded_connect(host, port, timeout, config.allow_private, config.allowed_networks)
 
 
 class _GuardedHTTPConnection(http.client.HTTPConnection):
