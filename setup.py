@@ -46,7 +46,11 @@ EXTRAS = {
         # staging runs `setup.py sdist`, which needs setuptools in the venv (3.12+ has none)
         "apache-beam[gcp]>=2.60",
         "setuptools>=61",
+        # `wit train` logs to TensorBoard when installed (tests/test_train_shards.py checks it)
+        "tensorboard>=2.14",
     ],
+    # TensorBoard scalars from `wit train` (optional; OUT/tensorboard/)
+    "tensorboard": ["tensorboard>=2.14"],
     "spark": ["pyspark>=3.4"],
     # DataflowRunner and gs:// paths (see docs/scaling.md)
     "gcp": ["apache-beam[gcp]>=2.60", "gcsfs>=2023.6"],

@@ -5,6 +5,7 @@ shard patterns, sizes, exact data order on resume, exact loss trajectory on resu
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pyarrow.json
@@ -102,12 +103,20 @@ def test_resume_continues_the_same_loss_trajectory(shards, tmp_path):
 def test_cli_train_then_eval(shards, tmp_path, capsys):
     out = tmp_path / "run"
     rc = wit(["train", "--shards", f"{shards}/{{00000..00002}}.tar", "--config", "tiny",
-              "--steps", "6", "--batch-size", "16", "--workers", "1", "--out", str(out / "train")])
+              "--steps", "6", "--batch-size", "16", "--workers", "1", "--train-tokenizer",
+              "--out", str(out / "train")])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "wit train: 6 steps, 96 samples" in printed
     for name in ("checkpoint.pt", "tokenizer.json", "log.jsonl", "train_options.json"):
         assert (out / "train" / name).exists(), name
+    # the tokenizer saved beside the checkpoint, loaded from that file by another run
+    saved = (out / "train" / "tokenizer.json").read_text()
+    assert wit(["train", "--shards", str(shards), "--steps", "1", "--batch-size", "16",
+                "--workers", "0", "--tokenizer", str(out / "train" / "tokenizer.json"),
+                "--out", str(out / "again")]) == 0
+    assert (out / "again" / "tokenizer.json").read_text() == saved
+    capsys.readouterr()
     log = validate(pyarrow.json.read_json(out / "train" / "log.jsonl"), TRAIN_LOG, "log.jsonl")
     assert log.column("step").to_pylist() == [6]  # logged every 10 steps and at the end
     # a labelled set as an image folder per class, from the shards' own images
@@ -178,3 +187,86 @@ def test_bad_samples_are_counted_and_batches_stay_full(shards, tmp_path):
     cfg.shards = [str(empty)]
     with pytest.raises(InputError, match="no shard has an"):
         next(iter(data.make_loader(cfg, tok, 0, False)))
+
+
+def test_bf16_checkpointing_compile_and_tensorboard(shards, tmp_path):
+    """The GPU settings on a CPU: bf16 autocast, torch.compile (the aot_eager backend traces
+    forward and backward without generating code, so this stays seconds; inductor works too
+    but compiles for a minute) and gradient checkpointing, plus TensorBoard when installed."""
+    common = dict(shards=str(shards), batch_size=16, log_every=1, workers=0, shuffle_buffer=16,
+                  precision="bf16")
+    checkpointed = train(TrainOptions(out=str(tmp_path / "gc"), steps=1, grad_checkpointing=True,
+                                      **common))
+    assert checkpointed.steps == 1 and math.isfinite(checkpointed.final_loss)
+    result = train(TrainOptions(out=str(tmp_path / "t"), steps=2, compile=True,
+                                compile_backend="aot_eager", checkpoint_every=1, **common))
+    assert result.steps == 2 and math.isfinite(result.final_loss)
+    losses = _losses(tmp_path / "t" / "log.jsonl")
+    assert sorted(losses) == [1, 2]
+    # the checkpoint holds the plain model's weights (not the compiled wrapper's names)
+    state = torch.load(result.checkpoint, map_location="cpu", weights_only=False)
+    assert "logit_scale" in state["model"] and not any("_orig_mod" in k for k in state["model"])
+    # saved after steps 1 and 2 (--checkpoint-every 1), each to a temporary name then renamed
+    assert state["step"] == 2 and not list((tmp_path / "t").glob(".tmp-*"))
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:  # optional: then nothing is written for it
+        assert not (tmp_path / "t" / "tensorboard").exists()
+        return
+    events = EventAccumulator(str(tmp_path / "t" / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/temperature", "train/samples_per_s"} <= set(events.Tags()["scalars"])
+    assert [(e.step, round(e.value, 5)) for e in events.Scalars("train/loss")] == [
+        (step, round(loss, 5)) for step, loss in sorted(losses.items())]
+
+
+def test_split_shards_by_rank_and_worker(shards, tmp_path):
+    """--split-shards: in an epoch every (rank, worker) reads its own shards, together all."""
+    paths = data.resolve_shards(str(shards))
+    tok = train_tokenizer(data.captions(paths, 100), 300)
+    images_of = {p: {raw for raw, _, _ in data.iterate_pairs([p])} for p in paths}
+    for epoch in (0, 1):
+        by_rank = [data.split_shards(paths, epoch, 3, rank, 3, 0, 1) for rank in range(3)]
+        by_worker = [data.split_shards(paths, epoch, 3, 0, 1, worker, 3) for worker in range(3)]
+        for parts in (by_rank, by_worker):
+            assert [len(p) for p in parts] == [1, 1, 1] and set(sum(parts, [])) == set(paths)
+        assert by_rank == by_worker  # the same deal: slot = rank x workers + worker
+    with pytest.raises(InputError, match="3 shard.s. cannot be split between 2 process.es. x 2"):
+        data.split_shards(paths, 0, 3, 0, 2, 0, 2)
+    # the stream of rank 1 of 3 (one worker) reads exactly its one shard in the epoch
+    cfg = data.StreamConfig(shards=paths, batch_size=16, image_size=32, context_length=16,
+                            steps_per_epoch=5, seed=3, rank=1, world_size=3, shuffle_buffer=1,
+                            resampled=False)
+    stream = data.ShardStream(cfg, tok)._samples(epoch=0, worker=0, workers=1)
+    (mine,) = data.split_shards(paths, 0, 3, 1, 3, 0, 1)
+    assert {next(stream)[0] for _ in range(80)} == images_of[mine]
+    with pytest.raises(InputError, match="cannot be split"):
+        train(TrainOptions(shards=str(shards), out=str(tmp_path / "s"), batch_size=16, steps=1,
+                           workers=4, split_shards=True))
+
+
+def test_benchmark_runs_every_phase_on_cpu(shards, tmp_path):
+    """bench/train.py end to end on the CPU, its phase in its own process: bf16 autocast (the
+    GPU path), MFU (against --peak-tflops), the multi-worker loader feeding training steps,
+    the JSON and table outputs. (The other phases share this code; one keeps the test short.)"""
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(repo / "bench" / "train.py"), "--device", "cpu", "--config", "tiny",
+         "--batch-size", "16", "--steps", "2", "--warmup", "1", "--precision", "bf16",
+         "--peak-tflops", "1", "--workers", "1", "--shards", str(shards),
+         "--phases", "ours_shards",
+         "--cache", str(tmp_path / "cache"), "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "train_bench.json").read_text())
+    assert results["precision"] == "bf16 autocast" and results["peak_tflops"] == 1
+    phases = results["phases"]
+    assert list(phases) == ["ours_shards"]
+    for name, result in phases.items():
+        assert result["samples_per_s"] > 0 and result["timed_steps"] == 2, name
+        assert 0 < result["mfu"] < 1 and math.isfinite(result["final_loss"]), name
+    table = (out / "train_bench.txt").read_text()
+    assert table in proc.stdout and "ours, real shards via loader" in table

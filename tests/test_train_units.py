@@ -13,7 +13,7 @@ from training import data
 from training.configs import get_config
 from training.evaluate import recall_at_k
 from training.loss import clip_loss
-from training.model import CLIP, LOGIT_SCALE_MAX
+from training.model import CLIP, LOGIT_SCALE_MAX, count_parameters
 from training.optim import cosine_with_warmup, param_groups
 from training.synthetic import shape_dataset
 from training.tokenizer import load_tokenizer, train_tokenizer
@@ -169,3 +169,52 @@ def test_labelled_tables_parquet_and_errors(tmp_path):
     (tmp_path / "bad.csv").write_text("file,label\nx.png,cat\n")
     with pytest.raises(InputError, match=r"bad.csv: missing column\(s\) \['path'\]"):
         load_labelled_set(str(tmp_path / "bad.csv"))
+
+
+def test_named_configs_and_vit_b_32_sizes():
+    from pipeline.errors import InputError
+    cfg = get_config("ViT-B-32")  # CLIP's (Radford et al. 2021)
+    assert (cfg.image_size, cfg.patch_size, cfg.vision_width, cfg.vision_layers) == (224, 32, 768, 12)
+    assert (cfg.text_width, cfg.text_layers, cfg.context_length, cfg.embed_dim) == (512, 12, 77, 512)
+    assert cfg.vocab_size == 49408 and cfg.pool == "cls"
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        model = CLIP(cfg, cfg.vocab_size)
+        small = CLIP(get_config("small"), get_config("small").vocab_size)
+    assert count_parameters(model) == 151_277_313  # exactly open_clip's ViT-B-32
+    assert 15e6 < count_parameters(small) < 25e6
+    assert get_config("tiny", image_size=48).image_size == 48
+    with pytest.raises(InputError, match="unknown model config 'ViT-H-14'"):
+        get_config("ViT-H-14")
+
+
+def _bench_module():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_flops_and_peak_lookup():
+    """bench/train.py's MFU inputs: FLOPs per sample against torch's own FLOP counter of a
+    forward + backward pass, and the bf16 peak from CUDA device names as the cards report them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    bench = _bench_module()
+    cfg = get_config("ViT-B-32")
+    with torch.device("meta"):
+        model = CLIP(cfg, cfg.vocab_size)
+        images = torch.zeros(2, 3, 224, 224, dtype=torch.uint8)
+        tokens = torch.ones(2, 77, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        clip_loss(*model(images, tokens)).backward()
+    counted = counter.get_total_flops() / 2
+    assert bench.flops_per_sample(cfg) == pytest.approx(counted, rel=0.05)
+    peak = bench.peak_tflops_for
+    assert peak("NVIDIA H100 80GB HBM3") == 989.0 and peak("NVIDIA H200") == 989.0
+    assert peak("NVIDIA H100 PCIe") == 756.0 and peak("NVIDIA H100 NVL") == 835.0
+    assert peak("NVIDIA A100-SXM4-80GB") == 312.0 and peak("NVIDIA A10") == 125.0
+    assert peak("Some Future GPU") is None
+    assert bench.shard_image_size(224) == 256

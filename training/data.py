@@ -2,19 +2,22 @@
 per sample) into batches of (uint8 images, token ids).
 
 Each DataLoader worker of each rank draws shards with replacement from its own seeded RNG
-("resampled" shards, so ranks and workers never need a shared split), shuffles samples in a
-buffer, decodes, augments and batches. An epoch is a fixed number of samples (from
-``sizes.json``/img2dataset stats), i.e. ``steps_per_epoch`` global batches. Global batch ``g``
-is made by worker ``g % workers`` of every rank, from the stream seeded by
-(seed, epoch, rank, worker): so a run resumed at step ``g`` rebuilds exactly the batches an
-uninterrupted run would have seen (same number of workers and ranks), skipping the already
-used samples before decoding them. Augmentation randomness is seeded per sample index.
+("resampled" shards, so ranks and workers never need a shared split) or, with
+``resampled=False``, reads its own part of the shard list (split by node and by worker after
+a per-epoch shuffle shared by all); it shuffles samples in a buffer, decodes, augments and
+batches. An epoch is a fixed number of samples (from ``sizes.json``/img2dataset stats),
+i.e. ``steps_per_epoch`` global batches. Global batch ``g`` is made by worker ``g % workers``
+of every rank, from the stream seeded by (seed, epoch, rank, worker): so a run resumed at
+step ``g`` rebuilds exactly the batches an uninterrupted run would have seen (same number of
+workers and ranks), skipping the already used samples before decoding them. Augmentation
+randomness is seeded per sample index.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import logging
 import math
@@ -241,6 +244,8 @@ class StreamConfig:
     world_size: int = 1
     shuffle_buffer: int = 2000
     augment: bool = True
+    # False: split the shards between ranks and workers instead of resampling them
+    resampled: bool = True
 
 
 class ShardStream(IterableDataset):
@@ -255,15 +260,29 @@ class ShardStream(IterableDataset):
         # workers are separate processes)
         self.skipped: Counter[str] = Counter()
 
-    def _samples(self, epoch: int, worker: int) -> Iterator[tuple[bytes, str]]:
+    def _shard_order(self, epoch: int, worker: int, workers: int) -> tuple[list[str], Iterator[str]]:
+        """(the shards this worker reads in ``epoch``, an endless sequence of them)."""
         cfg = self.cfg
         rng = random.Random(mix_seed(cfg.seed, epoch, cfg.rank, worker, "shards"))
+        if cfg.resampled:  # drawn with replacement from every shard
+            return cfg.shards, (rng.choice(cfg.shards) for _ in itertools.count())
+        mine = split_shards(cfg.shards, epoch, cfg.seed, cfg.rank, cfg.world_size, worker, workers)
+
+        def passes() -> Iterator[str]:
+            order = list(mine)
+            while True:  # a worker needing more samples than its shards hold reads them again
+                yield from order
+                rng.shuffle(order)
+        return mine, passes()
+
+    def _samples(self, epoch: int, worker: int, workers: int = 1) -> Iterator[tuple[bytes, str]]:
+        cfg = self.cfg
+        candidates, order = self._shard_order(epoch, worker, workers)
         buffer_rng = random.Random(mix_seed(cfg.seed, epoch, cfg.rank, worker, "buffer"))
 
         def raw() -> Iterator[tuple[bytes, str]]:
             empty: set[str] = set()
-            while True:  # resampled: shards drawn with replacement, forever
-                shard = rng.choice(cfg.shards)
+            for shard in order:
                 found = False
                 for sample in iterate_shard(shard):
                     pair = image_and_text(sample, self.skipped)
@@ -272,8 +291,8 @@ class ShardStream(IterableDataset):
                         yield pair
                 if not found:
                     empty.add(shard)
-                    if len(empty) == len(set(cfg.shards)):
-                        raise InputError(f"{cfg.shards[0]} ...: no shard has an (image, caption) sample")
+                    if len(empty) == len(set(candidates)):
+                        raise InputError(f"{candidates[0]} ...: no shard has an (image, caption) sample")
 
         return shuffled(raw(), cfg.shuffle_buffer, buffer_rng, initial=cfg.shuffle_buffer // 2)
 
@@ -310,7 +329,7 @@ class ShardStream(IterableDataset):
         while True:
             if g // steps != epoch:
                 epoch = g // steps
-                stream = self._samples(epoch, worker)
+                stream = self._samples(epoch, worker, workers)
                 consumed = 0
                 # batches of this worker in this epoch before g: skip their samples undecoded
                 skip = len(range(epoch * steps + (worker - epoch * steps) % workers, g, workers))
@@ -321,6 +340,20 @@ class ShardStream(IterableDataset):
             yield self._make_batch(pairs, epoch, worker, consumed)
             consumed += cfg.batch_size
             g += workers
+
+
+def split_shards(shards: list[str], epoch: int, seed: int, rank: int, world_size: int,
+                 worker: int, workers: int) -> list[str]:
+    """This (rank, worker)'s part of the shards in ``epoch``: the list shuffled the same way on
+    every rank (seeded by seed and epoch), then dealt out to the world_size x workers slots."""
+    order = list(shards)
+    random.Random(mix_seed(seed, epoch, "split")).shuffle(order)
+    slots = world_size * workers
+    if len(order) < slots:
+        raise InputError(f"{shards[0]} ...: {len(order)} shard(s) cannot be split between "
+                         f"{world_size} process(es) x {workers} loader worker(s): use more "
+                         "shards or fewer workers, or resampled shards (no --split-shards)")
+    return order[rank * workers + worker::slots]
 
 
 def make_loader(cfg: StreamConfig, tokenizer: Any, workers: int, pin_memory: bool) -> DataLoader:

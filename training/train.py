@@ -52,6 +52,7 @@ class TrainOptions:
     seed: int = 0
     workers: int = 2
     shuffle_buffer: int = 2000
+    split_shards: bool = False
     samples_per_epoch: int | None = None
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -63,6 +64,7 @@ class TrainOptions:
     precision: str = "auto"
     grad_checkpointing: bool = False
     compile: bool = False
+    compile_backend: str = "inductor"
     image_size: int | None = None
     context_length: int | None = None
 
@@ -153,6 +155,8 @@ def train(opts: TrainOptions) -> TrainResult:
         raise InputError(f"{opts.shards}: {epoch_samples} samples per epoch, fewer than one "
                          f"global batch of {global_batch}")
     steps_per_epoch = data.steps_per_epoch(epoch_samples, global_batch)
+    if opts.split_shards:  # fails early, naming the shards, if too few to split
+        data.split_shards(shards, 0, opts.seed, rank, world, 0, max(1, opts.workers))
     total = opts.steps or (opts.samples // global_batch if opts.samples else steps_per_epoch)
     warmup = opts.warmup if opts.warmup is not None else max(1, total // 20)
 
@@ -180,12 +184,13 @@ def train(opts: TrainOptions) -> TrainResult:
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if opts.compile:
-        train_model = torch.compile(train_model)  # type: ignore[assignment]
+        train_model = torch.compile(train_model, backend=opts.compile_backend)  # type: ignore[assignment]
 
     stream = data.StreamConfig(
         shards=shards, batch_size=opts.batch_size, image_size=cfg.image_size,
         context_length=cfg.context_length, steps_per_epoch=steps_per_epoch, seed=opts.seed,
-        start_batch=step, rank=rank, world_size=world, shuffle_buffer=opts.shuffle_buffer)
+        start_batch=step, rank=rank, world_size=world, shuffle_buffer=opts.shuffle_buffer,
+        resampled=not opts.split_shards)
     loader = data.make_loader(stream, tokenizer, opts.workers, pin_memory=device.type == "cuda")
 
     if main:

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="DataLoader worker processes per GPU/process (default: %(default)s)")
     a("--shuffle-buffer", type=int, default=2000,
       help="samples held in each worker's shuffle buffer (default: %(default)s)")
+    a("--split-shards", action="store_true",
+      help="split the shard list between processes (nodes x GPUs) and loader workers, "
+           "reshuffled every epoch, instead of drawing shards with replacement (resampled, the "
+           "default); needs at least processes x workers shards")
     a("--samples-per-epoch", type=int,
       help="epoch size (default: the shards' total from sizes.json / _stats.json)")
     a("--checkpoint-every", type=int, default=1000,
@@ -68,7 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="autocast precision (default: %(default)s = bf16 on GPU, fp32 on CPU)")
     a("--grad-checkpointing", action="store_true",
       help="recompute activations in backward to save memory")
-    a("--compile", action="store_true", help="torch.compile the model")
+    a("--compile", action="store_true",
+      help="torch.compile the model (the first steps then take a while: on a CPU even tiny "
+           "compiles for about a minute)")
+    a("--compile-backend", default="inductor",
+      help="torch.compile backend (default: %(default)s; 'aot_eager' traces and checks the "
+           "graph without generating code, in seconds)")
     a("--image-size", type=int, help="override the config's image size")
     a("--context-length", type=int, help="override the config's text context length")
 
