@@ -1,13 +1,15 @@
 """Near-duplicate detection on real images, the LSH band grouping against brute force,
-faiss against numpy, the keeper rule, filters and header checks."""
+faiss against numpy, the keeper rule, filters, header checks and the tar reader."""
 
 from __future__ import annotations
 
 import io
 import random
+import tarfile
 from collections import defaultdict
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
@@ -23,7 +25,8 @@ from pipeline.shards.dedup import (
 )
 from pipeline.shards.download import jpeg_is_truncated, precheck
 from pipeline.shards.filters import FilterConfig, filter_reason
-from pipeline.shards.phash import band_values, phash_bytes
+from pipeline.shards.phash import band_values, phash_bytes, phash_image
+from pipeline.shards.transform import read_tar_images
 
 NEAR_DUP_BITS = 10  # the --near-dup-bits default
 
@@ -98,6 +101,24 @@ def test_lsh_bands_find_exactly_the_brute_force_pairs(bits, seed):
     assert lsh_pairs(hashes, bits) == set(brute_force_pairs(hashes, bits))
 
 
+def test_phash_equals_imagehash():
+    """Our matrix-product pHash gives imagehash's bits on real images, their greyscale and
+    resized versions, flat images and a gradient."""
+    import imagehash
+
+    def reference(image: Image.Image) -> int:
+        bits = imagehash.phash(image.convert("L"), hash_size=8).hash.flatten()
+        return int("".join("1" if b else "0" for b in bits), 2)
+
+    images = [image for _, image in real_images(40)]
+    images += [image.resize((256, 181)) for image in images[:20]] + [i.convert("L") for i in images[:20]]
+    images += [Image.new("RGB", (90, 70), color) for color in ("white", "black", (10, 200, 30))]
+    images.append(Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (64, 1))))
+    values = [phash_image(image) for image in images]
+    assert values == [reference(image) for image in images]
+    assert len(set(values)) >= 40 and phash_image(Image.new("L", (8, 8), 255)) == 1 << 63
+
+
 def test_faiss_equals_brute_force():
     rng = np.random.default_rng(1)
     hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 3000, dtype=np.uint64)
@@ -145,3 +166,33 @@ def test_retry_after_parsing():
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 10) == 10.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_tar_reader_matches_tarfile(tmp_path, fmt):
+    """The header scan that reads kept images gives tarfile's members: pax (webdataset's
+    download tars, float mtimes), GNU long names, ustar prefixes; it fails on a cut tar."""
+    deep = ("d" * 80 if fmt == tarfile.USTAR_FORMAT else "a" * 130) + "/k1"
+    members = [(deep + ".jpg", b"x" * 700), ("k2.jpg", b"y" * 512), ("k2.txt", b"t"),
+               ("k3.jpg", b""), ("k4.json", b"{}"), ("k5.jpg", bytes(range(256)) * 9)]
+    path = tmp_path / "t.tar"
+    with tarfile.open(path, "w", format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1795760958.599
+            tar.addfile(info, io.BytesIO(data))
+
+    def reference(suffix: str, wanted: set[str] | None = None) -> dict[str, bytes]:
+        with tarfile.open(path) as tar:
+            return {m.name[: -len(suffix) - 1]: tar.extractfile(m).read() for m in tar  # type: ignore[union-attr]
+                    if m.name.endswith("." + suffix)
+                    and (wanted is None or m.name[: -len(suffix) - 1] in wanted)}
+
+    for suffix in ("jpg", "txt", "json"):
+        assert read_tar_images(str(path), suffix) == reference(suffix)
+    assert read_tar_images(str(path), "jpg", {"k2", "k5"}) == reference("jpg", {"k2", "k5"})
+    assert len(read_tar_images(str(path), "jpg")) == 4
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ValueError, match="cut.tar"):
+        read_tar_images(str(cut), "jpg")

@@ -160,7 +160,8 @@ def test_manifest_and_report(run):
     assert manifest["inputs"][0]["sha256"]
     assert manifest["versions"]["img2dataset"]
     html = (shards / "report.html").read_text()
-    assert html.count("data:image/png;base64") == 3 and "data:image/jpeg;base64" in html
+    assert html.count("<svg") == 3 and "data:image/jpeg;base64" in html
+    assert f">{manifest['statuses']['contaminated']}</text>" in html  # bar values as text
     stats = json.loads((shards / "00000_stats.json").read_text())
     assert stats["count"] >= stats["successes"] == 5
     image = Image.open(io.BytesIO(next(iter(tarfile.open(sorted(shards.glob("*.tar"))[0]).extractfile(m).read()

@@ -15,17 +15,17 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import fsio
-from pipeline.beam import make_pipeline
 from pipeline.errors import InputError, WitError
 from pipeline.shards.decontaminate import hash_eval_images
 from pipeline.shards.download import (
@@ -43,7 +43,9 @@ from pipeline.shards.download import (
     write_input_shards,
 )
 from pipeline.shards.filters import FilterConfig
-from pipeline.shards.transform import BuildShards, DownloadedShard, TransformConfig
+
+if TYPE_CHECKING:
+    from pipeline.shards.transform import DownloadedShard
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,8 @@ def _check_work_config(out: str, fingerprint: dict[str, Any]) -> None:
         fsio.atomic_write_json(path, fingerprint)
 
 
-def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table]) -> int:
+def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table],
+                    on_first_shard: Callable[[], None] = lambda: None) -> int:
     """Download one round; returns the number of rows fed. Raises when shards stay
     unfinished (img2dataset's distributors only print such failures)."""
     folder = round_dir(opts.out, r)
@@ -128,11 +131,14 @@ def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table]) -> 
             rows += table.num_rows
             yield table
 
-    shards = write_input_shards(counted(), fsio.join(work_dir(opts.out), f"_tmp{r}"),
-                                opts.download_shard_size, done)
+    def shards() -> Iterator[tuple[int, str]]:
+        for item in write_input_shards(counted(), fsio.join(work_dir(opts.out), f"_tmp{r}"),
+                                       opts.download_shard_size, done):
+            on_first_shard()
+            yield item
     downloader = GuardedDownloader(opts.download, folder)
     started = time.monotonic()
-    run_distributor(downloader, shards, opts.distributor, opts.processes, opts.spark_master)
+    run_distributor(downloader, shards(), opts.distributor, opts.processes, opts.spark_master)
     log.info("download round %d: %d rows in %.1fs", r, rows, time.monotonic() - started)
     expected = set(range(shard_count(rows, opts.download_shard_size)))
     missing = sorted(expected - done_shards(folder))
@@ -165,6 +171,8 @@ def _retry_rows(out: str, rounds: list[int]) -> Iterator[pa.Table]:
 
 
 def _downloaded_shards(out: str) -> list[DownloadedShard]:
+    from pipeline.shards.transform import DownloadedShard
+
     shards = []
     for r in existing_rounds(out):
         folder = round_dir(out, r)
@@ -194,9 +202,40 @@ def versions() -> dict[str, str]:
     return found
 
 
+class BeamImport:
+    """Imports Beam and the job's transforms in a thread once the download has started.
+    The launcher only waits on the worker pool then, and these ~2 s of single-core import
+    work would otherwise sit between the last download and the Beam job. Started when the
+    pool takes its first shard, i.e. after the launcher has made the pool and done its own
+    imports, so the two threads do not race on imports. Errors surface on the real import."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _work() -> None:
+        try:
+            import pipeline.beam  # noqa: F401
+            import pipeline.shards.transform  # noqa: F401
+        except Exception:  # noqa: BLE001 - the import after the download reports it
+            pass
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="wit-import-beam", daemon=True)
+            self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+
 def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     """Run the stage; returns the manifest."""
     started = time.time()
+    importing = BeamImport()
+    # Spark's launcher keeps importing while it runs; only overlap with the process pool
+    overlap = importing.start if opts.distributor == "multiprocessing" else (lambda: None)
     files = candidate_files(opts.candidates)
     fingerprints = [file_fingerprint(p) for p in files]
     config = {
@@ -209,18 +248,21 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     _check_work_config(opts.out, {"inputs": fingerprints, "download": shaping,
                                   "download_shard_size": opts.download_shard_size})
 
-    rows = _download_round(opts, 0, _input_tables(files))
+    rows = _download_round(opts, 0, _input_tables(files), overlap)
     if opts.retry_failed:
         rounds = existing_rounds(opts.out)
         # a round is "done" only when every shard it fed is finished; resume an unfinished one
         last = rounds[-1]
         r = last if last > 0 and not fsio.exists(fsio.join(round_dir(opts.out, last), "_done")) \
             else last + 1
-        _download_round(opts, r, _retry_rows(opts.out, [x for x in rounds if x < r]))
+        _download_round(opts, r, _retry_rows(opts.out, [x for x in rounds if x < r]), overlap)
         fsio.atomic_write_bytes(fsio.join(round_dir(opts.out, r), "_done"), b"")
 
     eval_hashes, eval_skipped = hash_eval_images(opts.eval_images, opts.filters.max_pixels) \
         if opts.eval_images else ([], [])
+    importing.join()
+    from pipeline.beam import make_pipeline
+    from pipeline.shards.transform import BuildShards, TransformConfig
 
     out_folder = shards_dir(opts.out)
     _clear_outputs(out_folder)

