@@ -48,12 +48,17 @@ EXTRAS = {
         "setuptools>=61",
         # `wit train` logs to TensorBoard when installed (tests/test_train_shards.py checks it)
         "tensorboard>=2.14",
+        # s3:// I/O against a local S3 server (tests/test_scaling_s3.py)
+        "s3fs>=2023.6",
+        "moto[server]>=5.0",
     ],
     # TensorBoard scalars from `wit train` (optional; OUT/tensorboard/)
     "tensorboard": ["tensorboard>=2.14"],
     "spark": ["pyspark>=3.4"],
     # DataflowRunner and gs:// paths (see docs/scaling.md)
     "gcp": ["apache-beam[gcp]>=2.60", "gcsfs>=2023.6"],
+    # s3:// paths, on AWS or any S3-compatible store (see docs/scaling.md)
+    "s3": ["s3fs>=2023.6"],
     # Comparison anchors for bench/ only.
     "bench": ["wikiextractor>=3.0.6"],
 }

@@ -23,10 +23,23 @@ def expand(patterns: list[str], what: str = "input") -> list[str]:
             found = [p for p in found if fs.exists(p)]
         if not found:
             raise InputError(f"{pattern}: no such {what} file")
-        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-        for path in found:
-            paths.append(path if protocol in ("file", "local") else fs.unstrip_protocol(path))
+        paths.extend(_with_protocol(fs, path) for path in found)
     return sorted(set(paths))
+
+
+def glob(folder: str, pattern: str) -> list[str]:
+    """Sorted paths matching ``pattern`` inside ``folder`` (none if it does not exist), with
+    the protocol kept: fsspec's own glob drops ``s3://``, and ``fsspec.open`` would then read
+    such a path as a local file."""
+    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
+    if not fs.exists(root):
+        return []
+    return sorted(_with_protocol(fs, path) for path in fs.glob(f"{root}/{pattern}"))
+
+
+def _with_protocol(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
 def join(base: str, *parts: str) -> str:

@@ -13,7 +13,6 @@ records and why), then prints a summary. Details: docs/crawl.md.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import fsspec
@@ -42,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--wat", nargs="+", action="extend", default=[], metavar="FILE",
                      help="Common Crawl WAT files (.warc.wat.gz)")
     src.add_argument("--seeds", nargs="+", action="extend", default=[], metavar="URL",
-                     help="seed URLs for the live crawler (or files with one URL a line)")
+                     help="seed URLs for the live crawler, or files (local or fsspec paths such "
+                          "as s3://) with one URL a line")
     src.add_argument("--urls", nargs="+", action="extend", default=[], metavar="FILE",
                      help="URL lists in img2dataset's formats: .parquet, .csv, .tsv, .jsonl "
                           "(optionally .gz) with --url-col and --caption-col")
@@ -104,12 +104,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _seed_urls(values: list[str]) -> list[str]:
     seeds: list[str] = []
     for value in values:
-        if "://" in value:
+        if value.lower().startswith(("http://", "https://")):
             seeds.append(value)
             continue
-        if not os.path.exists(value):
+        # anything else is a seed file, local or on an object store (s3://, gs://)
+        try:
+            found = fsio.exists(value)
+        except (ImportError, ValueError) as exc:  # unknown protocol, or its package missing
+            raise InputError(f"{value}: not a URL (http://...) nor a readable seed file: "
+                             f"{exc}") from exc
+        if not found:
             raise InputError(f"{value}: not a URL (http://...) and no such seed file")
-        with open(value, encoding="utf-8") as f:
+        with fsspec.open(value, "rt", encoding="utf-8") as f:
             seeds.extend(line.strip() for line in f if line.strip() and not line.startswith("#"))
     return seeds
 

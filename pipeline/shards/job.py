@@ -91,10 +91,7 @@ def file_fingerprint(path: str) -> dict[str, Any]:
 
 
 def _glob(folder: str, pattern: str) -> list[str]:
-    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
-    if not fs.exists(root):
-        return []
-    return sorted(fs.glob(f"{root}/{pattern}"))
+    return fsio.glob(folder, pattern)
 
 
 def existing_rounds(out: str) -> list[int]:

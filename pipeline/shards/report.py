@@ -22,8 +22,7 @@ DOWNLOAD_POLICY = ("filtered:robots_txt", "filtered:x_robots_tag", "filtered:blo
 
 
 def _parquets(folder: str) -> list[str]:
-    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
-    return sorted(p for p in fs.glob(f"{root}/*.parquet"))
+    return fsio.glob(folder, "*.parquet")
 
 
 def summarize(folder: str) -> dict[str, Any]:
@@ -164,8 +163,7 @@ def write_report(folder: str, manifest: dict[str, Any], candidates: str, samples
 
 def _sample_figures(folder: str, samples: int, encode_format: str) -> list[str]:
     figures: list[str] = []
-    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
-    for tar in sorted(fs.glob(f"{root}/*.tar")):
+    for tar in fsio.glob(folder, "*.tar"):
         if len(figures) >= samples:
             break
         with fsspec.open(tar.replace(".tar", ".parquet"), "rb") as f:
