@@ -12,7 +12,10 @@ CPU seconds are user+sys of the process (or its children), so other load on the 
 does not change them much. Each variant runs on the dump (x1) and on the dump with its pages
 repeated K times (xK): "MB/CPU-s" is the rate at xK, start-up included; "marginal" is
 (K-1)·MB / (CPU at xK − CPU at x1), the per-MB cost without fixed start-up (Python and Beam
-imports, pipeline construction). Usage: python bench/queries.py [--dump FILE] [--repeat K]
+imports, pipeline construction). With ``--baseline DIR`` (a checkout of an earlier commit,
+e.g. ``git archive HEAD | tar -x -C DIR``) the core loop and the Beam job of that code run too,
+in the same rounds, so a change is measured against its base under the same machine load.
+Usage: python bench/queries.py [--dump FILE] [--repeat K] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -75,6 +78,14 @@ def core_loop(path: str) -> float:
     return time.process_time() - start
 
 
+def baseline_core_loop(baseline: Path, path: str) -> float:
+    """CPU seconds of the baseline's core loop (a child process importing its packages)."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--core-loop-only", path], check=True, capture_output=True,
+        text=True, cwd=baseline, env={**os.environ, "PYTHONPATH": str(baseline)})
+    return float(result.stdout.split()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,7 +95,14 @@ def main() -> int:
                         help="repeat the dump's pages K times so start-up costs matter less")
     parser.add_argument("--rounds", type=int, default=3,
                         help="run every variant this many times and keep the fastest")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also run the core loop and Beam job of the code in DIR (a "
+                             "checkout of an earlier commit); default: none")
+    parser.add_argument("--core-loop-only", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.core_loop_only:  # the child process of baseline_core_loop
+        print(core_loop(args.core_loop_only))
+        return 0
     if not args.dump.exists():
         print(f"bench/queries.py: {args.dump} not found; pass --dump", file=sys.stderr)
         return 2
@@ -105,11 +123,19 @@ def main() -> int:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             start = time.perf_counter()
             rows.append(("core loop", core_loop(str(dump)), time.perf_counter() - start))
+            job = [sys.executable, "-m", "pipeline.cli", "queries", "--wiki", str(dump), "--out",
+                   f"{tmp}/out{tag}", "--sources", "unigram,bigram,title", "--min-count", "20",
+                   "--min-bigram-count", "5"]
             rows.append(("wit queries (Beam)", *child_cpu(
-                [sys.executable, "-m", "pipeline.cli", "queries", "--wiki", str(dump), "--out",
-                 f"{tmp}/out{tag}", "--sources", "unigram,bigram,title", "--min-count", "20",
-                 "--min-bigram-count", "5"], env=env, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)))
+                job, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+            if args.baseline:
+                start = time.perf_counter()
+                rows.append(("core loop (base)", baseline_core_loop(args.baseline, str(dump)),
+                             time.perf_counter() - start))
+                job[job.index("--out") + 1] = f"{tmp}/base{tag}"
+                rows.append(("wit queries (base)", *child_cpu(
+                    job, cwd=args.baseline, env={**env, "PYTHONPATH": str(args.baseline)},
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             return rows
 
         if importlib.util.find_spec("wikiextractor") is None:

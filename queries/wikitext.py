@@ -89,7 +89,9 @@ def normalize_title(title: str) -> str:
     """A link target as MediaWiki names the page: no anchor, ``_`` -> space, collapsed
     spaces, first letter upper-case."""
     title = title.split("#", 1)[0].replace("_", " ")
-    title = _SPACES.sub(" ", title).strip()
+    if "  " in title or "\t" in title or "\u00a0" in title:  # else sub() changes nothing
+        title = _SPACES.sub(" ", title)
+    title = title.strip()
     return title[:1].upper() + title[1:] if title else ""
 
 
@@ -194,9 +196,9 @@ def to_plain_text(
         top = stack[-1]
         if kind is tk.Text:
             if top.kind in _COLLECTING:
-                top.parts.append(token.text)
+                top.parts.append(token["text"])
             elif top.emit and top.kind != "tagattrs":
-                out.append(token.text)
+                out.append(token["text"])  # dict access: Token.__getattr__ is Python
         elif kind is tk.WikilinkOpen:
             stack.append(_Frame("link", top.emit))
         elif kind is tk.WikilinkSeparator and top.kind == "link" and top.part == "":
