@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from test_scaling_runners import QUERIES_ARGS, crawl_inputs
-from test_shards_support import TRUSTED, Server, real_images, to_jpeg, write_candidates
+from test_shards_support import TRUSTED, Server, served_rows, write_candidates
 
 from pipeline.cli import main
 from pipeline.crawl.cli import _seed_urls
@@ -152,14 +152,8 @@ def test_shards_on_s3(tmp_path, s3):
     """Candidates on s3, img2dataset downloading into the bucket (plus a retry round), then
     the shards Beam job and the report reading back from it; a rerun on s3 after the image
     server is gone resumes from the bucket and gives the same shards."""
-    images = real_images(7)
     server = Server()
-    rows = []
-    for i, (name, image) in enumerate(images):
-        server.routes[f"/img/{i}.jpg"] = to_jpeg(image)
-        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": f"a picture of {name}"})
-    rows.append(rows[1])  # an exact duplicate
-    rows.append({"url": server.url("/missing.jpg"), "text": "an image that is not there"})
+    rows = served_rows(server)
     candidates = write_candidates(tmp_path / "candidates", rows, files=2)
     for part in sorted(candidates.glob("*.parquet")):
         s3.put(part, "shards-in/candidates/" + part.name)

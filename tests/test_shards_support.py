@@ -257,3 +257,15 @@ def wit_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(NO_ALBUMENTATIONS_UPDATE="1", WIT_PROGRESS="0")
     return env
+
+
+def served_rows(server: Server, count: int = 7) -> list[dict]:
+    """``count`` real photos served as JPEGs by ``server``, as candidate rows, plus an exact
+    duplicate row (dedup must pick the same survivor everywhere) and a URL that 404s."""
+    rows = []
+    for i, (name, image) in enumerate(real_images(count)):
+        server.routes[f"/img/{i}.jpg"] = to_jpeg(image)
+        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": f"a picture of {name}"})
+    rows.append(rows[1])
+    rows.append({"url": server.url("/missing.jpg"), "text": "an image that is not there"})
+    return rows

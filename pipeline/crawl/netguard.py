@@ -111,29 +111,20 @@ def check_url(url: str, allow_private: bool = False,
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError as exc:
         raise BlockedURLError(url, "bad_port", str(exc)) from exc
-    addresses = _literal_address(host)
-    if addresses is None:
-        if allow_private:
-            return  # nothing to check: every address is allowed
-        try:
-            addresses = list(resolver(host, port))
-        except (OSError, UnicodeError) as exc:
-            raise BlockedURLError(url, "dns_error", str(exc)) from exc
-        if not addresses:
-            raise BlockedURLError(url, "dns_error", "no address")
-    nets = parse_networks(allowed_networks)
-    for address in addresses:
-        check_address(address, allow_private, nets, url=url)
+    if allow_private and _literal_address(host) is None:
+        return  # nothing to check: every address is allowed
+    resolve_checked(host, port, allow_private, allowed_networks, resolver, label=url)
 
 
 def resolve_checked(host: str, port: int, allow_private: bool = False,
                     allowed_networks: Iterable[str | IPNetwork] = (),
-                    resolver: Resolver = system_resolver) -> list[str]:
+                    resolver: Resolver = system_resolver, label: str | None = None) -> list[str]:
     """The addresses of ``host`` (a name or an IP literal, brackets allowed), each one checked
     with :func:`check_address`; raises :class:`BlockedURLError` (``dns_error``,
-    ``private_address``) when there is none or any one of them is blocked."""
+    ``private_address``) naming ``label`` (default ``host:port``) when there is none or any
+    one of them is blocked."""
     name = host.strip("[]")
-    target = f"{host}:{port}"
+    target = label or f"{host}:{port}"
     addresses = _literal_address(name)
     if addresses is None:
         try:
