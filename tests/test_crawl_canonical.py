@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from conftest import loopback_server
 
 from pipeline.beam import make_pipeline
 from pipeline.cli import main
@@ -190,13 +190,8 @@ def jittery_site() -> Iterator[str]:
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with loopback_server(Handler) as base:
+        yield base + "/"
 
 
 def test_live_crawl_twice_gives_identical_files(jittery_site: str, tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from conftest import loopback_server
 
 from pipeline.cli import main
 from pipeline.crawl.live_crawler import (
@@ -140,13 +141,8 @@ def site() -> Iterator[tuple[str, Site]]:
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", state
-    server.shutdown()
-    server.server_close()
+    with loopback_server(Handler) as base:
+        yield base, state
 
 
 OPTIONS = CrawlerOptions(user_agent=UA, max_depth=2, max_pages=50, delay=0.0, concurrency=3,
