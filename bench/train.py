@@ -1,19 +1,21 @@
 """Benchmark of the bundled CLIP trainer against open_clip, side by side in one run.
 
-GPU run (a GPU machine without internet, e.g. the `run` tool's H100/H200), step by step:
+GPU run (any machine with a CUDA GPU; it needs no internet), step by step:
 
-  1. Here, where PyPI is reachable, once (about 17 MiB; nothing is installed into the venv):
+  1. On a machine where PyPI is reachable, once (about 17 MiB; nothing is installed into the
+     venv):
        python bench/train.py --prepare --cache .cache/bench-train
-     (`.cache/` is git-ignored: carry it.) It pip-installs open_clip and the pure-Python
+     (`.cache/` is git-ignored: copy it to the GPU machine's checkout.) It pip-installs open_clip and the pure-Python
      packages the GPU image lacks (webdataset, braceexpand, ftfy, wcwidth) into
      .cache/bench-train/site with `--target`, and makes 1,024 real shards there with
      img2dataset (256 px JPEGs, as img2dataset writes for CLIP training).
-  2. On the GPU machine, one command (the image's python3 has CUDA torch; ~6 min at most):
-       PYTHONUNBUFFERED=1 python3 bench/train.py --cache .cache/bench-train --out $OUT --compile
-     run tool: carry [".cache/bench-train"], timeout_s 480. Every phase runs in its own
+  2. On the GPU machine, in the checkout, one command (its python3 needs CUDA torch; ~6 min
+     at most, allow 8):
+       PYTHONUNBUFFERED=1 python3 bench/train.py --cache .cache/bench-train --out OUT --compile
+     Every phase runs in its own
      process under a time limit (--time-limit, default 360 s in all); a phase that fails or
      runs out of time is a row saying so, the others still run. It prints one table and writes
-     $OUT/train_bench.json (rewritten after every phase) and $OUT/train_bench.txt (the table).
+     OUT/train_bench.json (rewritten after every phase) and OUT/train_bench.txt (the table).
   3. Copy the table with the card's name into docs/benchmarks.md (training section).
 
 Measures training samples/s of the same model size and batch (default: ViT-B-32, batch 256,
