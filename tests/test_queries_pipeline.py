@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import main
 from queries import job
 from queries.dump import iter_pages
-from queries.select import pmi
+from queries.select import NUMERALS, pmi
 from queries.tokenize import count_text
 from queries.transform import QueryConfig
 from queries.wikitext import normalize_title, to_plain_text
@@ -61,28 +61,34 @@ def entries(out: Path, source: str) -> dict:
 
 def test_counts_equal_plain_python_reference(tmp_path, wiki_sample, reference):
     unigrams, bigrams, inlinks, articles = reference
-    # small flush size: partial counts are flushed many times and summed by the combine
-    stats = run_job(tmp_path, wiki=wiki_sample, min_count=1, min_pmi=10.0,
-                    min_bigram_count=3, min_inlinks=2, flush_keys=500)
+    # small flush size: partial counts are flushed many times and summed by the combine;
+    # no --min-bigram-count: MetaCLIP's default keeps bigrams seen once
+    stats = run_job(tmp_path, wiki=wiki_sample, min_count=1, min_pmi=10.0, min_inlinks=2,
+                    flush_keys=500)
+    assert stats["thresholds"]["min_bigram_count"] == 1
     assert stats["inputs"]["tokens"] == sum(unigrams.values())
     assert stats["inputs"]["articles"] == 106 and stats["inputs"]["redirects"] == 99
-    assert {e: c for e, (c, _) in entries(tmp_path, "unigram").items()} == dict(unigrams)
+    # numerals are always the first 100 entries, so unigram "1" is a duplicate of numeral "1"
+    assert entries(tmp_path, "numeral").keys() == set(NUMERALS)
+    assert {e: c for e, (c, _) in entries(tmp_path, "unigram").items()} == {
+        w: c for w, c in unigrams.items() if w not in NUMERALS}
 
     total = sum(unigrams.values())
     expected_bigrams = {}
     for bigram, count in bigrams.items():
         a, b = bigram.split(" ")
         score = pmi(count, unigrams[a], unigrams[b], total)
-        if count >= 3 and score >= 10.0 and bigram not in unigrams:
+        if score >= 10.0 and bigram not in unigrams:
             expected_bigrams[bigram] = (count, score)
     got = entries(tmp_path, "bigram")
     assert got.keys() == expected_bigrams.keys() and len(got) > 50
+    assert any(count == 1 for count, _ in got.values())
     for bigram, (count, score) in expected_bigrams.items():
         assert got[bigram][0] == count and got[bigram][1] == pytest.approx(score)
 
     expected_titles = {t: c for t, c in inlinks.items()
                        if c >= 2 and t in articles and ":" not in t and t not in unigrams
-                       and t not in expected_bigrams}
+                       and t not in expected_bigrams and t not in NUMERALS}
     got_titles = {e: c for e, (c, _) in entries(tmp_path, "title").items()}
     assert got_titles == expected_titles and got_titles
     assert "in-links" in stats["title_rule"] or "inlinks" in stats["title_rule"]
@@ -114,8 +120,11 @@ def test_cli_writes_the_three_outputs_with_wordnet(tmp_path, wiki_sample, capsys
     assert table.schema.equals(METADATA, check_metadata=False)
     assert table.column("entry").to_pylist() == metadata
     assert table.column("entry_id").to_pylist() == list(range(len(metadata)))
-    assert metadata[:2] == ["able", "unable"] and "hot spring" in metadata
-    assert stats["entries_per_source"]["wordnet"]["kept"] == 86_654
+    assert metadata[:100] == list(NUMERALS) and metadata[100:102] == ["able", "unable"]
+    assert "hot spring" in metadata
+    # MetaCLIP's Table 1: 86,654 = 86,554 WordNet synset names + 100 numerals
+    assert stats["entries_per_source"]["wordnet"]["kept"] == 86_554
+    assert stats["entries_per_source"]["numeral"]["kept"] == 100
     assert stats["entries"] == len(metadata)
     assert sum(r["kept"] for r in stats["entries_per_source"].values()) == len(metadata)
     assert stats["versions"]["wordnet"] == "3.0"
@@ -133,5 +142,10 @@ def test_titles_from_pageviews(tmp_path, wiki_sample):
     config = QueryConfig(pageviews=(str(views), str(later)), sources=("title",), min_views=70)
     stats = job.run(config, [], str(tmp_path), [])
     assert entries(tmp_path, "title") == {"Main Page": (5000, None), "Hot dog": (115, None)}
+    # the numerals come first whatever the sources, as in MetaCLIP
+    metadata = json.loads((tmp_path / "queries" / "metadata.json").read_text())
+    assert metadata == [*NUMERALS, "Main Page", "Hot dog"]
+    assert stats["entries_per_source"]["numeral"] == {
+        "candidates": 100, "invalid": 0, "duplicates": 0, "capped": 0, "kept": 100}
     assert stats["inputs"]["pageview_lines"] == 10 and stats["inputs"]["pageview_bad_lines"] == 1
     assert stats["title_rule"].startswith("pageviews")

@@ -1,9 +1,18 @@
 """PMI, entry validity, ranking and the merge with its cap (pure functions)."""
 
 import math
+import string
 
 from queries.pageviews import parse_line, title_views
-from queries.select import Candidate, is_valid_entry, merge, pmi, rank_bigrams, rank_unigrams
+from queries.select import (
+    Candidate,
+    is_valid_entry,
+    merge,
+    numeral_candidates,
+    pmi,
+    rank_bigrams,
+    rank_unigrams,
+)
 
 
 def test_pmi_is_log2_of_observed_over_expected():
@@ -11,10 +20,22 @@ def test_pmi_is_log2_of_observed_over_expected():
     assert math.isclose(pmi(10, 20, 40, 1000), math.log2(12.5))
 
 
-def test_invalid_entries():
+def test_invalid_entries_are_metaclips_empty_and_single_ascii_punctuation():
     assert is_valid_entry("dog") and is_valid_entry("7") and is_valid_entry("C++")
-    assert not is_valid_entry("") and not is_valid_entry("   ")
-    assert not is_valid_entry("...") and not is_valid_entry("--") and not is_valid_entry("$")
+    assert not is_valid_entry("")
+    for ch in string.punctuation:
+        assert not is_valid_entry(ch)
+    # MetaCLIP keeps everything else, also multi-character punctuation and whitespace
+    assert is_valid_entry("...") and is_valid_entry("--") and is_valid_entry("   ")
+    assert is_valid_entry("€") and is_valid_entry("«")  # not ASCII punctuation
+
+
+def test_numerals_come_first_whatever_the_sources():
+    per_source = {"numeral": numeral_candidates(), "title": [Candidate("7", "title", 90),
+                                                            Candidate("Hot dog", "title", 80)]}
+    entries, report = merge(per_source, max_entries=500_000)
+    assert [e.entry for e in entries] == [str(i) for i in range(100)] + ["Hot dog"]
+    assert report["numeral"]["kept"] == 100 and report["title"]["duplicates"] == 1
 
 
 def test_ranking_is_deterministic():
@@ -29,7 +50,7 @@ def test_merge_order_duplicates_invalid_and_cap():
         "wordnet": [Candidate("dog", "wordnet"), Candidate("", "wordnet"),
                     Candidate("hot dog", "wordnet")],
         "unigram": [Candidate("dog", "unigram", 500), Candidate("the", "unigram", 400),
-                    Candidate("...", "unigram", 300)],
+                    Candidate(".", "unigram", 300)],
         "bigram": [Candidate("New York", "bigram", 50, 20.0)],
     }
     entries, report = merge(per_source, max_entries=5)

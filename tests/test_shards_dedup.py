@@ -135,11 +135,11 @@ def test_keeper_rule_is_deterministic():
 
 
 def test_basic_filters():
-    config = FilterConfig()
+    config = FilterConfig(min_bytes=5000)
     ok = {"caption": "a red car", "original_width": 400, "original_height": 300, "original_bytes": 9000}
     assert filter_reason(ok, config) is None
     assert filter_reason({**ok, "caption": "car"}, config) == "caption_words"
-    assert filter_reason({**ok, "caption": "a b"}, config) == "caption_chars"
+    assert filter_reason({**ok, "caption": "a b c"}, config) == "caption_chars"
     assert filter_reason({**ok, "original_height": 150}, config) == "min_side"
     assert filter_reason({**ok, "original_width": 1300}, config) == "aspect_ratio"
     assert filter_reason({**ok, "original_bytes": 10}, config) == "min_bytes"

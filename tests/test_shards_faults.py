@@ -14,6 +14,7 @@ from PIL import Image, ImageEnhance
 from test_shards_support import (
     TRUSTED,
     Server,
+    english_caption,
     fault_routes,
     huge_png,
     png_header_bomb,
@@ -32,7 +33,7 @@ def options(candidates: Path, out: Path, **overrides) -> ShardsOptions:
     fetch = FetchConfig(timeout=2.0, retries=1, max_backoff=2.0, allowed_networks=(TRUSTED,))
     download = DownloadConfig(fetch=fetch, image_size=128, thread_count=16, max_pixels=3_000_000)
     base = dict(candidates=str(candidates), out=str(out), download=download,
-                filters=FilterConfig(max_pixels=3_000_000), processes=1,
+                filters=FilterConfig(max_pixels=3_000_000, min_bytes=5000), processes=1,
                 download_shard_size=8, samples_per_shard=5)
     base.update(overrides)
     return ShardsOptions(**base)
@@ -53,8 +54,8 @@ def run(tmp_path_factory):
         rows.append({"url": origin.url(path), "text": text})
         expected[origin.url(path)] = status
 
-    for i, (name, image) in enumerate(images[:10]):
-        add(f"/img/{i}.jpg", to_jpeg(image), "success", f"image {name} number {i}")
+    for i, (_, image) in enumerate(images[:10]):
+        add(f"/img/{i}.jpg", to_jpeg(image), "success", english_caption(i))
     base0, base1, base2, base3 = (images[i][1] for i in range(4))
     add("/img/exact-copy.jpg", to_jpeg(base0), "duplicate_of", "the same bytes again")
     add("/img/resized.jpg", to_jpeg(base1.resize((base1.width * 2 // 3, base1.height * 2 // 3))),
@@ -69,6 +70,10 @@ def run(tmp_path_factory):
     add("/img/wide.jpg", to_jpeg(wide), "filtered:aspect_ratio")
     add("/img/tiny-bytes.jpg", to_jpeg(Image.new("RGB", (300, 300), "white")), "filtered:min_bytes")
     add("/img/one-word.jpg", to_jpeg(images[12][1]), "filtered:caption_words", "word")
+    add("/img/two-words.jpg", to_jpeg(images[12][1]), "filtered:caption_words", "two words")
+    add("/img/five-chars.jpg", to_jpeg(images[12][1]), "filtered:caption_chars", "a b c")
+    add("/img/german.jpg", to_jpeg(images[12][1]), "filtered:language",
+        "Ein kleiner Hund spielt im Garten mit einem roten Ball")
     add("/img/eval-copy.jpg", to_jpeg(images[13][1]), "contaminated")
     eval_dir = tmp / "eval"
     eval_dir.mkdir()
@@ -111,6 +116,17 @@ def test_guard_never_reached_the_private_target_and_robots_fetched_once(run):
     assert run["origin_hits"]["/robots.txt"] == 1
     assert run["origin_hits"]["/private/secret.jpg"] == 0
     assert run["origin_hits"]["/f/429.jpg"] == 2  # 429 + Retry-After, then success
+
+
+def test_caption_rules_run_before_fetching_and_language_after(run):
+    hits = run["origin_hits"]
+    assert hits["/img/one-word.jpg"] == hits["/img/two-words.jpg"] == 0
+    assert hits["/img/five-chars.jpg"] == 0
+    assert hits["/img/german.jpg"] == 1  # language ID runs in the Beam job
+    manifest = json.loads((run["out"] / "shards" / "manifest.json").read_text())
+    assert manifest["filtered"]["language"] == 1 and manifest["filtered"]["caption_words"] == 2
+    assert manifest["config"]["filters"]["languages"] == ["en"]
+    assert manifest["config"]["filter_changes"] == {"min_bytes": {"value": 5000, "preset": 0}}
 
 
 def test_duplicates_point_to_their_original(run):

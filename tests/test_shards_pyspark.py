@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 from test_shards_faults import options
-from test_shards_support import Server, real_images, to_jpeg, write_candidates
+from test_shards_support import Server, english_caption, real_images, to_jpeg, write_candidates
 
 from pipeline.shards.job import run_shards
 
@@ -13,9 +13,9 @@ def test_pyspark_distributor_local(tmp_path):
     images = real_images(5)
     server = Server()
     rows = []
-    for i, (name, image) in enumerate(images):
+    for i, (_, image) in enumerate(images):
         server.routes[f"/img/{i}.jpg"] = to_jpeg(image)
-        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": f"picture of {name}"})
+        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": english_caption(i)})
     rows.append({"url": server.url("/missing.jpg"), "text": "not on the server"})
     candidates = write_candidates(tmp_path / "candidates", rows)
     try:

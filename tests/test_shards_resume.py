@@ -17,6 +17,7 @@ from test_shards_faults import options
 from test_shards_support import (
     TRUSTED,
     Server,
+    english_caption,
     real_images,
     send,
     to_jpeg,
@@ -47,7 +48,7 @@ def test_kill_and_rerun_gives_the_same_shards(tmp_path):
     images = real_images(14)
     server = Server()
     rows = []
-    for i, (name, image) in enumerate(images):
+    for i, (_, image) in enumerate(images):
         body = to_jpeg(image)
 
         def slow(h, body=body):
@@ -55,7 +56,7 @@ def test_kill_and_rerun_gives_the_same_shards(tmp_path):
             send(h, 200, body)
 
         server.routes[f"/img/{i}.jpg"] = slow
-        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": f"picture of {name}"})
+        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": english_caption(i)})
     rows.append(rows[2])  # an exact duplicate row
     candidates = write_candidates(tmp_path / "candidates", rows, files=2)
     try:

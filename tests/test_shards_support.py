@@ -259,13 +259,19 @@ def wit_env() -> dict[str, str]:
     return env
 
 
+def english_caption(i: int) -> str:
+    """A caption that passes DataComp's basic filter (> 2 words, > 5 characters, English by
+    fastText lid.176); the image file names are often Italian and would fail the language rule."""
+    return f"a real photo, picture number {i}"
+
+
 def served_rows(server: Server, count: int = 7) -> list[dict]:
     """``count`` real photos served as JPEGs by ``server``, as candidate rows, plus an exact
     duplicate row (dedup must pick the same survivor everywhere) and a URL that 404s."""
     rows = []
-    for i, (name, image) in enumerate(real_images(count)):
+    for i, (_, image) in enumerate(real_images(count)):
         server.routes[f"/img/{i}.jpg"] = to_jpeg(image)
-        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": f"a picture of {name}"})
+        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": english_caption(i)})
     rows.append(rows[1])
     rows.append({"url": server.url("/missing.jpg"), "text": "an image that is not there"})
     return rows

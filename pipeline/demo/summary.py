@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.shards.filters import describe_changes
+
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -32,6 +34,11 @@ def rows(facts: dict[str, Any]) -> list[tuple[str, str, str]]:
                     f"{n.get('images', 0):,} / {n.get('matched', 0):,} / {n.get('kept', 0):,}"))
     shards = facts["shards"]
     counts = shards.get("counts", {})
+    config = shards.get("config", {})
+    if config.get("filters"):
+        changes = config.get("filter_changes", {})
+        out.append(("shards", f"filter {config['filters'].get('preset', '?')}",
+                    f"changed: {describe_changes(changes)}" if changes else "as published"))
     out.append(("shards", "candidates / downloaded",
                 f"{counts.get('candidates', 0):,} / {counts.get('downloaded', 0):,}"))
     for reason, n in sorted(shards.get("filtered", {}).items()):

@@ -12,7 +12,18 @@ import argparse
 import os
 import sys
 
+from pipeline.cliargs import bounded, non_negative_int
+from pipeline.shards.filters import PRESETS, describe_changes, from_preset, preset_changes
+from pipeline.shards.language import parse_languages
+
 USES_BEAM = True
+
+
+def _languages(value: str) -> tuple[str, ...]:
+    try:
+        return parse_languages(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,19 +88,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="trust this network despite the SSRF guard, e.g. 10.1.0.0/16 for an "
                    "intranet mirror; repeatable (default: none)")
 
-    f = parser.add_argument_group("filters, dedup, decontamination")
-    f.add_argument("--min-words", type=int, default=2, help="caption words (default: %(default)s)")
-    f.add_argument("--min-chars", type=int, default=5,
-                   help="caption characters (default: %(default)s)")
-    f.add_argument("--min-side", type=int, default=200,
-                   help="shorter side of the original image in pixels (default: %(default)s)")
-    f.add_argument("--max-aspect", type=float, default=3.0,
-                   help="longer/shorter side (default: %(default)s)")
+    f = parser.add_argument_group(
+        "filters, dedup, decontamination",
+        "--filter picks a rule set; each rule option below overrides it (the change is printed "
+        "and recorded in manifest.json)")
+    f.add_argument("--filter", default="datacomp-basic", choices=sorted(PRESETS),
+                   help="datacomp-basic: DataComp's basic filter exactly (caption > 2 words and "
+                   "> 5 characters, English by fastText lid.176, shorter side >= 200 px, "
+                   "aspect <= 3); none: no caption, language or image-size rule "
+                   "(default: %(default)s)")
+    f.add_argument("--min-words", type=non_negative_int, default=None,
+                   help="caption words, whitespace-split (datacomp-basic: 3)")
+    f.add_argument("--min-chars", type=non_negative_int, default=None,
+                   help="caption characters (datacomp-basic: 6)")
+    f.add_argument("--languages", type=_languages, default=None, metavar="CODES",
+                   help="comma-separated fastText lid.176 language codes a caption may have, "
+                   "e.g. en,de; 'any' for no language rule (datacomp-basic: en)")
+    f.add_argument("--min-side", type=non_negative_int, default=None,
+                   help="shorter side of the original image in pixels (datacomp-basic: 200)")
+    f.add_argument("--max-aspect", type=bounded(float, 1), default=None,
+                   help="longer/shorter side (datacomp-basic: 3.0)")
+    f.add_argument("--min-bytes", type=non_negative_int, default=None,
+                   help="downloaded bytes, LAION's rule is 5000 (datacomp-basic: 0, none)")
     f.add_argument("--max-pixels", type=int, default=40_000_000,
                    help="original pixel count, checked from the header before decoding "
                    "(default: %(default)s)")
-    f.add_argument("--min-bytes", type=int, default=5000,
-                   help="downloaded bytes (default: %(default)s)")
     f.add_argument("--near-dup-bits", type=int, default=10,
                    help="pHash Hamming distance for near-duplicates (default: %(default)s)")
     f.add_argument("--contamination-bits", type=int, default=None,
@@ -101,7 +124,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.shards.download import DownloadConfig
-    from pipeline.shards.filters import FilterConfig
     from pipeline.shards.guard import FetchConfig
     from pipeline.shards.job import ShardsOptions, run_shards, shards_dir
 
@@ -111,15 +133,20 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         disallowed_header_directives=tuple(args.disallowed_header_directives),
         respect_robots_txt=not args.ignore_robots_txt, allow_private=args.allow_private,
         allowed_networks=tuple(args.allow_network))
+    filters = from_preset(args.filter, min_words=args.min_words, min_chars=args.min_chars,
+                          languages=args.languages, min_side=args.min_side,
+                          max_aspect=args.max_aspect, min_bytes=args.min_bytes,
+                          max_pixels=args.max_pixels)
     download = DownloadConfig(
         fetch=fetch, image_size=args.image_size, resize_mode=args.resize_mode,
         resize_only_if_bigger=args.resize_only_if_bigger, encode_format=args.encode_format,
         encode_quality=args.encode_quality, max_pixels=args.max_pixels,
         thread_count=args.threads,
-        min_words=args.min_words, min_chars=args.min_chars)
-    filters = FilterConfig(min_words=args.min_words, min_chars=args.min_chars,
-                           min_side=args.min_side, max_aspect=args.max_aspect,
-                           max_pixels=args.max_pixels, min_bytes=args.min_bytes)
+        min_words=filters.min_words, min_chars=filters.min_chars)
+    changes = preset_changes(filters)
+    if changes:
+        print(f"wit shards: --filter {filters.preset} changed: {describe_changes(changes)}",
+              file=sys.stderr)
     options = ShardsOptions(
         candidates=args.candidates, out=args.out, download=download, filters=filters,
         near_dup_bits=args.near_dup_bits,
@@ -135,3 +162,4 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
           f"{manifest['shards']['count']} shard(s) under {shards_dir(args.out)}", file=sys.stderr)
     print("  " + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items()), file=sys.stderr)
     return 0
+

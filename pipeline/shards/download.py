@@ -57,9 +57,9 @@ class DownloadConfig:
     encode_quality: int = 95
     max_pixels: int = 40_000_000
     thread_count: int = 64
-    # caption rules are checked before fetching (see filters.py)
-    min_words: int = 2
-    min_chars: int = 5
+    # caption rules are checked before fetching (see filters.py; DataComp's: > 2, > 5)
+    min_words: int = 3
+    min_chars: int = 6
 
 
 def format_key(index: int) -> str:

@@ -1,33 +1,86 @@
-"""DataComp's "basic" and LAION's filters as pure functions over a sample's metadata.
+"""DataComp's "basic" filter (and LAION's byte minimum) as pure functions over a sample's
+metadata.
 
-Each returns the reason (the suffix of ``filtered:<reason>``) of the first rule a sample
-breaks, or None. Caption rules need no image, so the downloader applies them before it
-fetches anything (no bandwidth spent on a sample that would be dropped anyway).
+DataComp's rule (``baselines/utils.py``, ``load_uids_with_basic_filter_helper``) keeps a
+sample when ``len(caption.split()) > 2``, ``len(caption) > 5``, fastText lid.176 says ``en``,
+the original's shorter side is >= 200 px and longer/shorter <= 3. Here the thresholds are
+inclusive minimums, so ``> 2`` words is ``min_words=3`` and ``> 5`` characters
+``min_chars=6``; the caption is counted as it is, unstripped, as DataComp does.
+
+Each function returns the reason (the suffix of ``filtered:<reason>``) of the first rule a
+sample breaks, or None. Word and character rules need no image, so the downloader applies
+them before it fetches anything; the language rule runs in the Beam job (one model per
+worker process, see language.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from pipeline.shards.language import detect_language
 
 
 @dataclass(frozen=True)
 class FilterConfig:
-    min_words: int = 2
-    min_chars: int = 5
+    preset: str = "datacomp-basic"
+    min_words: int = 3
+    min_chars: int = 6
+    # lid.176 codes a caption may have; () = any language
+    languages: tuple[str, ...] = ("en",)
     min_side: int = 200
-    max_aspect: float = 3.0
+    max_aspect: float | None = 3.0  # None = no rule
+    # a resource guard, not a dataset rule: checked from the header before decoding
     max_pixels: int = 40_000_000
-    min_bytes: int = 5000
+    # LAION's "< 5 KB" rule; DataComp's basic filter has none
+    min_bytes: int = 0
+
+
+# The rules each preset sets; options given on the command line override them.
+PRESETS: dict[str, FilterConfig] = {
+    "datacomp-basic": FilterConfig(),
+    "none": FilterConfig(preset="none", min_words=0, min_chars=0, languages=(), min_side=0,
+                         max_aspect=None),
+}
+PRESET_RULES = ("min_words", "min_chars", "languages", "min_side", "max_aspect", "min_bytes")
+
+
+def from_preset(preset: str, **overrides: Any) -> FilterConfig:
+    """The preset's rules with the given (non-None) overrides."""
+    return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def preset_changes(config: FilterConfig) -> dict[str, dict[str, Any]]:
+    """Rules that differ from the config's preset: ``{rule: {"value": v, "preset": p}}``."""
+    base, now = asdict(PRESETS[config.preset]), asdict(config)
+    return {k: {"value": now[k], "preset": base[k]} for k in PRESET_RULES if now[k] != base[k]}
+
+
+def describe_changes(changes: Mapping[str, Mapping[str, Any]]) -> str:
+    """``min_words 1 (preset 3), languages any (preset en)``; also for changes read back
+    from manifest.json (language lists as JSON arrays)."""
+    def show(value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return ",".join(value) or "any"
+        return "none" if value is None else str(value)
+
+    return ", ".join(f"{k} {show(c['value'])} (preset {show(c['preset'])})"
+                     for k, c in changes.items())
 
 
 def caption_reason(caption: str | None, config: FilterConfig) -> str | None:
-    text = (caption or "").strip()
+    text = caption or ""
     if len(text.split()) < config.min_words:
         return "caption_words"
     if len(text) < config.min_chars:
         return "caption_chars"
+    return None
+
+
+def language_reason(caption: str | None, config: FilterConfig) -> str | None:
+    if config.languages and detect_language(caption or "") not in config.languages:
+        return "language"
     return None
 
 
@@ -38,7 +91,8 @@ def image_reason(width: int | None, height: int | None, num_bytes: int | None,
         return "unknown_size"
     if min(width, height) < config.min_side:
         return "min_side"
-    if max(width, height) / min(width, height) > config.max_aspect:
+    aspect = max(width, height) / min(width, height)
+    if config.max_aspect is not None and aspect > config.max_aspect:
         return "aspect_ratio"
     if width * height > config.max_pixels:
         return "max_pixels"
@@ -48,6 +102,7 @@ def image_reason(width: int | None, height: int | None, num_bytes: int | None,
 
 
 def filter_reason(sample: Mapping[str, Any], config: FilterConfig) -> str | None:
-    return caption_reason(sample.get("caption"), config) or image_reason(
+    caption = sample.get("caption")
+    return caption_reason(caption, config) or language_reason(caption, config) or image_reason(
         sample.get("original_width"), sample.get("original_height"),
         sample.get("original_bytes"), config)

@@ -42,7 +42,7 @@ from pipeline.shards.download import (
     to_input_table,
     write_input_shards,
 )
-from pipeline.shards.filters import FilterConfig
+from pipeline.shards.filters import FilterConfig, preset_changes
 
 if TYPE_CHECKING:
     from pipeline.shards.transform import DownloadedShard
@@ -293,6 +293,7 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
         "config": {
             **config,
             "filters": asdict(opts.filters),
+            "filter_changes": preset_changes(opts.filters),
             "near_dup_bits": opts.near_dup_bits,
             "contamination_bits": opts.contamination_bits,
             "samples_per_shard": opts.samples_per_shard,
