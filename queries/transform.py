@@ -41,7 +41,8 @@ class QueryConfig:
     sources: tuple[str, ...] = ("wordnet", "unigram", "bigram", "title")
     min_count: int = 100
     min_pmi: float = 30.0
-    min_bigram_count: int = 2
+    # MetaCLIP has no count minimum for bigrams (only PMI); 1 = none
+    min_bigram_count: int = 1
     min_views: int = 70
     min_hourly_views: int = pv.MIN_HOURLY_VIEWS
     min_inlinks: int = 50

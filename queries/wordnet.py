@@ -1,7 +1,8 @@
 """WordNet synset names through nltk (MetaCLIP's rule), from nltk data or a WNDB directory.
 
-MetaCLIP takes, for every synset, its name up to the first ``.`` with ``_`` -> space, and adds
-the numerals "0".."99": 86,554 + 100 = 86,654 entries for WordNet 3.0.
+MetaCLIP takes, for every synset, its name up to the first ``.`` with ``_`` -> space: 86,554
+entries for WordNet 3.0 (its Table 1 counts 86,654 with the numerals "0".."99", which the
+merge adds whatever the sources, see select.py).
 
 A WNDB directory such as Debian's ``/usr/share/wordnet`` (packages ``wordnet-base`` +
 ``wordnet-sense-index``) is copied once into a cache directory that nltk can read: nltk
@@ -21,7 +22,6 @@ from pathlib import Path
 from pipeline.errors import InputError
 
 DEBIAN_WNDB = "/usr/share/wordnet"
-NUMERALS = [str(i) for i in range(100)]
 WNDB_FILES = (
     "data.noun data.verb data.adj data.adv index.noun index.verb index.adj index.adv "
     "noun.exc verb.exc adj.exc adv.exc index.sense"
@@ -155,14 +155,14 @@ def synset_names(reader) -> list[str]:
 
 
 def wordnet_entries(wordnet: str | None = None) -> tuple[list[str], str]:
-    """(synset names + numerals "0".."99", WordNet version). Cached per database, since nltk
+    """(synset names, WordNet version). Cached per database, since nltk
     takes ~20 s to walk all 117,659 synsets."""
     path = locate(wordnet)
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     cached = cache_dir() / f"wordnet-names-{key}-{_fingerprint(path) if path.is_dir() else 'zip'}.json"
     if cached.is_file():
         data = json.loads(cached.read_text())
-        return data["names"] + NUMERALS, data["version"]
+        return data["names"], data["version"]
     try:
         reader = _reader(path)
         names, version = synset_names(reader), reader.get_version()
@@ -172,4 +172,4 @@ def wordnet_entries(wordnet: str | None = None) -> tuple[list[str], str]:
     tmp = cached.with_suffix(".tmp")
     tmp.write_text(json.dumps({"version": version, "names": names}))
     tmp.rename(cached)
-    return names + NUMERALS, version
+    return names, version

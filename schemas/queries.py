@@ -7,8 +7,12 @@
 
 import pyarrow as pa
 
-# Sources in merge order; entry ids are assigned in this order.
+# Sources one can choose (--sources), in merge order.
 SOURCES = ("wordnet", "unigram", "bigram", "title")
+# The numerals "0".."99" are always added first, as MetaCLIP seeds its entry set with them;
+# entry ids are assigned in this order.
+NUMERAL = "numeral"
+MERGE_ORDER = (NUMERAL, *SOURCES)
 
 METADATA = pa.schema(
     [
@@ -16,7 +20,7 @@ METADATA = pa.schema(
         pa.field("entry", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
         # unigram/bigram: occurrences in the dump; title: summed pageviews or in-links;
-        # wordnet: null.
+        # wordnet, numeral: null.
         pa.field("count", pa.int64()),
         # bigram: PMI (log2); null for the other sources.
         pa.field("score", pa.float64()),

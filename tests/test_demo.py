@@ -101,6 +101,12 @@ def test_demo_end_to_end(demo_run):
     assert re.search(r"zero-shot top-1 \(10 held-out classes, n=60\)\s+[01]\.\d{3} "
                      r"\(chance 0\.100\)", text)
     assert re.search(r"retrieval image to text R@1 / R@5 \(n=60\)", text)
+    # what the demo relaxes is printed: DataComp's basic filter and MetaCLIP's thresholds
+    assert re.search(r"filter datacomp-basic\s+changed: min_words 1 \(preset 3\), min_chars 3 "
+                     r"\(preset 6\), min_side 32 \(preset 200\), min_bytes 500 \(preset 0\)", text)
+    assert re.search(r"entries from numeral\s+100\n", text)
+    assert re.search(r"thresholds changed for the sample\s+min_count 20 \(default 100\), "
+                     r"min_pmi 12 \(default 30\), min_bigram_count 5 \(default 1\)", text)
     # every candidate of the crawl has a status in the shards' Parquet
     crawl = json.loads((out / "candidates" / "stats.json").read_text())
     assert crawl["sources"]["live"]["images"] == 300

@@ -29,6 +29,9 @@ def rows(facts: dict[str, Any]) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     for source, n in facts["queries"].get("entries_per_source", {}).items():
         out.append(("queries", f"entries from {source}", f"{n.get('kept', 0):,}"))
+    changed = _query_threshold_changes(facts["queries"].get("thresholds", {}))
+    if changed:
+        out.append(("queries", "thresholds changed for the sample", changed))
     for source, n in facts["crawl"].get("sources", {}).items():
         out.append(("crawl", f"{source}: images / matched / kept",
                     f"{n.get('images', 0):,} / {n.get('matched', 0):,} / {n.get('kept', 0):,}"))
@@ -77,6 +80,17 @@ def rows(facts: dict[str, Any]) -> list[tuple[str, str, str]]:
                                                 for k, v in facts["timings"].items())))
     out.append(("time", "total", f"{total:.0f} s ({total / 60:.1f} min)"))
     return out
+
+
+def _query_threshold_changes(thresholds: dict[str, Any]) -> str:
+    """``min_count 20 (default 100), ...``: the thresholds that differ from the CLI's
+    defaults (MetaCLIP's, for a full Wikipedia)."""
+    from queries.transform import QueryConfig
+
+    defaults = QueryConfig()
+    return ", ".join(f"{k} {v:g} (default {getattr(defaults, k):g})"
+                     for k, v in thresholds.items()
+                     if isinstance(v, (int, float)) and v != getattr(defaults, k, v))
 
 
 def table(facts: dict[str, Any]) -> str:
