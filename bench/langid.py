@@ -13,6 +13,9 @@ It reports top-1 accuracy per language and length, and for DataComp's rule (keep
 the share of English text kept and of non-English text wrongly kept. Throughput is
 single-process detect_language over all sampled texts, repeated --rounds times.
 
+Where Debian's openclipart-png/-svg are installed, it also labels the demo's captions
+(``"<title>: <keyword>, ..."``) and reports their languages and throughput.
+
     python bench/langid.py [--locale-dir /usr/share/locale] [--per-bucket 200] [--rounds 5]
 """
 
@@ -24,7 +27,7 @@ import os
 import random
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from pipeline.shards.language import detect_language
@@ -128,17 +131,28 @@ def main() -> None:
               f"{sum(g == 'en' for g in en_rows) / len(en_rows):.1%}, non-English wrongly kept "
               f"{sum(g == 'en' for g in other) / len(other):.2%}")
 
-    texts = [text for _, _, text in rows]
+    throughput("gettext sample", [text for _, _, text in rows], args.rounds)
+    from pipeline.demo import miniweb
+
+    if (miniweb.OPENCLIPART / "svg").is_dir():
+        captions = [item.caption for item in miniweb.clip_arts()]
+        found = Counter(detect_language(c) for c in captions)
+        print(f"\nOpenClipart captions: {len(captions):,}, top-1 languages "
+              + ", ".join(f"{k} {v / len(captions):.1%}" for k, v in found.most_common(5)))
+        throughput("OpenClipart captions", captions, args.rounds)
+
+
+def throughput(name: str, texts: list[str], rounds: int) -> None:
     best = float("inf")
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         started = time.perf_counter()
         for text in texts:
             detect_language(text)
         best = min(best, time.perf_counter() - started)
     chars = sum(map(len, texts)) / len(texts)
-    print(f"\nthroughput: {len(texts) / best:,.0f} texts/s (one process, best of {args.rounds} "
-          f"rounds of {len(texts):,} texts, mean {chars:.0f} characters); load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"throughput, {name}: {len(texts) / best:,.0f} texts/s (one process, best of "
+          f"{rounds} rounds of {len(texts):,} texts, mean {chars:.0f} characters); load "
+          f"average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
