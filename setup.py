@@ -53,7 +53,12 @@ EXTRAS = {
         # s3:// I/O against a local S3 server (tests/test_scaling_s3.py)
         "s3fs>=2023.6",
         "moto[server]>=5.0",
+        # `wit export --format hf` and its parity test (tests/test_train_export.py)
+        "transformers>=4.45",
+        "safetensors>=0.4",
     ],
+    # `wit export --format hf`: a transformers CLIPModel folder
+    "hf": ["transformers>=4.45", "safetensors>=0.4"],
     # TensorBoard scalars from `wit train` (optional; OUT/tensorboard/)
     "tensorboard": ["tensorboard>=2.14"],
     "spark": ["pyspark>=3.4"],

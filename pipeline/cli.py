@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shards": ("pipeline.shards.cli", "download, filter, dedup and write WebDataset shards"),
     "train": ("training.train_cli", "train a CLIP model on WebDataset shards"),
     "eval": ("training.eval_cli", "zero-shot, linear-probe and retrieval evaluation"),
+    "export": ("training.export_cli", "export a checkpoint as a transformers CLIPModel"),
     "demo": ("pipeline.demo.cli", "run the whole system end to end on embedded inputs"),
 }
 

@@ -140,7 +140,7 @@ def test_tiny_model_overfits_one_batch():
     cfg = get_config("tiny")
     images = torch.stack([data.to_uint8_tensor(data.center_crop(img, cfg.image_size)) for img, _ in pairs])
     tokens = tok.encode(captions, cfg.context_length)
-    model = CLIP(cfg, tok.vocab_size, tok.pad_id)
+    model = CLIP(cfg, tok.vocab_size, tok.eot_id)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     for _ in range(120):
         loss = clip_loss(*model(images, tokens))

@@ -15,7 +15,8 @@ import torch
 from pipeline.errors import InputError
 from pipeline.fsio import atomic_write_bytes
 
-FORMAT = "webimagetext-clip-1"
+# 2: text pooled at the end token's id, special tokens renumbered (pad, end, start)
+FORMAT = "webimagetext-clip-2"
 
 
 def rng_states() -> dict[str, Any]:

@@ -5,7 +5,9 @@ image<->text retrieval. Results go to OUT/eval.json and are printed as a table.
       --linear-probe DIGITS/labels.csv --retrieval 'OUT/heldout/{00000..00001}.tar' --out OUT/eval
 
 A labelled set is an image folder per class (DIR/CLASS/IMAGE) or a CSV/Parquet table with
-columns path,label (paths relative to the table). Class names are the folder names/labels.
+columns path,label (paths relative to the table). Zero-shot prompts name each class by its
+folder name/label with "_" read as a space (golden_retriever -> "golden retriever"), or by
+--classnames / a classnames.txt or classnames.csv in the set's folder.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--out", required=True, help="output directory for eval.json")
     a("--zeroshot", help="labelled set for zero-shot classification (folder per class, or "
                          "CSV/Parquet with path,label)")
+    a("--classnames", help="display names of the --zeroshot classes: a .csv with columns "
+                           "label,name, or a text file with one name per line in the order of the "
+                           "sorted labels (default: DIR/classnames.txt or .csv of a folder set, "
+                           "else the labels with '_' as a space)")
     a("--templates", help="prompt templates, one per line with {} for the class name "
                           "(default: 'a photo of a {}.' and 7 more CLIP templates)")
     a("--linear-probe", help="labelled set for the linear probe (split 60/20/20 into "
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     def features(source: str) -> tuple:
         if source not in cached:
-            dataset = evaluate.load_labelled_set(source)
+            names = args.classnames if source == args.zeroshot else None
+            dataset = evaluate.load_labelled_set(source, names)
             cached[source] = (dataset, evaluate.labelled_features(model, dataset, device, args.batch_size))
         return cached[source]
 

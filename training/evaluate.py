@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import fsspec
 import numpy as np
@@ -37,12 +37,53 @@ PROBE_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 
+CLASSNAME_FILES = ("classnames.txt", "classnames.csv")
+
+
 @dataclass
 class LabelledSet:
     paths: list[str]
     labels: np.ndarray  # class index per image
-    classes: list[str]  # class name per index
+    classes: list[str]  # class label (folder name / table label) per index
     source: str
+    # display name per index, what zero-shot prompts say (default: the label, "_" -> " ")
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            self.names = [display_name(c) for c in self.classes]
+
+
+def display_name(label: str) -> str:
+    """``golden_retriever`` -> ``golden retriever``."""
+    return " ".join(label.replace("_", " ").split())
+
+
+def read_classnames(path: str, classes: Sequence[str]) -> list[str]:
+    """Display names for ``classes`` from ``path``: a ``.csv`` with columns ``label,name``
+    (labels it lacks keep their default name), or a text file with one name per line in the
+    order of the sorted labels (as ``classes``)."""
+    import pandas as pd
+    try:
+        if path.endswith(".csv"):
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            with fsspec.open(path, "rt", encoding="utf-8") as f:
+                lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read class names: {exc}") from exc
+    if not path.endswith(".csv"):
+        if len(lines) != len(classes):
+            raise InputError(f"{path}: {len(lines)} class names for {len(classes)} classes "
+                             f"(one per line, in the order {list(classes)[:3]}...)")
+        return lines
+    if not {"label", "name"} <= set(table.columns):
+        raise InputError(f"{path}: expected columns label,name (has {list(table.columns)})")
+    given = dict(zip(table["label"].str.strip(), table["name"].str.strip()))
+    unknown = sorted(set(given) - set(classes))
+    if unknown:
+        raise InputError(f"{path}: labels not in the set: {unknown[:5]}")
+    return [given.get(c) or display_name(c) for c in classes]
 
 
 def load_model(checkpoint: str, device: str | torch.device = "cpu"
@@ -50,16 +91,29 @@ def load_model(checkpoint: str, device: str | torch.device = "cpu"
     state = load_checkpoint(checkpoint)
     tokenizer = CaptionTokenizer.from_json(state["tokenizer"])
     model = CLIP(ModelConfig.from_dict(state["model_config"]), tokenizer.vocab_size,
-                 tokenizer.pad_id)
+                 tokenizer.eot_id)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), tokenizer
 
 
 # ---------------------------------------------------------------- labelled sets
 
-def load_labelled_set(source: str) -> LabelledSet:
+def load_labelled_set(source: str, classnames: str | None = None) -> LabelledSet:
     """An image folder per class (``DIR/CLASS/*.png``) or a CSV/Parquet table with columns
-    ``path`` and ``label`` (paths relative to the table's folder unless absolute)."""
+    ``path`` and ``label`` (paths relative to the table's folder unless absolute). Display
+    names come from ``classnames`` (see ``read_classnames``), else from ``DIR/classnames.txt``
+    or ``DIR/classnames.csv`` of a folder set, else from the labels."""
+    dataset = _load_labelled_set(source)
+    if classnames is None:
+        fs, _, (root,) = fsspec.get_fs_token_paths(source)
+        found = [f"{root}/{n}" for n in CLASSNAME_FILES if fs.isdir(root) and fs.isfile(f"{root}/{n}")]
+        classnames = _with_protocol(fs, found[0]) if found else None
+    if classnames is not None:
+        dataset.names = read_classnames(classnames, dataset.classes)
+    return dataset
+
+
+def _load_labelled_set(source: str) -> LabelledSet:
     fs, _, (root,) = fsspec.get_fs_token_paths(source)
     if fs.isdir(root):
         classes = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)
@@ -177,7 +231,7 @@ def zero_shot(model: CLIP, tokenizer: CaptionTokenizer, dataset: LabelledSet,
         if "{}" not in t:
             raise InputError(f"prompt template {t!r} has no '{{}}' for the class name")
     feats = features if features is not None else labelled_features(model, dataset, device)
-    classifier = zero_shot_classifier(model, tokenizer, dataset.classes, templates, device)
+    classifier = zero_shot_classifier(model, tokenizer, dataset.names, templates, device)
     result = classification_metrics(feats @ classifier.T, dataset.labels, dataset.classes)
     result["templates"] = len(templates)
     return result
@@ -222,19 +276,23 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0,
 
 def recall_at_k(image_feats: torch.Tensor, text_feats: torch.Tensor, captions: Sequence[str],
                 ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """Image->text and text->image Recall@K. Pair i is image i with caption i; a retrieved
-    item counts as correct when its caption is the same string as the query's (identical
-    captions have identical embeddings, so their order is arbitrary)."""
+    """Image->text and text->image Recall@K; pair i is image i with caption i.
+
+    Text->image uses the standard per-pair ground truth: only image i answers caption i,
+    even when another image has the same caption. Image->text counts any caption that is
+    the same string as caption i: identical captions have identical embeddings, so those
+    candidates tie and their order is arbitrary."""
     sim = image_feats @ text_feats.T
     group_of = {c: i for i, c in enumerate(dict.fromkeys(captions))}
     group = torch.tensor([group_of[c] for c in captions])
-    same = group[:, None] == group[None, :]  # [query, candidate] correct?
+    correct = {"image_to_text": group[:, None] == group[None, :],  # [query, candidate]
+               "text_to_image": torch.eye(len(captions), dtype=torch.bool)}
     out: dict = {"n": len(captions)}
     for direction, scores in (("image_to_text", sim), ("text_to_image", sim.T)):
         for k in ks:
             kk = min(k, scores.shape[1])
             top = scores.topk(kk, dim=1).indices
-            hit = same.gather(1, top).any(dim=1)
+            hit = correct[direction].gather(1, top).any(dim=1)
             out[f"{direction}_R@{k}"] = float(hit.float().mean())
     return out
 

@@ -1,6 +1,10 @@
 """CLIP (Radford et al. 2021): a Vision Transformer image encoder and a causal Transformer
 text encoder, linear projections into a shared embedding, L2-normalised features and a
-learnable temperature (``logit_scale``, initialised to log(1/0.07), clamped to log(100))."""
+learnable temperature (``logit_scale``, initialised to log(1/0.07), clamped to log(100)).
+
+The layout is exactly transformers' ``CLIPModel`` (pre-LN blocks with exact GELU, LayerNorm
+eps 1e-5, bias-free patch embedding and projections, class token, text pooled at the first
+end-of-text token), so ``training/export_hf.py`` maps the weights one to one."""
 
 from __future__ import annotations
 
@@ -86,12 +90,12 @@ class VisionTransformer(nn.Module):
 
 
 class TextTransformer(nn.Module):
-    """Causal transformer; the feature of a caption is the output at its end-of-text token,
-    which the tokenizer puts last before the padding (so its index is length - 1)."""
+    """Causal transformer; the feature of a caption is the output at its (first) end-of-text
+    token, found by its id, so padding, or a pad id inside the text, cannot shift it."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, eot_id: int):
         super().__init__()
-        self.pad_id = pad_id
+        self.eot_id = eot_id
         self.token_embedding = nn.Embedding(vocab_size, cfg.text_width)
         self.positional_embedding = nn.Parameter(0.01 * torch.randn(cfg.context_length, cfg.text_width))
         self.transformer = Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads,
@@ -103,16 +107,17 @@ class TextTransformer(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[1]]
         x = self.ln_final(self.transformer(x))
-        eot = (tokens != self.pad_id).sum(dim=1).clamp(min=1) - 1
+        eot = (tokens == self.eot_id).int().argmax(dim=1)  # first end token of each row
         return x[torch.arange(x.shape[0], device=x.device), eot] @ self.proj
 
 
 class CLIP(nn.Module):
-    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int = 0):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, eot_id: int = 1):
+        """``eot_id``: the tokenizer's ``<end_of_text>`` id (1 in a vocabulary trained here)."""
         super().__init__()
         self.cfg = cfg
         self.visual = VisionTransformer(cfg)
-        self.text = TextTransformer(cfg, vocab_size, pad_id)
+        self.text = TextTransformer(cfg, vocab_size, eot_id)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
         self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)

@@ -2,7 +2,9 @@
 (a ``tokenizer.json`` saved by this project or any HF tokenizer, or a GPT-2/CLIP style
 ``vocab.json`` with ``merges.txt`` beside it). Captions are lower-cased and NFC-normalised
 like CLIP's; every encoding is ``<start_of_text> tokens <end_of_text>`` padded with
-``<pad>`` to the context length, truncated so the end token is always kept."""
+``<pad>`` to the context length, truncated so the end token is always kept. Text that spells a
+special token (a caption containing ``<pad>``) is encoded as plain text, never as the special
+token: only the wrapping above produces special ids."""
 
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from pipeline.errors import InputError
 
 PAD, SOT, EOT = "<pad>", "<start_of_text>", "<end_of_text>"
-SPECIAL_TOKENS = [PAD, SOT, EOT]
+# A trained vocabulary numbers them in this order (pad 0, end 1, start 2). The end token must
+# not be id 2: transformers' CLIPTextTransformer treats eos_token_id == 2 as a legacy config and
+# pools at the largest token id instead of at the end token (see training/export_hf.py).
+SPECIAL_TOKENS = [PAD, EOT, SOT]
 
 
 class CaptionTokenizer:
@@ -24,8 +29,11 @@ class CaptionTokenizer:
         self.tokenizer = tokenizer
         # marks them special (skipped when decoding); adds those the vocabulary lacks
         tokenizer.add_special_tokens(SPECIAL_TOKENS)
+        # caption text that spells any added token ("<pad>") is split like normal text
+        tokenizer.encode_special_tokens = True
         ids = [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS]
-        self.pad_id, self.sot_id, self.eot_id = (int(i or 0) for i in ids)
+        self.pad_id, self.eot_id, self.sot_id = (int(i or 0) for i in ids)
+        self.special_ids = frozenset(tokenizer.get_added_tokens_decoder())
 
     @property
     def vocab_size(self) -> int:

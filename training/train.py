@@ -91,7 +91,7 @@ def unwrap(model: nn.Module) -> CLIP:
 
 
 def build_model(cfg: ModelConfig, tokenizer: CaptionTokenizer) -> CLIP:
-    return CLIP(cfg, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
+    return CLIP(cfg, vocab_size=tokenizer.vocab_size, eot_id=tokenizer.eot_id)
 
 
 def _device(name: str, local_rank: int) -> torch.device:

@@ -1,0 +1,137 @@
+"""A checkpoint of `wit train` as a Hugging Face ``transformers`` ``CLIPModel`` folder:
+``config.json`` + ``model.safetensors``, the tokenizer (``tokenizer.json`` with the
+``<start_of_text> ... <end_of_text>`` wrapping, ``split_special_tokens`` on) and a
+``preprocessor_config.json``. Our model has CLIPModel's exact layout (training/model.py), so
+the weights map one to one: only the fused attention projection is split into q/k/v and the
+projection matrices are transposed into bias-free Linear weights."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import torch
+
+from pipeline.errors import InputError
+from training.configs import ModelConfig
+from training.model import CLIP, IMAGE_MEAN, IMAGE_STD
+from training.tokenizer import EOT, PAD, SOT, CaptionTokenizer
+
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which training/model.py uses
+
+
+def hf_config(cfg: ModelConfig, tokenizer: CaptionTokenizer, logit_scale: float) -> dict[str, Any]:
+    """The ``CLIPConfig`` keyword arguments of a model of ``cfg``."""
+    if cfg.pool != "cls":
+        raise InputError(f"pool {cfg.pool!r}: transformers' CLIPModel pools the class token; "
+                         "only pool='cls' models can be exported")
+    if tokenizer.eot_id == 2:
+        # CLIPTextTransformer reads eos_token_id == 2 as a pre-2023 config and pools at the
+        # largest token id instead of the end token
+        raise InputError("the tokenizer's <end_of_text> has id 2, which transformers' CLIP "
+                         "treats as a legacy config; retrain with this version's tokenizer")
+    common = {"hidden_act": "gelu", "layer_norm_eps": LAYER_NORM_EPS,
+              "projection_dim": cfg.embed_dim, "attention_dropout": 0.0}
+    text = {**common, "vocab_size": tokenizer.vocab_size, "hidden_size": cfg.text_width,
+            "intermediate_size": int(cfg.text_width * cfg.mlp_ratio),
+            "num_hidden_layers": cfg.text_layers, "num_attention_heads": cfg.text_heads,
+            "max_position_embeddings": cfg.context_length, "pad_token_id": tokenizer.pad_id,
+            "bos_token_id": tokenizer.sot_id, "eos_token_id": tokenizer.eot_id}
+    vision = {**common, "hidden_size": cfg.vision_width,
+              "intermediate_size": int(cfg.vision_width * cfg.mlp_ratio),
+              "num_hidden_layers": cfg.vision_layers, "num_attention_heads": cfg.vision_heads,
+              "image_size": cfg.image_size, "patch_size": cfg.patch_size, "num_channels": 3}
+    return {"text_config": text, "vision_config": vision, "projection_dim": cfg.embed_dim,
+            "logit_scale_init_value": logit_scale}
+
+
+def _blocks(ours: dict[str, torch.Tensor], src: str, dst: str, layers: int, width: int
+            ) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for i in range(layers):
+        a, b = f"{src}.transformer.blocks.{i}", f"{dst}.encoder.layers.{i}"
+        for part in ("weight", "bias"):
+            q, k, v = ours[f"{a}.qkv.{part}"].split(width)
+            out |= {f"{b}.self_attn.q_proj.{part}": q, f"{b}.self_attn.k_proj.{part}": k,
+                    f"{b}.self_attn.v_proj.{part}": v,
+                    f"{b}.self_attn.out_proj.{part}": ours[f"{a}.out.{part}"],
+                    f"{b}.layer_norm1.{part}": ours[f"{a}.ln_1.{part}"],
+                    f"{b}.layer_norm2.{part}": ours[f"{a}.ln_2.{part}"],
+                    f"{b}.mlp.fc1.{part}": ours[f"{a}.mlp.0.{part}"],
+                    f"{b}.mlp.fc2.{part}": ours[f"{a}.mlp.2.{part}"]}
+    return out
+
+
+def hf_state_dict(model: CLIP) -> dict[str, torch.Tensor]:
+    """Our weights under CLIPModel's parameter names."""
+    cfg, ours = model.cfg, model.state_dict()
+    out = {"logit_scale": ours["logit_scale"],
+           "text_model.embeddings.token_embedding.weight": ours["text.token_embedding.weight"],
+           "text_model.embeddings.position_embedding.weight": ours["text.positional_embedding"],
+           "text_projection.weight": ours["text.proj"].T,
+           "vision_model.embeddings.class_embedding": ours["visual.class_embedding"],
+           "vision_model.embeddings.patch_embedding.weight": ours["visual.patch_embed.weight"],
+           "vision_model.embeddings.position_embedding.weight": ours["visual.positional_embedding"],
+           "visual_projection.weight": ours["visual.proj"].T}
+    for part in ("weight", "bias"):
+        out[f"text_model.final_layer_norm.{part}"] = ours[f"text.ln_final.{part}"]
+        out[f"vision_model.pre_layrnorm.{part}"] = ours[f"visual.ln_pre.{part}"]
+        out[f"vision_model.post_layernorm.{part}"] = ours[f"visual.ln_post.{part}"]
+    out |= _blocks(ours, "text", "text_model", cfg.text_layers, cfg.text_width)
+    out |= _blocks(ours, "visual", "vision_model", cfg.vision_layers, cfg.vision_width)
+    return {k: v.detach().float().contiguous().clone() for k, v in out.items()}
+
+
+def hf_tokenizer(tokenizer: CaptionTokenizer, context_length: int) -> Any:
+    """A ``PreTrainedTokenizerFast`` that gives the same ids as ``tokenizer.encode`` (with
+    ``padding="max_length"``; any padding gives the same embeddings)."""
+    from tokenizers import Tokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer.from_str(tokenizer.to_json())
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{SOT} $A {EOT}", special_tokens=[(SOT, tokenizer.sot_id), (EOT, tokenizer.eot_id)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=SOT, eos_token=EOT, pad_token=PAD,
+        model_max_length=context_length, split_special_tokens=True,
+        padding_side="right", truncation_side="right")
+
+
+def image_processor_config(cfg: ModelConfig) -> dict[str, Any]:
+    """CLIPImageProcessor settings closest to our evaluation transform (bicubic resize of the
+    shorter side, centre crop, CLIP's mean/std); ours crops first, then resizes."""
+    return {"image_processor_type": "CLIPImageProcessor", "do_resize": True,
+            "size": {"shortest_edge": cfg.image_size}, "resample": 3, "do_center_crop": True,
+            "crop_size": {"height": cfg.image_size, "width": cfg.image_size},
+            "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+            "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD), "do_convert_rgb": True}
+
+
+def export_hf(model: CLIP, tokenizer: CaptionTokenizer, out: str) -> None:
+    """Write the folder ``out`` (a local path) complete or not at all: it is built under a
+    temporary name beside it and renamed."""
+    import json
+
+    from transformers import CLIPConfig, CLIPModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    config = CLIPConfig(**hf_config(model.cfg, tokenizer, model.logit_scale.item()))
+    hf = CLIPModel(config)
+    hf.load_state_dict(hf_state_dict(model), strict=True)  # every tensor mapped, none left
+    if os.path.exists(out):
+        raise InputError(f"{out} exists: choose another --out")
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        hf.save_pretrained(tmp, safe_serialization=True)
+        hf_tokenizer(tokenizer, model.cfg.context_length).save_pretrained(tmp)
+        with open(os.path.join(tmp, "preprocessor_config.json"), "w", encoding="utf-8") as f:
+            json.dump(image_processor_config(model.cfg), f, indent=2)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
