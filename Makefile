@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 BEAM := -- --runner=$(RUNNER) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint queries crawl shards train eval demo bench clean
+.PHONY: help setup test lint queries crawl shards train eval export demo bench clean
 
 help: ## list every target
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -61,6 +61,9 @@ train: setup ## train a CLIP model on the shards (tiny config on CPU by default)
 
 eval: setup ## retrieval on EVAL_SHARDS (default OUT/shards); EVAL_ARGS='--zeroshot DIR --linear-probe DIR'
 	$(WIT) eval --checkpoint $(OUT)/train/checkpoint.pt --retrieval $(or $(EVAL_SHARDS),$(OUT)/shards) --out $(OUT)/eval $(EVAL_ARGS)
+
+export: setup ## the checkpoint as a transformers CLIPModel folder in OUT/clip-hf (needs the hf extra)
+	$(WIT) export --checkpoint $(OUT)/train/checkpoint.pt --format hf --out $(OUT)/clip-hf
 
 # As root, `make demo` installs the Debian inputs the demo needs; otherwise the demo itself
 # says what to install.
