@@ -15,7 +15,7 @@
 import pyarrow as pa
 
 # success | failed_to_download | failed_to_resize | filtered:<reason> | duplicate_of:<key>
-# | contaminated
+# | contaminated   (filtered:clip_score: below --min-clip-score / outside --clip-top-fraction)
 STATUS_PREFIXES = ("success", "failed_to_download", "failed_to_resize", "filtered:",
                    "duplicate_of:", "contaminated")
 
@@ -46,6 +46,9 @@ SAMPLES = pa.schema(
         pa.field("duplicate_of", pa.string()),
         # download rounds this row went through (1 + --retry-failed rounds that retried it)
         pa.field("attempts", pa.int32(), nullable=False),
+        # image-caption cosine similarity under --clip-filter's checkpoint (multiple of 1e-6);
+        # null when not scored (no --clip-filter, or dropped before scoring)
+        pa.field("clip_score", pa.float64()),
     ]
 )
 

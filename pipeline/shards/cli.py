@@ -3,6 +3,8 @@ retry/backoff), apply basic filters, remove exact and near duplicates (sha256, 6
 with LSH bands + faiss) and near-copies of evaluation images, and write WebDataset shards
 (KEY.jpg/KEY.txt/KEY.json) with a Parquet per shard, sizes.json, manifest.json and a
 report.html dataset card under OUT/shards/. Every candidate keeps a status in the Parquet.
+With --clip-filter CHECKPOINT, each sample's CLIP score is stored and can filter
+(--min-clip-score, --clip-top-fraction).
 
 Rerunning after a crash resumes the download; the final shards are identical."""
 
@@ -12,7 +14,7 @@ import argparse
 import os
 import sys
 
-from pipeline.cliargs import bounded, non_negative_int
+from pipeline.cliargs import bounded, non_negative_int, positive_int
 from pipeline.shards.filters import PRESETS, describe_changes, from_preset, preset_changes
 from pipeline.shards.language import parse_languages
 
@@ -121,12 +123,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="folders of evaluation images; near-copies are removed as "
                    "'contaminated' (default: none)")
 
+    c = parser.add_argument_group("CLIP-score filter")
+    c.add_argument("--clip-filter", metavar="CHECKPOINT",
+                   help="checkpoint of `wit train`: store each sample's image-caption cosine "
+                   "similarity as clip_score (Parquet and .json) and filter with the options "
+                   "below (default: off)")
+    c.add_argument("--min-clip-score", type=bounded(float, -1, 1), metavar="S",
+                   help="drop samples whose clip_score < S, as filtered:clip_score (default: none)")
+    c.add_argument("--clip-top-fraction", type=bounded(float, 0, 1, low_open=True), metavar="F",
+                   help="keep only the best fraction F by clip_score of the samples left after the "
+                   "basic filters and decontamination (ties kept) (default: all)")
+    c.add_argument("--clip-batch-size", type=positive_int, default=64,
+                   help="images per forward pass (default: %(default)s)")
+    c.add_argument("--clip-device", default="cpu",
+                   help="cpu, cuda, cuda:N or auto for the scoring model (default: %(default)s)")
+
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.shards.download import DownloadConfig
     from pipeline.shards.guard import FetchConfig
     from pipeline.shards.job import ShardsOptions, run_shards, shards_dir
 
+    clip = None
+    if args.clip_filter:
+        from pipeline.shards.clipscore import ClipFilterConfig
+        clip = ClipFilterConfig(args.clip_filter, args.min_clip_score, args.clip_top_fraction,
+                                args.clip_batch_size, args.clip_device)
+    elif args.min_clip_score is not None or args.clip_top_fraction is not None:
+        from pipeline.errors import InputError
+        raise InputError("--min-clip-score/--clip-top-fraction need --clip-filter CHECKPOINT")
     fetch = FetchConfig(
         timeout=args.timeout, retries=args.retries, max_backoff=args.max_backoff,
         max_bytes=args.max_bytes, user_agent_token=args.user_agent_token,
@@ -155,7 +180,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         eval_images=args.eval_images, retry_failed=args.retry_failed,
         distributor=args.distributor, processes=args.processes, spark_master=args.spark_master,
         download_shard_size=args.download_shard_size, samples_per_shard=args.samples_per_shard,
-        report_samples=args.report_samples)
+        report_samples=args.report_samples, clip=clip)
     manifest = run_shards(options, beam_args)
     counts = manifest["counts"]
     print(f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "

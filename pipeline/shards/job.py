@@ -66,6 +66,7 @@ class ShardsOptions:
     download_shard_size: int = 10000
     samples_per_shard: int = 10000
     report_samples: int = 24
+    clip: Any = None  # pipeline.shards.clipscore.ClipFilterConfig
 
 
 def shards_dir(out: str) -> str:
@@ -235,6 +236,11 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     overlap = importing.start if opts.distributor == "multiprocessing" else (lambda: None)
     files = candidate_files(opts.candidates)
     fingerprints = [file_fingerprint(p) for p in files]
+    clip_config: dict[str, Any] | None = None
+    if opts.clip is not None:  # a bad checkpoint fails now, not after the download
+        from pipeline.shards.clipscore import check_checkpoint
+        clip_config = {**asdict(opts.clip), "model_config": check_checkpoint(opts.clip.checkpoint),
+                       "checkpoint_sha256": file_fingerprint(opts.clip.checkpoint)["sha256"]}
     config = {
         "download": asdict(opts.download),
         "download_shard_size": opts.download_shard_size,
@@ -267,7 +273,7 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
         out_folder=out_folder, filters=opts.filters, near_dup_bits=opts.near_dup_bits,
         contamination_bits=opts.contamination_bits, samples_per_shard=opts.samples_per_shard,
         block_size=opts.download_shard_size, encode_format=opts.download.encode_format,
-        resize_mode=opts.download.resize_mode)
+        resize_mode=opts.download.resize_mode, clip=opts.clip)
     downloaded = _downloaded_shards(opts.out)
     if downloaded:
         beam_started = time.monotonic()
@@ -303,6 +309,7 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
             "eval_hashes": len(eval_hashes),
             "eval_skipped": eval_skipped[:100],
             "download_rounds": existing_rounds(opts.out),
+            "clip_filter": clip_config,
         },
         "versions": versions(),
         "inputs": fingerprints,

@@ -18,6 +18,8 @@ from pipeline.shards.transform import read_tar_images
 
 SIDE_BINS = np.array([0, 64, 128, 200, 256, 384, 512, 768, 1024, 1536, 2048, 4096, 8192, 1 << 30])
 CAPTION_BINS = np.array([0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 1 << 30])
+CLIP_BINS = np.round(np.linspace(-1, 1, 41), 2)  # clip_score, steps of 0.05
+CLIP_FILTERED = "filtered:clip_score"
 DOWNLOAD_POLICY = ("filtered:robots_txt", "filtered:x_robots_tag", "filtered:blocked_address")
 
 
@@ -32,12 +34,17 @@ def summarize(folder: str) -> dict[str, Any]:
     sizes: dict[str, int] = {}
     side_hist = np.zeros(len(SIDE_BINS) - 1, dtype=np.int64)
     caption_hist = np.zeros(len(CAPTION_BINS) - 1, dtype=np.int64)
+    # CLIP scores of every scored row and of the kept ones
+    clip_hist = {"scored": np.zeros(len(CLIP_BINS) - 1, dtype=np.int64),
+                 "kept": np.zeros(len(CLIP_BINS) - 1, dtype=np.int64)}
     columns = ["status", "error_message", "original_width", "original_height", "caption",
-               "matched_entry_ids"]
+               "matched_entry_ids", "clip_score"]
     for path in _parquets(folder):
         with fsspec.open(path, "rb") as f:
             table = pq.read_table(f, columns=columns).to_pydict()
         kept = 0
+        scores = np.array([x for x in table["clip_score"] if x is not None], dtype=np.float64)
+        clip_hist["scored"] += np.histogram(scores, CLIP_BINS)[0]
         for i, status in enumerate(table["status"]):
             if status.startswith("duplicate_of:"):
                 kind = (table["error_message"][i] or "near").split(" ", 1)[0]
@@ -50,22 +57,26 @@ def summarize(folder: str) -> dict[str, Any]:
                 side_hist += np.histogram([side], SIDE_BINS)[0]
                 caption_hist += np.histogram([len(table["caption"][i])], CAPTION_BINS)[0]
                 entries.update(table["matched_entry_ids"][i] or [])
+                if table["clip_score"][i] is not None:
+                    clip_hist["kept"] += np.histogram([table["clip_score"][i]], CLIP_BINS)[0]
         sizes[path.rsplit("/", 1)[-1].replace(".parquet", ".tar")] = kept
     total = sum(statuses.values())
     failed = statuses["failed_to_download"] + statuses["failed_to_resize"] + sum(
         statuses[s] for s in DOWNLOAD_POLICY)
     filtered = sum(v for k, v in statuses.items() if k.startswith("filtered:")) - sum(
-        statuses[s] for s in DOWNLOAD_POLICY)
+        statuses[s] for s in DOWNLOAD_POLICY) - statuses[CLIP_FILTERED]
     downloaded = total - failed
     after_filters = downloaded - filtered
     after_decontamination = after_filters - statuses["contaminated"]
-    after_exact = after_decontamination - duplicates["exact"]
+    after_clip = after_decontamination - statuses[CLIP_FILTERED]
+    after_exact = after_clip - duplicates["exact"]
     return {
         "counts": {
             "candidates": total,
             "downloaded": downloaded,
             "after_filters": after_filters,
             "after_decontamination": after_decontamination,
+            "after_clip_filter": after_clip,
             "after_exact_dedup": after_exact,
             "kept": statuses["success"],
         },
@@ -76,6 +87,8 @@ def summarize(folder: str) -> dict[str, Any]:
         "histograms": {
             "shorter_side_bins": SIDE_BINS.tolist(), "shorter_side": side_hist.tolist(),
             "caption_chars_bins": CAPTION_BINS.tolist(), "caption_chars": caption_hist.tolist(),
+            "clip_score_bins": CLIP_BINS.tolist(), "clip_score": clip_hist["scored"].tolist(),
+            "clip_score_kept": clip_hist["kept"].tolist(),
         },
         "top_entries": entries.most_common(30),
         "sizes": sizes,
@@ -112,7 +125,8 @@ def bar_chart(title: str, labels: list[str], values: list[int]) -> str:
 
 
 def _plots(manifest: dict[str, Any]) -> list[tuple[str, str]]:
-    """(title, inline SVG) of the two histograms and the status breakdown."""
+    """(title, inline SVG) of the histograms (CLIP scores when scored) and the status
+    breakdown."""
     plots = []
     hist = manifest["histograms"]
     for title, bins_key, values_key in (
@@ -122,6 +136,14 @@ def _plots(manifest: dict[str, Any]) -> list[tuple[str, str]]:
         labels = [f"{bins[i]}-" if i == len(bins) - 2 else f"{bins[i]}-{bins[i + 1]}"
                   for i in range(len(bins) - 1)]
         plots.append((title, bar_chart(title, labels, hist[values_key])))
+    if any(hist.get("clip_score", [])):
+        bins, scored, kept = hist["clip_score_bins"], hist["clip_score"], hist["clip_score_kept"]
+        used = [i for i, v in enumerate(scored) if v]
+        span = range(used[0], used[-1] + 1)  # the occupied range of [-1, 1]
+        labels = [f"{bins[i]:.2f} to {bins[i + 1]:.2f}" for i in span]
+        for title, values in (("CLIP score (image-caption cosine), scored samples", scored),
+                              ("CLIP score, kept samples", kept)):
+            plots.append((title, bar_chart(title, labels, [values[i] for i in span])))
     statuses = manifest["statuses"]
     plots.append(("Status breakdown", bar_chart("Status of every candidate", list(statuses),
                                                 list(statuses.values()))))

@@ -1,5 +1,5 @@
 """The Beam job over downloaded shards: latest attempt per row -> basic filters ->
-decontamination -> exact dedup (sha256) -> near dedup (pHash LSH bands + faiss) -> resharding
+decontamination -> CLIP-score filter (optional, clipscore.py) -> exact dedup (sha256) -> near dedup (pHash LSH bands + faiss) -> resharding
 into fixed-size WebDataset shards.
 
 Only metadata flows through the shuffles until the last step, which reads each kept image
@@ -44,6 +44,8 @@ class TransformConfig:
     block_size: int = 10000  # keys per block: the download shard size
     encode_format: str = "jpg"
     resize_mode: str = "keep_ratio"
+    # pipeline.shards.clipscore.ClipFilterConfig: CLIP-score every row, filter after decontamination
+    clip: Any = None
 
 
 @dataclass(frozen=True)
@@ -308,11 +310,16 @@ class BuildShards(beam.PTransform):
         cfg = self.config
         bits = cfg.near_dup_bits
         block_size = cfg.block_size
+        if cfg.clip is not None:
+            from pipeline.shards.clipscore import ReadAndScore
+            read: beam.DoFn = ReadAndScore(cfg, cfg.clip)
+        else:
+            read = ReadDownloadedShard(cfg)
         records = (
             pbegin
             | "Shards" >> beam.Create(self.shards)
             | "Reshuffle" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadDownloadedShard(cfg))
+            | "Read" >> beam.ParDo(read)
         )
         if any(shard.round > 0 for shard in self.shards):  # retried rows: keep the latest
             records = (
@@ -327,6 +334,9 @@ class BuildShards(beam.PTransform):
             eval_side = pbegin | "EvalHashes" >> beam.Create([[to_hex(h) for h in self.eval_hashes]])
             records = records | "Decontaminate" >> beam.ParDo(
                 Decontaminate(cfg.contamination_bits), beam.pvalue.AsSingleton(eval_side))
+        if cfg.clip is not None and (cfg.clip.min_score is not None or cfg.clip.top_fraction):
+            from pipeline.shards.clipscore import ClipFilter
+            records = records | "ClipFilter" >> ClipFilter(cfg.clip)
 
         # Dedup sees only (sha256, preference, key, pHash) of the kept rows; the records
         # themselves are shuffled once, by block, to meet their duplicate marks.
