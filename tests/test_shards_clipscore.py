@@ -5,7 +5,6 @@ gives its stored image and caption, the --clip-top-fraction keeps exactly the be
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import tarfile

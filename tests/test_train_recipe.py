@@ -5,9 +5,13 @@ folder names and class-name files."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from tinyclip import train_tiny_checkpoint
 
+from pipeline.cli import main as wit
 from pipeline.errors import InputError
 from training.configs import get_config
 from training.evaluate import load_labelled_set, recall_at_k
@@ -90,3 +94,22 @@ def test_zero_shot_class_names_from_folders_and_files(tmp_path):
     table = tmp_path / "table.csv"
     table.write_text("path,label\nset/golden_retriever/a.png,golden_retriever\n")
     assert load_labelled_set(str(table)).names == ["golden retriever"]
+
+
+def test_wit_eval_prompts_use_the_display_names(tmp_path):
+    root = _folder_set(tmp_path / "set", ["red_circle", "blue_square"])
+    checkpoint = train_tiny_checkpoint(tmp_path, steps=2)
+    names = tmp_path / "names.csv"
+    names.write_text("label,name\nblue_square,blue box\n")
+    assert wit(["eval", "--checkpoint", str(checkpoint), "--zeroshot", str(root),
+                "--classnames", str(names), "--templates", str(_templates(tmp_path)),
+                "--out", str(tmp_path / "eval")]) == 0
+    zeroshot = json.loads((tmp_path / "eval" / "eval.json").read_text())["zeroshot"]
+    assert zeroshot["class_names"] == ["blue box", "red circle"]
+    assert set(zeroshot["per_class"]) == {"blue_square", "red_circle"}
+
+
+def _templates(tmp_path):
+    path = tmp_path / "templates.txt"
+    path.write_text("a photo of a {}.\n")
+    return path

@@ -234,6 +234,7 @@ def zero_shot(model: CLIP, tokenizer: CaptionTokenizer, dataset: LabelledSet,
     classifier = zero_shot_classifier(model, tokenizer, dataset.names, templates, device)
     result = classification_metrics(feats @ classifier.T, dataset.labels, dataset.classes)
     result["templates"] = len(templates)
+    result["class_names"] = list(dataset.names)  # what the prompts called each class
     return result
 
 
