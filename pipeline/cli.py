@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 
+from pipeline.core.offline import stay_offline
 from pipeline.errors import user_message
 
 # subcommand -> (module, one-line description)
@@ -65,6 +66,7 @@ def _split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stay_offline()  # first: no library may phone home, here or in spawned workers
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         parser = _top_parser()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
 from test_shards_support import png_header_bomb, real_images, to_jpeg
 
-from pipeline.httputil import retry_after_seconds as parse_retry_after
+from pipeline.core.net import retry_after_seconds as parse_retry_after
 from pipeline.shards.dedup import (
     brute_force_pairs,
     exact_duplicates,

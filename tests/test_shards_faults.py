@@ -25,7 +25,7 @@ from test_shards_support import (
 
 from pipeline.shards.download import DownloadConfig
 from pipeline.shards.filters import FilterConfig
-from pipeline.shards.guard import FetchConfig
+from pipeline.core.net import FetchConfig
 from pipeline.shards.job import ShardsOptions, run_shards
 
 

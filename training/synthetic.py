@@ -9,7 +9,6 @@ import contextlib
 import functools
 import http.server
 import json
-import os
 import random
 import threading
 from collections.abc import Iterator
@@ -90,8 +89,10 @@ def make_shards(pairs: Iterator[tuple[Image.Image, str]], out_dir: str, work_dir
                 per_shard: int = 100, image_size: int = 64, processes: int = 1) -> dict[str, int]:
     """Write ``pairs`` as image files, serve them on loopback and let img2dataset download
     them into ``out_dir`` as WebDataset shards. Returns the sizes written to sizes.json."""
+    from pipeline.core.offline import stay_offline
+
+    stay_offline()  # before the import below, which would contact PyPI
     import img2dataset  # heavy: only when making shards
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     images = Path(work_dir) / "images"
     images.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -19,11 +19,11 @@ import fsspec
 
 from pipeline import fsio
 from pipeline.beam import make_pipeline
+from pipeline.core.net import parse_networks
 from pipeline.crawl.balancing import DEFAULT_T
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import DEFAULT_USER_AGENT, CrawlerOptions
 from pipeline.crawl.matching import load_metadata
-from pipeline.crawl.netguard import parse_networks
 from pipeline.crawl.transform import Crawl, CrawlConfig, read_stats
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES
 from pipeline.crawl.writer import ROWS_PER_PART

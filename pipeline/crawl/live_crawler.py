@@ -1,37 +1,41 @@
-"""A small polite crawler for seed URLs (``requests``), used by the ``live`` source.
+"""A small polite crawler for seed URLs, used by the ``live`` source.
 
 Per site (host without ``www.``) it walks links breadth-first from the seeds and yields the
 (image URL, text) pairs of every HTML page. It honours robots.txt for its user agent
 (including ``Crawl-delay``), spaces requests to one host by ``delay`` seconds with at most
 ``concurrency`` in flight, stops at ``max_depth`` / ``max_pages``, stays on the seed's site
-unless ``same_site=False``, enforces connect/read timeouts and a total time per page, caps
-page bytes, accepts only HTML, follows at most ``max_redirects`` redirects itself, waits on
-``429``/``503`` with ``Retry-After`` (up to ``max_retry_after`` seconds, ``retries`` times),
-and checks every URL *and every redirect hop* with :mod:`pipeline.crawl.netguard` (no
-private/loopback/link-local targets unless allowed); its session connects only to addresses
-the guard checked at connect time (:mod:`pipeline.crawl.guarded_http`), so DNS rebinding
-between the check and the connection is refused too. Every fetch that yields no page is
-counted as ``skipped:<reason>``; nothing raises out of :func:`crawl_site`.
+unless ``same_site=False`` and accepts only HTML. Fetching -- the SSRF guard on every URL,
+redirect hop and connection, robots.txt (RFC 9309), ``retries`` with ``Retry-After`` up to
+``max_retry_after`` seconds, the whole-request ``timeout`` (body included) and the
+``max_page_bytes`` cap -- is the shared network layer's (:mod:`pipeline.core.net`). Every
+fetch that yields no page is counted as ``skipped:<reason>``; nothing raises out of
+:func:`crawl_site`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-import urllib.robotparser
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-import requests
+from urllib3 import HTTPHeaderDict
 
-from pipeline.crawl.guarded_http import ConnectGuard, guarded_session
+from pipeline.core.net import (
+    ClientConfig,
+    FetchError,
+    HttpClient,
+    Resolver,
+    RobotsCache,
+    system_resolver,
+)
+from pipeline.core.net.robots import origin_of
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
-from pipeline.crawl.netguard import BlockedURLError, Resolver, check_url, system_resolver
 from pipeline.crawl.warc_source import is_html
-from pipeline.httputil import retry_after_seconds
 
 DEFAULT_USER_AGENT = "webimagetext-crawler/0.1 (+https://github.com/webimagetext)"
 
@@ -43,13 +47,13 @@ class CrawlerOptions:
     max_pages: int = 100  # per site
     delay: float = 1.0  # seconds between requests to one host
     concurrency: int = 2  # requests in flight per host
-    timeout: float = 10.0  # connect, read, and total seconds per response
+    timeout: float = 10.0  # whole request (connect + headers + body), each hop and try
     max_page_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     same_site: bool = True
     allow_private: bool = False
     allowed_networks: tuple[str, ...] = ()
-    retries: int = 1  # extra tries after 429/503 with Retry-After
+    retries: int = 1  # extra tries after 429/5xx, timeouts and broken connections
     max_retry_after: float = 30.0
     # name -> addresses, for the check and for the connect (tests inject one to simulate
     # DNS rebinding)
@@ -94,171 +98,71 @@ class HostGate:
         self.slots.release()
 
 
-def robots_crawl_delay(lines: Sequence[str], user_agent: str) -> float | None:
-    """``Crawl-delay`` (fractions allowed, unlike urllib.robotparser) of the group that
-    names ``user_agent``, else of the ``*`` group."""
-    token = user_agent.split("/", 1)[0].lower()
-    delays: dict[str, float] = {}
-    agents: list[str] = []
-    in_rules = False
-    for raw in lines:
-        line = raw.split("#", 1)[0].strip()
-        if ":" not in line:
-            continue
-        key, value = (x.strip() for x in line.split(":", 1))
-        key = key.lower()
-        if key == "user-agent":
-            if in_rules:
-                agents, in_rules = [], False
-            agents.append(value.lower())
-        else:
-            in_rules = True
-            if key == "crawl-delay":
-                try:
-                    delay = float(value)
-                except ValueError:
-                    continue
-                for agent in agents:
-                    delays.setdefault(agent, delay)
-    for agent, delay in delays.items():
-        if agent != "*" and agent in token:
-            return delay
-    return delays.get("*")
-
-
 class SiteCrawler:
     def __init__(self, options: CrawlerOptions, counts: Counter[str]):
-        self.options = options
+        o = self.options = options
         self.counts = counts
         self.count_lock = threading.Lock()
-        self.session = guarded_session(ConnectGuard(
-            options.allow_private, tuple(options.allowed_networks), options.resolver))
-        self.session.headers["User-Agent"] = options.user_agent
+        self.client = HttpClient(ClientConfig(
+            timeout=o.timeout, max_bytes=o.max_page_bytes, retries=o.retries,
+            max_backoff=o.max_retry_after, max_redirects=o.max_redirects,
+            user_agent=o.user_agent, allow_private=o.allow_private,
+            allowed_networks=tuple(o.allowed_networks), decode_content=True,
+            connections_per_host=max(1, o.concurrency), resolver=o.resolver))
+        self.robots = RobotsCache(self.client, gate=self._request_gate)
         self.gates: dict[str, HostGate] = {}
-        self.robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
-        self.robots_lock = threading.Lock()
+        self.gates_lock = threading.Lock()
+        self.delays_applied: set[str] = set()
 
     def count(self, key: str, n: int = 1) -> None:
         with self.count_lock:
             self.counts[key] += n
 
     def gate(self, netloc: str, extra_delay: float = 0.0) -> HostGate:
-        with self.robots_lock:
+        with self.gates_lock:
             if netloc not in self.gates:
                 self.gates[netloc] = HostGate(self.options.delay, self.options.concurrency)
             gate = self.gates[netloc]
             gate.delay = max(gate.delay, extra_delay)  # robots.txt Crawl-delay may raise it
             return gate
 
-    def _get(self, url: str, netloc: str) -> requests.Response:
-        with self.gate(netloc):
+    @contextlib.contextmanager
+    def _request_gate(self, url: str) -> Iterator[None]:
+        with self.gate(urlsplit(url).netloc):
             self.count("requests")
-            return self.session.get(url, allow_redirects=False, stream=True,
-                                    timeout=(self.options.timeout, self.options.timeout))
+            yield
 
-    def _robots(self, url: str) -> urllib.robotparser.RobotFileParser | None:
-        """The parsed robots.txt of ``url``'s host (None = fetch everything)."""
-        parts = urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}"
-        with self.robots_lock:
-            if key in self.robots:
-                return self.robots[key]
-        parser: urllib.robotparser.RobotFileParser | None = urllib.robotparser.RobotFileParser()
-        assert parser is not None
-        robots_url = key + "/robots.txt"
-        got = self._fetch_raw(robots_url, accept_any_type=True, check_robots=False)
-        crawl_delay = None
-        if got.reason == "ok":
-            lines = got.body.decode("utf-8", "replace").splitlines()
-            parser.parse(lines)
-            crawl_delay = robots_crawl_delay(lines, self.options.user_agent)
-        elif got.reason.startswith("http_4"):
-            parser = None  # no robots.txt: everything allowed
-        else:
-            parser.disallow_all = True  # type: ignore[attr-defined]  # unreachable robots.txt: be conservative
-            self.count("robots_unavailable")
-        with self.robots_lock:
-            self.robots[key] = parser
-        if crawl_delay:
-            self.gate(parts.netloc, crawl_delay)
-        return parser
+    def _allow(self, url: str) -> None:
+        """robots.txt of ``url``'s origin (fetched once), and its Crawl-delay."""
+        rules = self.robots.rules(url)
+        origin = origin_of(url)
+        if origin not in self.delays_applied:
+            self.delays_applied.add(origin)
+            delay = rules.crawl_delay(self.options.user_agent)
+            if delay:
+                self.gate(urlsplit(url).netloc, delay)
+        rules.check(self.options.user_agent, url)
 
-    def _fetch_raw(self, url: str, accept_any_type: bool = False,
-                   check_robots: bool = True) -> Fetched:
-        o = self.options
-        seen: set[str] = set()
-        retries = o.retries
-        hops = 0
-        while True:
-            try:
-                check_url(url, o.allow_private, o.allowed_networks, o.resolver)
-            except BlockedURLError as exc:
-                return Fetched(url, f"blocked_{exc.reason}")
-            if check_robots:
-                robots = self._robots(url)
-                if robots is not None and not robots.can_fetch(o.user_agent, url):
-                    return Fetched(url, "robots_disallowed")
-            seen.add(url)
-            try:
-                response = self._get(url, urlsplit(url).netloc)
-            except BlockedURLError as exc:  # refused at connect time (e.g. DNS rebinding)
-                return Fetched(url, f"blocked_{exc.reason}")
-            except requests.Timeout:
-                return Fetched(url, "timeout")
-            except requests.ConnectionError:
-                return Fetched(url, "connection_error")
-            except requests.RequestException:
-                return Fetched(url, "request_error")
-            with response:
-                status = response.status_code
-                if status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                    target = urljoin(url, response.headers["Location"])
-                    hops += 1
-                    if target in seen:
-                        return Fetched(url, "redirect_loop")
-                    if hops > o.max_redirects:
-                        return Fetched(url, "too_many_redirects")
-                    url = target
-                    continue
-                if status in (429, 503):
-                    wait_s = retry_after_seconds(response.headers.get("Retry-After"))
-                    if retries > 0 and wait_s is not None and wait_s <= o.max_retry_after:
-                        retries -= 1
-                        self.count("retried")
-                        time.sleep(wait_s)
-                        seen.discard(url)
-                        continue
-                    return Fetched(url, f"http_{status}")
-                if status != 200:
-                    return Fetched(url, f"http_{status}")
-                content_type = response.headers.get("Content-Type")
-                if not accept_any_type and not is_html(content_type):
-                    return Fetched(url, "non_html", content_type)
-                return self._read_body(response, url, content_type)
+    @staticmethod
+    def _html_only(status: int, headers: HTTPHeaderDict) -> None:
+        if not is_html(headers.get("Content-Type")):
+            raise FetchError("not HTML", "non_html")
 
-    def _read_body(self, response: requests.Response, url: str,
-                   content_type: str | None) -> Fetched:
-        o = self.options
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > o.max_page_bytes:
-            return Fetched(url, "too_large", content_type)
-        deadline = time.monotonic() + o.timeout
-        chunks, size = [], 0
+    def _fetch(self, url: str) -> Fetched:
         try:
-            for chunk in response.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > o.max_page_bytes:
-                    return Fetched(url, "too_large", content_type)
-                if time.monotonic() > deadline:
-                    return Fetched(url, "timeout", content_type)
-                chunks.append(chunk)
-        except requests.RequestException:
-            return Fetched(url, "timeout", content_type)
-        return Fetched(url, "ok", content_type, b"".join(chunks))
+            response = self.client.get(url, allow=self._allow, inspect=self._html_only,
+                                       gate=self._request_gate)
+        except FetchError as exc:
+            if exc.retries:
+                self.count("retried", exc.retries)
+            return Fetched(url, exc.reason)
+        if response.retries:
+            self.count("retried", response.retries)
+        return Fetched(response.url, "ok", response.headers.get("Content-Type"), response.body)
 
     def visit(self, url: str, text_fields: Sequence[str]
               ) -> tuple[Fetched, list[tuple[str, str]], list[str]]:
-        fetched = self._fetch_raw(url)
+        fetched = self._fetch(url)
         if fetched.reason != "ok":
             return fetched, [], []
         pairs, links, page_counts = extract_page(fetched.body, fetched.url,
@@ -310,4 +214,4 @@ def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[st
                         continue
                     queued.add(link)
                     frontier.append((link, depth + 1))
-    crawler.session.close()
+    crawler.client.close()

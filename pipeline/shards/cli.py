@@ -140,8 +140,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.core.net import FetchConfig
     from pipeline.shards.download import DownloadConfig
-    from pipeline.shards.guard import FetchConfig
     from pipeline.shards.job import ShardsOptions, run_shards, shards_dir
 
     clip = None

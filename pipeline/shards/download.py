@@ -4,7 +4,7 @@ img2dataset's ``Downloader`` hard-wires ``urllib.urlopen`` and decodes whatever 
 Rather than fork it, we assemble the same pipeline from its pluggable parts: its
 distributors (``multiprocessing_distributor``, ``pyspark_distributor``) call *our*
 :class:`GuardedDownloader` once per input shard; that fetches through
-:class:`pipeline.shards.guard.Fetcher`, bounds pixels from the image **header** (PIL opens
+:class:`pipeline.core.net.Fetcher`, bounds pixels from the image **header** (PIL opens
 lazily; nothing is decoded) before handing the bytes to img2dataset's ``Resizer``, and writes
 with img2dataset's ``WebDatasetSampleWriter`` — so the download folder has img2dataset's
 layout (``{shard}.tar``, ``{shard}.parquet``, ``{shard}_stats.json``).
@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline import fsio
+from pipeline.core.net import FetchConfig, Fetcher, FetchError
 from pipeline.errors import InputError
 from pipeline.shards.filters import FilterConfig, caption_reason
-from pipeline.shards.guard import FetchConfig, Fetcher, FetchError
 from pipeline.shards.phash import phash_bytes, to_hex
 
 # Columns of the per-shard Arrow input files (img2dataset's convention: caption, url last).

@@ -1,31 +1,19 @@
-"""SSRF guard shared by every stage that fetches URLs (the crawler here, image downloads in
-``pipeline/shards``).
+"""The SSRF guard: which URLs and addresses may be contacted.
 
-A URL is allowed only when its scheme is http(s) and *every* address its host resolves to is
-public. Private (RFC 1918, ULA), loopback, link-local (incl. the 169.254.169.254 cloud
-metadata service), multicast, reserved, unspecified and shared (100.64/10) addresses are
-blocked unless the caller passes ``allow_private=True`` or lists the networks it trusts in
-``allowed_networks`` (tests on loopback use ``["127.0.0.0/8"]``).
+A URL passes :func:`check_url` when its scheme is http(s), it has a host and a valid port, it
+carries **no userinfo** (``http://user:pass@host/`` is refused, reason ``userinfo``: such
+URLs are a classic trick -- ``http://trusted.example@evil.example/`` -- and sending or
+resolving a stranger's credentials helps nobody; refusing keeps the row visible with its own
+status where stripping would fetch something else silently) and, for an IP literal, the
+address may be contacted. A host *name* is resolved only where the socket is opened:
+:func:`guarded_connect` resolves it once, checks *every* address and connects only to a
+checked one, so a DNS answer that changes between a check and the connection (DNS rebinding)
+cannot reach a blocked address.
 
-Use it before the first request **and on every redirect hop** (fetch with
-``allow_redirects=False`` and follow ``Location`` yourself, calling :func:`check_url` each
-time)::
-
-    from pipeline.crawl.netguard import BlockedURLError, check_url
-    try:
-        check_url(url, allow_private=False)
-    except BlockedURLError as exc:
-        ...  # count exc.reason, skip the URL
-
-A check by name alone leaves a gap: the HTTP client resolves the name again when it
-connects, and a DNS server that answers a public address to the check and 127.0.0.1 to the
-connection (DNS rebinding) gets past it. So the clients open their sockets with
-:func:`guarded_connect` instead, which resolves once, checks *every* address and connects only
-to a checked one (the shards downloader through ``http.client`` connection subclasses, the
-live crawler through :mod:`pipeline.crawl.guarded_http`'s ``requests`` session).
-:func:`check_url` before a request still gives the early, clear refusal of bad schemes and
-private names; :func:`guarded_connect` is what makes the refusal hold at connect time. Pass
-the same ``resolver`` to both (tests inject one to simulate rebinding).
+Blocked: private (RFC 1918, ULA), loopback, link-local (incl. the 169.254.169.254 cloud
+metadata service), multicast, reserved, unspecified and shared (100.64/10) addresses, unless
+the caller passes ``allow_private=True`` or lists the networks it trusts in
+``allowed_networks`` (tests on loopback use ``["127.0.0.2/32"]``).
 """
 
 from __future__ import annotations
@@ -43,15 +31,27 @@ Resolver = Callable[[str, int], Sequence[str]]
 SocketOption = tuple[int, int, int | bytes]
 
 DEFAULT_SOCKET_OPTIONS: tuple[SocketOption, ...] = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
-
 ALLOWED_SCHEMES = ("http", "https")
+
+
+def redact(url: str) -> str:
+    """``url`` with any userinfo replaced by ``***`` (error texts never carry credentials)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{tail}"
 
 
 class BlockedURLError(WitError):
     """The URL may not be fetched; ``reason`` is a short machine-readable tag
-    (``bad_scheme``, ``no_host``, ``dns_error``, ``private_address``)."""
+    (``bad_scheme``, ``no_host``, ``bad_port``, ``userinfo``, ``dns_error``,
+    ``private_address``)."""
 
     def __init__(self, url: str, reason: str, detail: str = ""):
+        url = redact(url)
         super().__init__(f"{url}: blocked ({reason}{': ' + detail if detail else ''})")
         self.url, self.reason, self.detail = url, reason, detail
 
@@ -98,12 +98,15 @@ def _literal_address(host: str) -> list[str] | None:
 
 def check_url(url: str, allow_private: bool = False,
               allowed_networks: Iterable[str | IPNetwork] = (),
-              resolver: Resolver = system_resolver) -> None:
-    """Raise :class:`BlockedURLError` unless ``url`` is http(s) and its host resolves only to
-    addresses that may be contacted (see the module docstring). Returns None when allowed."""
+              resolver: Resolver | None = None) -> None:
+    """Raise :class:`BlockedURLError` unless ``url`` may be fetched (see the module
+    docstring). A host name is checked here only when a ``resolver`` is given; the fetch
+    itself checks it where it connects. Returns None when allowed."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
         raise BlockedURLError(url, "bad_scheme", parts.scheme or "none")
+    if "@" in parts.netloc:
+        raise BlockedURLError(url, "userinfo")  # never resolved, never sent
     host = parts.hostname
     if not host:
         raise BlockedURLError(url, "no_host")
@@ -111,9 +114,10 @@ def check_url(url: str, allow_private: bool = False,
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError as exc:
         raise BlockedURLError(url, "bad_port", str(exc)) from exc
-    if allow_private and _literal_address(host) is None:
-        return  # nothing to check: every address is allowed
-    resolve_checked(host, port, allow_private, allowed_networks, resolver, label=url)
+    if _literal_address(host.strip("[]")) is None and (allow_private or resolver is None):
+        return
+    resolve_checked(host, port, allow_private, allowed_networks, resolver or system_resolver,
+                    label=url)
 
 
 def resolve_checked(host: str, port: int, allow_private: bool = False,
@@ -130,13 +134,19 @@ def resolve_checked(host: str, port: int, allow_private: bool = False,
         try:
             addresses = list(dict.fromkeys(resolver(name, port)))
         except (OSError, UnicodeError) as exc:
-            raise BlockedURLError(target, "dns_error", str(exc)) from exc
+            raise BlockedURLError(target, "dns_error", _os_error_text(exc)) from exc
         if not addresses:
             raise BlockedURLError(target, "dns_error", "no address")
     nets = parse_networks(allowed_networks)
     for address in addresses:
         check_address(address, allow_private, nets, url=target)
     return addresses
+
+
+def _os_error_text(exc: BaseException) -> str:
+    """A deterministic text for a resolver error (no object reprs)."""
+    strerror = getattr(exc, "strerror", None)
+    return strerror or type(exc).__name__
 
 
 def guarded_connect(host: str, port: int, timeout: float | None,

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from test_shards_support import TRUSTED, Server, real_images, to_jpeg
 
-from pipeline.shards.guard import FetchConfig, Fetcher, FetchError
+from pipeline.core.net import FetchConfig, Fetcher, FetchError
 
 
 @pytest.fixture

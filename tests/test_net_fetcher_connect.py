@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from test_shards_support import Server
 
-from pipeline.crawl.netguard import system_resolver
-from pipeline.shards.guard import FetchConfig, Fetcher, FetchError
+from pipeline.core.net import system_resolver
+from pipeline.core.net import FetchConfig, Fetcher, FetchError
 
 
 def test_downloader_blocks_private_addresses_by_name_and_literal() -> None:

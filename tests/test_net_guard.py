@@ -1,10 +1,18 @@
-"""The SSRF guard: literal addresses, names resolved by a resolver, schemes, allow-lists."""
+"""The SSRF guard: literal addresses, names resolved by a resolver, schemes, allow-lists,
+userinfo."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.crawl.netguard import BlockedURLError, check_address, check_url, is_public
+from pipeline.core.net import (
+    BlockedURLError,
+    check_address,
+    check_url,
+    is_public,
+    redact,
+    system_resolver,
+)
 
 
 def fixed_resolver(table: dict[str, list[str]]):
@@ -43,7 +51,7 @@ def test_public_and_resolved_names() -> None:
 
 def test_real_resolver_localhost_blocked() -> None:
     with pytest.raises(BlockedURLError, match="private_address"):
-        check_url("http://localhost:9/")
+        check_url("http://localhost:9/", resolver=system_resolver)
 
 
 def test_schemes_and_networks() -> None:
@@ -57,3 +65,28 @@ def test_schemes_and_networks() -> None:
         check_url("http://10.0.0.1/", allowed_networks=["127.0.0.0/8"])
     check_address("::1", allowed_networks=["::1"])
     assert is_public(__import__("ipaddress").ip_address("8.8.8.8"))
+
+
+@pytest.mark.parametrize("url", [
+    "http://user:secret@93.184.216.34/a.jpg", "https://token@example.com/",
+    "http://example.com@127.0.0.1/", "http://:pw@example.com:8080/x", "http://a\\@b.example/",
+])
+def test_userinfo_refused_never_resolved(url: str) -> None:
+    lookups: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["93.184.216.34"]
+
+    with pytest.raises(BlockedURLError) as info:
+        check_url(url, allow_private=True, resolver=resolver)
+    assert info.value.reason == "userinfo"
+    assert lookups == []
+    assert "secret" not in str(info.value) and "pw" not in str(info.value)
+    assert "***@" in str(info.value)
+
+
+def test_redact() -> None:
+    assert redact("http://u:p@h:1/x@y") == "http://***@h:1/x@y"
+    assert redact("http://h/x@y") == "http://h/x@y"
+    assert redact("not a url") == "not a url"

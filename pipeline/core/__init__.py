@@ -1,0 +1,1 @@
+"""Infrastructure shared by every stage (the network layer in :mod:`pipeline.core.net`)."""
