@@ -1,5 +1,5 @@
 """The shards downloader after the connect-time guard moved to
-``pipeline.crawl.netguard.guarded_connect``: a host *name* that resolves to a blocked
+``pipeline.core.net.guard.guarded_connect``: a host *name* that resolves to a blocked
 address is refused at connect time (the fetch's own pre-check looks at the URL's syntax
 only), and the same name connects once its network is trusted."""
 
@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 from test_shards_support import Server
 
-from pipeline.core.net import system_resolver
-from pipeline.core.net import FetchConfig, Fetcher, FetchError
+from pipeline.core.net import FetchConfig, Fetcher, FetchError, system_resolver
 
 
 def test_downloader_blocks_private_addresses_by_name_and_literal() -> None:

@@ -23,9 +23,9 @@ from test_shards_support import (
     write_candidates,
 )
 
+from pipeline.core.net import FetchConfig
 from pipeline.shards.download import DownloadConfig
 from pipeline.shards.filters import FilterConfig
-from pipeline.core.net import FetchConfig
 from pipeline.shards.job import ShardsOptions, run_shards
 
 

@@ -29,6 +29,7 @@ from urllib.parse import urljoin
 
 from urllib3 import BaseHTTPResponse, HTTPHeaderDict, Timeout
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from pipeline.core.net.deadline import REAPER
@@ -216,7 +217,7 @@ class HttpClient:
         except BlockedURLError as exc:  # refused at connect time
             raise _blocked(exc) from exc
         except (Urllib3Error, http.client.HTTPException, OSError) as exc:
-            if watch.fired or _caused_by(exc, (Urllib3Timeout, TimeoutError)):
+            if watch.fired or _is_timeout(exc):
                 raise _timed_out(timeout) from exc
             raise _transport_error(exc) from exc
         finally:
@@ -267,8 +268,10 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _caused_by(exc: BaseException, types: tuple[type[BaseException], ...]) -> bool:
-    return any(isinstance(e, types) for e in _chain(exc))
+def _is_timeout(exc: BaseException) -> bool:
+    # urllib3's NewConnectionError subclasses its ConnectTimeoutError: a refusal is no timeout
+    return any(isinstance(e, (TimeoutError, Urllib3Timeout))
+               and not isinstance(e, NewConnectionError) for e in _chain(exc))
 
 
 def _transport_error(exc: BaseException) -> FetchError:
@@ -279,15 +282,16 @@ def _transport_error(exc: BaseException) -> FetchError:
             return FetchError(f"TLS error: {cause.verify_message}", "tls_error")
         if isinstance(cause, ssl.SSLError):
             return FetchError(f"TLS error: {cause.reason or type(cause).__name__}", "tls_error")
-    for cause in _chain(exc):
-        if isinstance(cause, (ConnectionError, http.client.IncompleteRead,
-                              http.client.RemoteDisconnected)):
+    causes = list(_chain(exc))
+    if any(isinstance(cause, NewConnectionError) for cause in causes):  # before any byte
+        why = next((c.strerror for c in causes if isinstance(c, OSError) and c.strerror),
+                   type(causes[-1]).__name__)
+        return FetchError(f"connection failed: {why}", "connection_error", retryable=True)
+    for cause in causes:
+        if isinstance(cause, (ConnectionError, http.client.IncompleteRead)):
             return FetchError(f"connection broken: {type(cause).__name__}", "connection_error",
                               retryable=True)
         if isinstance(cause, http.client.HTTPException):
             return FetchError(f"bad HTTP response: {type(cause).__name__}", "bad_response")
-        if isinstance(cause, OSError) and cause.strerror:
-            return FetchError(f"connection failed: {cause.strerror}", "connection_error",
-                              retryable=True)
     return FetchError(f"connection failed: {type(exc).__name__}", "connection_error",
                       retryable=True)

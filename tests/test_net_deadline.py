@@ -1,0 +1,76 @@
+"""The whole-request deadline (issue item 9): a server that drips one byte every 0.5 s is
+cut at the timeout, in the body and in the headers, for the live crawler and the image
+downloader alike. The proof is what the server got out before the client hung up (a
+fraction of the body) and the timeout status; nothing here measures time."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from net_servers import RawServer, drip_body, drip_headers
+
+from pipeline.core.net import ClientConfig, FetchConfig, Fetcher, FetchError, HttpClient
+from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site
+
+LOOPBACK = ("127.0.0.1/32",)
+BODY = 60  # bytes: 30 s of drip
+
+
+def finished(server: RawServer) -> None:
+    assert server.done.wait(30), "the server never saw the client go away"
+
+
+def test_downloader_cuts_a_dripping_body() -> None:
+    server = RawServer(drip_body(BODY))
+    try:
+        fetcher = Fetcher(FetchConfig(timeout=1.0, retries=0, respect_robots_txt=False,
+                                      allowed_networks=LOOPBACK))
+        with pytest.raises(FetchError) as info:
+            fetcher.fetch(server.url("/drip.jpg"))
+        assert info.value.reason == "timeout" and info.value.status == "failed_to_download"
+        assert str(info.value) == "request took longer than 1s"
+        finished(server)
+        assert server.hung_up.is_set() and server.sent < BODY
+    finally:
+        server.close()
+
+
+def test_live_crawler_cuts_a_dripping_page() -> None:
+    """Item 9: ``--timeout`` bounds the whole page, not each 64 KiB chunk."""
+    server = RawServer(drip_body(BODY, content_type="text/html"))
+    try:
+        counts: Counter[str] = Counter()
+        options = CrawlerOptions(delay=0.0, timeout=1.0, retries=0, allowed_networks=LOOPBACK)
+        assert list(crawl_site([server.url("/")], options, counts)) == []
+        assert counts["skipped:timeout"] == 1 and counts["requests"] == 2  # robots.txt, page
+        finished(server)
+        assert server.hung_up.is_set() and server.sent < BODY
+    finally:
+        server.close()
+
+
+def test_dripping_headers_are_cut_too() -> None:
+    server = RawServer(drip_headers())
+    try:
+        client = HttpClient(ClientConfig(timeout=1.0, retries=0, allowed_networks=LOOPBACK))
+        with pytest.raises(FetchError) as info:
+            client.get(server.url("/"))
+        assert info.value.reason == "timeout" and info.value.http_status is None
+        finished(server)
+        assert server.sent < 80
+    finally:
+        server.close()
+
+
+def test_retries_get_a_fresh_deadline_each() -> None:
+    server = RawServer(drip_body(BODY))
+    try:
+        client = HttpClient(ClientConfig(timeout=0.6, retries=1, backoff_base=0.0,
+                                         allowed_networks=LOOPBACK))
+        with pytest.raises(FetchError) as info:
+            client.get(server.url("/"))
+        assert info.value.reason == "timeout" and info.value.retries == 1
+        assert server.connections == 2
+    finally:
+        server.close()
