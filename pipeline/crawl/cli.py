@@ -85,13 +85,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     live.add_argument("--concurrency", type=int, default=d.concurrency,
                       help="requests in flight per host (default: %(default)s)")
     live.add_argument("--timeout", type=float, default=d.timeout,
-                      help="connect, read and total seconds per response (default: %(default)s)")
+                      help="seconds for a whole request: connect, headers and body "
+                           "(default: %(default)s)")
     live.add_argument("--max-redirects", type=int, default=d.max_redirects,
                       help="redirects followed per URL (default: %(default)s)")
     live.add_argument("--retries", type=int, default=d.retries,
-                      help="tries again after 429/503 with Retry-After (default: %(default)s)")
+                      help="tries again after 429/5xx, timeouts and broken connections "
+                           "(default: %(default)s)")
     live.add_argument("--max-retry-after", type=float, default=d.max_retry_after,
-                      help="longest Retry-After waited for, seconds (default: %(default)s)")
+                      help="longest wait between tries, seconds; a longer Retry-After gives up "
+                           "(default: %(default)s)")
     live.add_argument("--offsite", action="store_true",
                       help="follow links to other sites too (default: same site only)")
     live.add_argument("--allow-private", action="store_true",
