@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 from net_servers import RawServer, drip_body, drip_headers
+from test_shards_support import TRUSTED, Server, send
 
 from pipeline.core.net import ClientConfig, FetchConfig, Fetcher, FetchError, HttpClient
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site
@@ -72,5 +73,24 @@ def test_retries_get_a_fresh_deadline_each() -> None:
             client.get(server.url("/"))
         assert info.value.reason == "timeout" and info.value.retries == 1
         assert server.connections == 2
+    finally:
+        server.close()
+
+
+def test_a_politeness_wait_is_not_part_of_the_deadline() -> None:
+    """robots.txt asks for 1.5 s between requests, the timeout is 1 s: the second page waits
+    in the host's gate longer than the timeout and is still fetched."""
+    server = Server()
+    server.routes["/robots.txt"] = lambda h: send(h, 200, b"User-agent: *\nCrawl-delay: 1.5\n",
+                                                  "text/plain")
+    server.routes["/"] = lambda h: send(h, 200, b'<html><a href="/b.html">b</a></html>',
+                                        "text/html")
+    server.routes["/b.html"] = lambda h: send(h, 200, b"<html>b</html>", "text/html")
+    try:
+        counts: Counter[str] = Counter()
+        options = CrawlerOptions(delay=0.0, timeout=1.0, concurrency=1, retries=0,
+                                 allowed_networks=(TRUSTED,))
+        list(crawl_site([server.url("/")], options, counts))
+        assert counts["pages"] == 2 and counts["requests"] == 3
     finally:
         server.close()

@@ -185,30 +185,34 @@ class HttpClient:
 
     def _once(self, url: str, inspect: Inspect | None, gate: Gate | None, max_bytes: int,
               truncate: bool) -> Response | str:
-        """One request: the Response, or the Location of a redirect."""
+        """One request: the Response, or the Location of a redirect. The deadline starts
+        once the gate lets the request through (a politeness wait is not the server's)."""
+        with gate(url) if gate is not None else contextlib.nullcontext():
+            return self._timed(url, inspect, max_bytes, truncate)
+
+    def _timed(self, url: str, inspect: Inspect | None, max_bytes: int,
+               truncate: bool) -> Response | str:
         timeout = self.config.timeout
         watch = REAPER.watch(timeout)
         current_watch(watch)
         response: BaseHTTPResponse | None = None
         reusable = False
         try:
-            with gate(url) if gate is not None else contextlib.nullcontext():
-                response = got = self.pools.urlopen(
-                    "GET", url, headers=self.headers, redirect=False, retries=False,
-                    preload_content=False, decode_content=self.config.decode_content,
-                    timeout=Timeout(connect=timeout, read=timeout), assert_same_host=False)
-                status = got.status
-                location = got.headers.get("Location")
-                if status in REDIRECT_STATUSES and location:
-                    return location
-                if status < 200 or status >= 300:
-                    raise FetchError(f"HTTP {status}", f"http_{status}", http_status=status,
-                                     retryable=status in RETRY_STATUSES,
-                                     retry_after=retry_after_seconds(
-                                         got.headers.get("Retry-After")))
-                if inspect is not None:
-                    inspect(status, got.headers)
-                body, reusable = _read_body(got, max_bytes, truncate)
+            response = got = self.pools.urlopen(
+                "GET", url, headers=self.headers, redirect=False, retries=False,
+                preload_content=False, decode_content=self.config.decode_content,
+                timeout=Timeout(connect=timeout, read=timeout), assert_same_host=False)
+            status = got.status
+            location = got.headers.get("Location")
+            if status in REDIRECT_STATUSES and location:
+                return location
+            if status < 200 or status >= 300:
+                raise FetchError(f"HTTP {status}", f"http_{status}", http_status=status,
+                                 retryable=status in RETRY_STATUSES,
+                                 retry_after=retry_after_seconds(got.headers.get("Retry-After")))
+            if inspect is not None:
+                inspect(status, got.headers)
+            body, reusable = _read_body(got, max_bytes, truncate)
             if watch.fired:
                 raise _timed_out(timeout)
             return Response(url, status, got.headers, body)
