@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         max_bytes=args.max_bytes, user_agent_token=args.user_agent_token,
         disallowed_header_directives=tuple(args.disallowed_header_directives),
         respect_robots_txt=not args.ignore_robots_txt, allow_private=args.allow_private,
-        allowed_networks=tuple(args.allow_network))
+        allowed_networks=tuple(args.allow_network), connections_per_host=args.threads)
     filters = from_preset(args.filter, min_words=args.min_words, min_chars=args.min_chars,
                           languages=args.languages, min_side=args.min_side,
                           max_aspect=args.max_aspect, min_bytes=args.min_bytes,

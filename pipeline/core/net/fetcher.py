@@ -28,7 +28,7 @@ class FetchConfig:
     respect_robots_txt: bool = True
     allow_private: bool = False
     allowed_networks: tuple[str, ...] = field(default_factory=tuple)
-    connections_per_host: int = 16  # idle keep-alive connections kept per image host
+    connections_per_host: int = 64  # idle keep-alive connections kept per image host
 
     @property
     def user_agent(self) -> str:

@@ -15,6 +15,7 @@ Each connection also reports itself to the calling thread's deadline watch
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ from urllib3.poolmanager import PoolManager
 
 from pipeline.core.net.deadline import REAPER, Watch
 from pipeline.core.net.guard import BlockedURLError, Resolver, guarded_connect, system_resolver
+
+# every failure is reported once, per row or page, by the caller; urllib3's own warnings
+# (a full pool, a server's malformed headers) would repeat strangers' noise on stderr
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 _CURRENT = threading.local()  # .watch: the deadline of the request this thread is making
 
