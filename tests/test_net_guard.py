@@ -90,3 +90,22 @@ def test_redact() -> None:
     assert redact("http://u:p@h:1/x@y") == "http://***@h:1/x@y"
     assert redact("http://h/x@y") == "http://h/x@y"
     assert redact("not a url") == "not a url"
+
+
+def test_live_crawler_counts_userinfo_urls_without_resolving_them() -> None:
+    from collections import Counter
+
+    from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site
+
+    lookups: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    counts: Counter[str] = Counter()
+    options = CrawlerOptions(delay=0.0, allow_private=True, resolver=resolver)
+    seeds = ["http://user:secret@site.test/", "http://site.test@127.0.0.1:9/"]
+    assert list(crawl_site(seeds, options, counts)) == []
+    assert counts["skipped:blocked_userinfo"] == 2 and counts["requests"] == 0
+    assert lookups == []
