@@ -31,9 +31,6 @@ class Watch:
         self.fired = False
         self.done = False
 
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
-
 
 class Reaper:
     """The per-process deadline thread (started lazily; restarted in a forked child)."""
@@ -56,7 +53,8 @@ class Reaper:
                 self._started = True
                 threading.Thread(target=self._run, name="wit-net-deadlines", daemon=True).start()
             heapq.heappush(self._heap, (watch.deadline, next(self._seq), watch))
-            self._wake.notify()
+            if self._heap[0][2] is watch:  # only an earlier deadline changes the thread's wait
+                self._wake.notify()
         return watch
 
     def attach(self, watch: Watch, conn: Any) -> None:
