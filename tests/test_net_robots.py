@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from test_shards_support import TRUSTED, Server, send
 
-from pipeline.core.net import FetchConfig, Fetcher, FetchError
+from pipeline.core.net import FetchConfig, Fetcher, FetchError, robots_crawl_delay
+from pipeline.core.net.robots import MAX_CRAWL_DELAY
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site
 
 RULES = b"User-agent: *\nDisallow: /private/\n"
@@ -96,3 +97,11 @@ def test_live_crawler_uses_the_same_policy(code: int, pages: int, skipped: str |
         assert server.hits["/robots.txt"] == 1
     finally:
         server.close()
+
+
+def test_hostile_crawl_delays_are_bounded() -> None:
+    def delay(value: str) -> float | None:
+        return robots_crawl_delay(["User-agent: *", f"Crawl-delay: {value}"], "witbot/1.0")
+
+    assert delay("1e9") == delay("inf") == MAX_CRAWL_DELAY == 60.0
+    assert delay("nan") is None and delay("-5") is None and delay("0.5") == 0.5
