@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 
 def _number(kind: type, text: str) -> float:
@@ -47,3 +48,23 @@ positive_float = bounded(float, 0, low_open=True)
 non_negative_float = bounded(float, 0)
 finite_float = bounded(float)
 probability = bounded(float, 0, 1)
+
+
+def output_dir(text: str) -> str:
+    """An argparse type for ``--out``: a folder that exists or can be made. A local path that
+    is a regular file, or lies under one, is a usage error naming that file, not a traceback
+    from deep inside a stage. (Object-store URLs are not checked here: a prefix there can
+    coexist with an object of the same name.)"""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path is not a folder")
+    if "://" in text and not text.startswith("file://"):
+        return text
+    path = Path(text.removeprefix("file://")).expanduser()
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            if not candidate.is_dir():
+                what = "is" if candidate == path else f"lies under {candidate}, which is"
+                raise argparse.ArgumentTypeError(
+                    f"{text} {what} a file, not a folder: choose another --out")
+            break
+    return text

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from pipeline import fsio
+from pipeline.cliargs import finite_float, non_negative_int, output_dir, positive_int
 from pipeline.errors import InputError
 from queries.dump import check_header
 from queries.transform import QueryConfig
@@ -44,27 +45,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0-99 are always added first (default: all, merged in that "
                              "order)".replace(
                                  "%(choices)s", ",".join(SOURCES)))
-    parser.add_argument("--min-count", type=int, default=d.min_count,
+    parser.add_argument("--min-count", type=non_negative_int, default=d.min_count,
                         help="unigrams occurring at least this often (default: %(default)s)")
-    parser.add_argument("--min-pmi", type=float, default=d.min_pmi,
+    parser.add_argument("--min-pmi", type=finite_float, default=d.min_pmi,
                         help="bigrams with PMI = log2(c(ab)*N/(c(a)c(b))) at least this "
                              "(default: %(default)s)")
-    parser.add_argument("--min-bigram-count", type=int, default=d.min_bigram_count,
+    parser.add_argument("--min-bigram-count", type=non_negative_int, default=d.min_bigram_count,
                         help="bigrams must also occur at least this often; MetaCLIP has no such "
                              "rule, hence 1 (default: %(default)s)")
-    parser.add_argument("--min-views", type=int, default=d.min_views,
+    parser.add_argument("--min-views", type=non_negative_int, default=d.min_views,
                         help="titles whose summed en pageviews reach this (default: %(default)s)")
-    parser.add_argument("--min-hourly-views", type=int, default=d.min_hourly_views,
+    parser.add_argument("--min-hourly-views", type=non_negative_int, default=d.min_hourly_views,
                         help="hourly pageview counts below this are ignored (default: %(default)s)")
-    parser.add_argument("--min-inlinks", type=int, default=d.min_inlinks,
+    parser.add_argument("--min-inlinks", type=non_negative_int, default=d.min_inlinks,
                         help="without pageviews: titles linked from at least this many article "
                              "links in the dump (default: %(default)s)")
-    parser.add_argument("--max-entries", type=int, default=d.max_entries,
+    parser.add_argument("--max-entries", type=positive_int, default=d.max_entries,
                         help="cap on the list, filled in source order (default: %(default)s)")
     parser.add_argument("--wordnet", default=None, metavar="DIR",
                         help="WordNet: a WNDB directory (e.g. /usr/share/wordnet) or an nltk data "
                              "directory (default: nltk's data path, then /usr/share/wordnet)")
-    parser.add_argument("--out", required=True, metavar="DIR",
+    parser.add_argument("--out", required=True, metavar="DIR", type=output_dir,
                         help="output root; results go to DIR/queries/ (local or fsspec path)")
 
 
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from queries import job
     from queries.wordnet import wordnet_entries
 
+    job.remove_stale_outputs(args.out)  # first: a failing rerun must not look like a result
     wiki = fsio.expand(args.wiki, "dump") if args.wiki else []
     pageviews = fsio.expand(args.pageviews, "pageview") if args.pageviews else []
     config = QueryConfig(wiki=tuple(wiki), pageviews=tuple(pageviews), sources=args.sources,

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from importlib import metadata as importlib_metadata
 
 import apache_beam as beam
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -165,6 +166,20 @@ class BuildQueries(beam.PTransform):
                 counters=side.AsSingleton(counters),
             )
         )
+
+
+# written by every run; stats.json and metadata.json mark a complete one. .tmp-*: temporary
+# names a crashed run did not finish
+STALE_OUTPUTS = ("metadata.json", "metadata.parquet", "stats.json", ".tmp-*")
+
+
+def remove_stale_outputs(out_dir: str) -> None:
+    """Delete an earlier run's outputs before this run starts, so a run that fails never
+    leaves the previous metadata.json/stats.json looking like its own result."""
+    fs, _, (root,) = fsspec.get_fs_token_paths(fsio.join(out_dir, "queries"))
+    for pattern in STALE_OUTPUTS:
+        for path in fs.glob(f"{root}/{pattern}"):
+            fs.rm(path)
 
 
 def run(config: QueryConfig, wordnet_names: list[str], out_dir: str,

@@ -12,7 +12,8 @@ MIN_HOURLY_VIEWS = 50
 def parse_line(line: str) -> tuple[str, str, int] | None:
     """(domain, title, views) of a line, or None when it is not a pageview line."""
     parts = line.rstrip("\r\n").split(" ")
-    if len(parts) not in (3, 4) or not parts[2].isdigit():
+    # isascii: str.isdigit() also accepts digits such as '²' that int() refuses
+    if len(parts) not in (3, 4) or not (parts[2].isascii() and parts[2].isdigit()):
         return None
     return parts[0], parts[1], int(parts[2])
 

@@ -13,6 +13,7 @@ worker is one page plus bounded partial-count dictionaries.
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -51,6 +52,14 @@ class QueryConfig:
     shards: int = 256  # count dictionaries are split into this many shards
     wordnet_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the CLI refuses these at parse time; a programmatic caller gets the same check,
+        # and stats.json (strict JSON) never holds NaN or Infinity
+        if not math.isfinite(self.min_pmi):
+            raise ValueError(f"min_pmi must be a finite number, got {self.min_pmi}")
+        if self.max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {self.max_entries}")
 
     @property
     def title_rule(self) -> str | None:
@@ -150,7 +159,8 @@ class CountDumpFn(beam.DoFn):
             progress.update(position - last[0])
             last[0] = position
 
-        for page, namespaces in iter_pages(path, on_progress):
+        skipped: Counter = Counter()  # malformed <page>s, by reason
+        for page, namespaces in iter_pages(path, on_progress, skipped):
             stats["pages"] += 1
             if page.namespace != MAIN_NAMESPACE:
                 stats["other_namespace_pages"] += 1
@@ -181,6 +191,9 @@ class CountDumpFn(beam.DoFn):
                 yield from self._flush("article", articles)
                 yield from self._flush("redirect", redirects)  # type: ignore[arg-type]
         progress.close()
+        for reason, n in skipped.items():  # pages = articles + redirects + ... + skipped
+            stats["pages"] += n
+            stats[f"skipped_pages_{reason}"] += n
         yield from self._flush("unigram", unigrams)
         yield from self._flush("bigram", bigrams, first_word)
         yield from self._flush("link", links)

@@ -44,7 +44,7 @@ def test_two_process_gloo_run_under_torchrun(shards, tmp_path):
     assert len(summaries) == 1, result.stdout
     assert f"{STEPS} steps, {STEPS * BATCH * WORLD} samples" in summaries[0]
     state = torch.load(tmp_path / "train" / "checkpoint.pt", map_location="cpu",
-                       weights_only=False)
+                       weights_only=True)
     assert state["world_size"] == WORLD and state["step"] == STEPS
     assert state["samples"] == STEPS * BATCH * WORLD
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

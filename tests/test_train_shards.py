@@ -172,14 +172,15 @@ def test_bad_samples_are_counted_and_batches_stay_full(shards, tmp_path):
     cfg = data.StreamConfig(shards=[str(bad)], batch_size=5, image_size=32, context_length=16,
                             steps_per_epoch=2, shuffle_buffer=1)
     skipped: dict[str, int] = {}
-    for i, (images, tokens, counts) in enumerate(data.make_loader(cfg, tok, 0, False)):
+    for i, (images, tokens, info) in enumerate(data.make_loader(cfg, tok, 0, False)):
         assert images.shape == (5, 3, 32, 32) and tokens.shape == (5, 16)
-        for k, v in counts.items():
+        for k, v in info.skipped.items():
             skipped[k] = skipped.get(k, 0) + v
         if i == 1:
             break
     assert skipped["no_caption"] >= 1 and skipped["no_image"] >= 1
-    assert skipped["undecodable_image_blanked"] >= 1
+    assert skipped["undecodable_image"] >= 1  # dropped, not blanked: no black images
+    assert not any(bool((img == 0).all()) for img in images)
     # a shard list where no shard has a usable sample is an error, not an endless loop
     empty = tmp_path / "empty.tar"
     with tarfile.open(empty, "w"):
@@ -204,7 +205,7 @@ def test_bf16_checkpointing_compile_and_tensorboard(shards, tmp_path):
     losses = _losses(tmp_path / "t" / "log.jsonl")
     assert sorted(losses) == [1, 2]
     # the checkpoint holds the plain model's weights (not the compiled wrapper's names)
-    state = torch.load(result.checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
     assert "logit_scale" in state["model"] and not any("_orig_mod" in k for k in state["model"])
     # saved after steps 1 and 2 (--checkpoint-every 1), each to a temporary name then renamed
     assert state["step"] == 2 and not list((tmp_path / "t").glob(".tmp-*"))

@@ -1,11 +1,20 @@
 """Checkpoints: one file with everything needed to continue exactly (model, optimizer,
 scheduler, step, RNG states, model config, tokenizer), written atomically (temporary name,
-then rename) so an interrupted save never leaves a file that looks complete."""
+then rename) so an interrupted save never leaves a file that looks complete.
+
+A checkpoint is a file from anywhere (downloaded, shared): it is read with
+``torch.load(weights_only=True)``, whose unpickler only builds tensors and plain values
+(dict, list, tuple, str, numbers, None) and refuses any other object *before* creating it,
+so a pickle that would run code on load is rejected with a one-line :class:`InputError`.
+Everything we save is therefore tensors and plain values: the numpy RNG state is stored as
+a tensor plus numbers, not as numpy objects."""
 
 from __future__ import annotations
 
 import io
+import pickle
 import random
+import warnings
 from typing import Any
 
 import fsspec
@@ -16,20 +25,28 @@ from pipeline.errors import InputError
 from pipeline.fsio import atomic_write_bytes
 
 # 2: text pooled at the end token's id, special tokens renumbered (pad, end, start)
-FORMAT = "webimagetext-clip-2"
+# 3: weights-only loadable (no numpy objects); files of earlier formats are refused
+FORMAT = "webimagetext-clip-3"
 
 
 def rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
-                              "torch": torch.get_rng_state()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "python": random.getstate(),  # (version, tuple of ints, None): plain values
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = states["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -41,6 +58,19 @@ def save_checkpoint(path: str, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation",
+                "Re-running `torch.load`")
+
+
+def _refusal(exc: BaseException) -> str:
+    """One line out of torch's multi-line weights-only message: the line naming what was
+    refused (a global such as ``posix.system``, an opcode)."""
+    text = str(exc).split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines()]
+    useful = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
+    return (useful[0] if useful else type(exc).__name__)[:200]
+
+
 def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     try:
         with fsspec.open(path, "rb") as f:
@@ -48,10 +78,19 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     except (OSError, FileNotFoundError) as exc:
         raise InputError(f"{path}: cannot read checkpoint: {exc}") from exc
     try:
-        # our own files hold numpy RNG state and plain dicts: not weights-only loadable
-        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise InputError(f"{path}: not a readable checkpoint: {exc}") from exc
+        # weights_only: tensors and plain values only; any other object is refused unbuilt
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": not actionable
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InputError(f"{path}: not a readable checkpoint, refused without running it: "
+                         f"{_refusal(exc)} (files older than format {FORMAT!r} hold numpy "
+                         "objects and are refused too: retrain)") from exc
+    except Exception as exc:  # noqa: BLE001 - any other failure to read means a bad file
+        raise InputError(f"{path}: not a readable checkpoint: {_refusal(exc)}") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise InputError(f"{path}: not a webimagetext checkpoint (format {FORMAT!r} expected)")
+        found = state.get("format") if isinstance(state, dict) else None
+        raise InputError(f"{path}: not a webimagetext checkpoint (format {FORMAT!r} expected, "
+                         f"found {found!r}" + ("; written by an older version: retrain or "
+                                               "resave it" if found else "") + ")")
     return state

@@ -9,7 +9,9 @@ batches. An epoch is a fixed number of samples (from ``sizes.json``/img2dataset 
 i.e. ``steps_per_epoch`` global batches. Global batch ``g`` is made by worker ``g % workers``
 of every rank, from the stream seeded by (seed, epoch, rank, worker): so a run resumed at
 step ``g`` rebuilds exactly the batches an uninterrupted run would have seen (same number of
-workers and ranks), skipping the already used samples before decoding them. Augmentation
+workers and ranks), skipping the already used samples before decoding them (each batch
+reports where it ended in its worker's stream, and checkpoints keep that: images that do
+not decode are dropped, so a batch may use more than ``batch_size`` samples). Augmentation
 randomness is seeded per sample index.
 """
 
@@ -25,7 +27,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import braceexpand
@@ -121,15 +123,35 @@ def shard_sizes(shards: list[str]) -> dict[str, int]:
 
 
 def count_samples(shard: str) -> int:
+    """Samples (keys with an image) in a shard. A 0-byte or truncated tar counts the samples
+    before the damage, with a warning naming the shard (0 for an unreadable one: such a
+    shard is then left out of training, see ``train``), never a traceback."""
     keys = set()
-    with fsspec.open(shard, "rb") as f:
-        for entry in tar_file_expander([{"url": shard, "stream": f}]):
-            if "fname" not in entry:  # the end-of-tar marker
-                continue
-            ext = entry["fname"].rsplit(".", 1)[-1].lower()
-            if ext in IMAGE_EXTS:
-                keys.add(entry["fname"].rsplit(".", 1)[0])
+    errors: list[Exception] = []
+
+    def on_error(exc: Exception) -> bool:
+        errors.append(exc)
+        return True  # webdataset then stops reading this tar
+
+    try:
+        with fsspec.open(shard, "rb") as f:
+            for entry in tar_file_expander([{"url": shard, "stream": f}], handler=on_error):
+                if "fname" not in entry:  # the end-of-tar marker
+                    continue
+                ext = entry["fname"].rsplit(".", 1)[-1].lower()
+                if ext in IMAGE_EXTS:
+                    keys.add(entry["fname"].rsplit(".", 1)[0])
+    except OSError as exc:
+        raise InputError(f"{shard}: unreadable shard: {exc}") from exc
+    if errors:
+        log.warning("%s: unreadable tar after %d sample(s) (%s); counting those",
+                    shard, len(keys), _error_text(errors[0]))
     return len(keys)
+
+
+def _error_text(exc: Exception) -> str:
+    # webdataset appends (stream, url) to the exception's args: keep the first one only
+    return f"{type(exc).__name__}: {exc.args[0] if exc.args else exc}"
 
 
 # ---------------------------------------------------------------- transforms
@@ -172,16 +194,20 @@ def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
 
 # ---------------------------------------------------------------- the stream
 
-def iterate_shard(url: str, handler: Callable[[Exception], bool] | None = None
-                  ) -> Iterator[dict[str, Any]]:
-    """Samples of one shard as dicts ``{"__key__", "__url__", ext: bytes}``."""
+def iterate_shard(url: str, handler: Callable[[Exception], bool] | None = None,
+                  skipped: Counter[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Samples of one shard as dicts ``{"__key__", "__url__", ext: bytes}``. A damaged tar
+    (0 bytes, truncated, corrupt header) ends the shard early: logged and counted in
+    ``skipped["tar_read_error"]``."""
     wanted = set(IMAGE_EXTS + TEXT_EXTS)
 
     def select(fname: str) -> bool:
         return fname.rsplit(".", 1)[-1].lower() in wanted
 
     def on_error(exc: Exception) -> bool:
-        log.warning("%s: skipping unreadable data: %s", url, exc)
+        log.warning("%s: skipping unreadable data: %s", url, _error_text(exc))
+        if skipped is not None:
+            skipped["tar_read_error"] += 1
         return True
 
     with fsspec.open(url, "rb") as f:
@@ -246,11 +272,25 @@ class StreamConfig:
     augment: bool = True
     # False: split the shards between ranks and workers instead of resampling them
     resampled: bool = True
+    # resuming: loader worker -> (epoch, stream position after its last batch used), from
+    # the BatchInfo of the interrupted run (see ShardStream.__iter__)
+    start_positions: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass
+class BatchInfo:
+    """What comes with each batch: samples skipped since the worker's previous batch, by
+    reason, and where the batch ended in its worker's stream (saved in checkpoints so that a
+    resumed run continues each worker's stream exactly)."""
+    skipped: dict[str, int]
+    worker: int
+    epoch: int
+    position: int
 
 
 class ShardStream(IterableDataset):
-    """Infinite stream of batches (images uint8 [B,3,S,S], tokens long [B,L], samples skipped
-    since the previous batch by reason) for one rank;
+    """Infinite stream of batches (images uint8 [B,3,S,S], tokens long [B,L], BatchInfo)
+    for one rank;
     global batch ``start_batch + i`` is the i-th yielded (see module docstring)."""
 
     def __init__(self, cfg: StreamConfig, tokenizer: Any):
@@ -284,7 +324,7 @@ class ShardStream(IterableDataset):
             empty: set[str] = set()
             for shard in order:
                 found = False
-                for sample in iterate_shard(shard):
+                for sample in iterate_shard(shard, skipped=self.skipped):
                     pair = image_and_text(sample, self.skipped)
                     if pair is not None:
                         found = True
@@ -296,49 +336,61 @@ class ShardStream(IterableDataset):
 
         return shuffled(raw(), cfg.shuffle_buffer, buffer_rng, initial=cfg.shuffle_buffer // 2)
 
-    def _make_batch(self, pairs: list[tuple[bytes, str]], epoch: int, worker: int, first: int
-                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+    def _make_batch(self, stream: Iterator[tuple[bytes, str]], epoch: int, worker: int,
+                    position: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(images, tokens, stream position after the batch) from the pairs at ``position``
+        on. An image that does not decode is dropped and counted (``undecodable_image``), and
+        the next pair takes its place: a false (blank image, caption) pair would teach the
+        model nothing true. Augmentation is seeded by the pair's position in the stream."""
         cfg = self.cfg
-        images = []
-        for i, (data, _) in enumerate(pairs):
+        images: list[torch.Tensor] = []
+        texts: list[str] = []
+        while len(images) < cfg.batch_size:
+            data, text = next(stream)
+            index, position = position, position + 1
             try:
                 img = decode_image(data, cfg.image_size)
-            except Exception as exc:  # noqa: BLE001 - a corrupt image: a black one, logged
-                log.warning("undecodable image (%s), replaced by a blank one", exc)
-                self.skipped["undecodable_image_blanked"] += 1
-                img = Image.new("RGB", (cfg.image_size, cfg.image_size))
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad bytes
+                log.warning("undecodable image dropped (%s)", exc)
+                self.skipped["undecodable_image"] += 1
+                continue
             if cfg.augment:
-                rng = random.Random(mix_seed(cfg.seed, epoch, cfg.rank, worker, first + i))
+                rng = random.Random(mix_seed(cfg.seed, epoch, cfg.rank, worker, index))
                 img = random_resized_crop(img, cfg.image_size, rng)
             else:
                 img = center_crop(img, cfg.image_size)
             images.append(to_uint8_tensor(img))
-        tokens = self.tokenizer.encode([t for _, t in pairs], cfg.context_length)
-        skipped, self.skipped = dict(self.skipped), Counter()
-        return torch.stack(images), tokens, skipped
+            texts.append(text)
+        tokens = self.tokenizer.encode(texts, cfg.context_length)
+        return torch.stack(images), tokens, position
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, int]]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, BatchInfo]]:
         cfg = self.cfg
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         steps = cfg.steps_per_epoch
         # first global batch of this worker: DataLoader takes batches round-robin from workers
         g = cfg.start_batch + (worker - cfg.start_batch) % workers
-        epoch, consumed = -1, 0
+        epoch, position = -1, 0
         stream: Iterator[tuple[bytes, str]] = iter(())
         while True:
             if g // steps != epoch:
                 epoch = g // steps
                 stream = self._samples(epoch, worker, workers)
-                consumed = 0
-                # batches of this worker in this epoch before g: skip their samples undecoded
-                skip = len(range(epoch * steps + (worker - epoch * steps) % workers, g, workers))
-                for _ in range(skip * cfg.batch_size):
+                # pairs this worker's batches of this epoch before g used: recorded by the
+                # run being resumed (dropped images make it more than batches x batch size),
+                # else computed; skipped here without decoding
+                recorded = cfg.start_positions.get(worker)
+                if recorded is not None and recorded[0] == epoch:
+                    position = recorded[1]
+                else:
+                    first = epoch * steps + (worker - epoch * steps) % workers
+                    position = len(range(first, g, workers)) * cfg.batch_size
+                for _ in range(position):
                     next(stream)
-                consumed = skip * cfg.batch_size
-            pairs = [next(stream) for _ in range(cfg.batch_size)]
-            yield self._make_batch(pairs, epoch, worker, consumed)
-            consumed += cfg.batch_size
+            images, tokens, position = self._make_batch(stream, epoch, worker, position)
+            skipped, self.skipped = dict(self.skipped), Counter()
+            yield images, tokens, BatchInfo(skipped, worker, epoch, position)
             g += workers
 
 
@@ -375,7 +427,7 @@ def iterate_pairs(shards: list[str], limit: int | None = None,
     """(image bytes, caption, key) of the shards in order, once: for held-out evaluation."""
     n = 0
     for shard in shards:
-        for sample in iterate_shard(shard):
+        for sample in iterate_shard(shard, skipped=skipped):
             pair = image_and_text(sample, skipped)
             if pair is None:
                 continue

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.cliargs import non_negative_int, output_dir, positive_float, positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--checkpoint", required=True, help="checkpoint.pt written by `wit train`")
-    a("--out", required=True, help="output directory for eval.json")
+    a("--out", required=True, type=output_dir, help="output directory for eval.json")
     a("--zeroshot", help="labelled set for zero-shot classification (folder per class, or "
                          "CSV/Parquet with path,label)")
     a("--classnames", help="display names of the --zeroshot classes: a .csv with columns "
@@ -29,15 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(default: 'a photo of a {}.' and 7 more CLIP templates)")
     a("--linear-probe", help="labelled set for the linear probe (split 60/20/20 into "
                              "train/validation/test, stratified)")
-    a("--probe-c", default="0.001,0.01,0.1,1,10,100",
+    a("--probe-c", default="0.001,0.01,0.1,1,10,100", type=_c_values,
       help="inverse regularisation strengths C swept on the validation split, comma-separated "
            "(default: %(default)s)")
     a("--retrieval", help="held-out shards (brace pattern, glob, directory) for "
                           "image<->text Recall@1/5/10")
-    a("--retrieval-samples", type=int, default=1000,
+    a("--retrieval-samples", type=positive_int, default=1000,
       help="the first N samples of --retrieval are used (default: %(default)s)")
-    a("--batch-size", type=int, default=256, help="images per forward pass (default: %(default)s)")
-    a("--seed", type=int, default=0, help="seed of the linear-probe split (default: %(default)s)")
+    a("--batch-size", type=positive_int, default=256, help="images per forward pass (default: %(default)s)")
+    a("--seed", type=non_negative_int, default=0, help="seed of the linear-probe split (default: %(default)s)")
     a("--device", default="auto", help="cpu, cuda, cuda:N (default: %(default)s)")
 
 
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.linear_probe:
         dataset, feats = features(args.linear_probe)
         results["linear_probe"] = {"source": args.linear_probe, **evaluate.linear_probe(
-            feats.numpy(), dataset.labels, seed=args.seed, cs=_floats(args.probe_c))}
+            feats.numpy(), dataset.labels, seed=args.seed, cs=args.probe_c)}
     if args.retrieval:
         shards = data.resolve_shards(args.retrieval)
         results["retrieval"] = {"source": args.retrieval, **evaluate.retrieval(
@@ -83,14 +85,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
-def _floats(text: str) -> list[float]:
-    from pipeline.errors import InputError
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise InputError(f"--probe-c {text!r}: expected comma-separated numbers") from exc
-    if not values or min(values) <= 0:
-        raise InputError(f"--probe-c {text!r}: expected positive numbers")
+def _c_values(text: str) -> list[float]:
+    """An argparse type: comma-separated positive finite numbers."""
+    values = [positive_float(v.strip()) for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated positive numbers")
     return values
 
 

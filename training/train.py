@@ -79,7 +79,8 @@ class TrainResult:
     parameters: int
     losses: list[tuple[int, float]] = field(default_factory=list)
     world_size: int = 1
-    # samples this rank skipped or repaired, by reason (no image, no caption, undecodable)
+    # samples this rank skipped, by reason (no image, no caption, undecodable image, tar read
+    # error)
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -190,7 +191,7 @@ def train(opts: TrainOptions) -> TrainResult:
         shards=shards, batch_size=opts.batch_size, image_size=cfg.image_size,
         context_length=cfg.context_length, steps_per_epoch=steps_per_epoch, seed=opts.seed,
         start_batch=step, rank=rank, world_size=world, shuffle_buffer=opts.shuffle_buffer,
-        resampled=not opts.split_shards)
+        resampled=not opts.split_shards, start_positions=_positions(state, rank, world, opts.workers))
     loader = data.make_loader(stream, tokenizer, opts.workers, pin_memory=device.type == "cuda")
 
     if main:
@@ -201,19 +202,27 @@ def train(opts: TrainOptions) -> TrainResult:
                                 "total_steps": total, "steps_per_epoch": steps_per_epoch})
     logger = _Logger(opts.out, total, enabled=main)
 
+    # loader worker -> (epoch, stream position) after the last batch used from it
+    positions: dict[int, tuple[int, int]] = dict(stream.start_positions)
+
     def checkpoint(at: int) -> None:
         rngs: Any = rng_states()
+        ranks_positions: Any = positions
         if world > 1:
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, rngs)
             rngs = gathered
+            gathered = [None] * world
+            dist.all_gather_object(gathered, positions)
+            ranks_positions = gathered
         if main:
             save_checkpoint(checkpoint_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "step": at, "total_steps": total,
                 "samples": at * global_batch, "model_config": cfg.to_dict(),
                 "tokenizer": tokenizer.to_json(), "options": asdict(opts), "rng": rngs,
-                "world_size": world, "workers": opts.workers})
+                "world_size": world, "workers": opts.workers,
+                "stream_positions": ranks_positions})
 
     train_model.train()
     losses: list[tuple[int, float]] = []
@@ -224,8 +233,9 @@ def train(opts: TrainOptions) -> TrainResult:
     try:
         stop = min(total, opts.stop_at or total)
         while step < stop:
-            images, tokens, skipped_now = next(batches)
-            skipped.update(skipped_now)
+            images, tokens, info = next(batches)
+            skipped.update(info.skipped)
+            positions[info.worker] = (info.epoch, info.position)
             images = images.to(device, non_blocking=True)
             tokens = tokens.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -263,6 +273,17 @@ def train(opts: TrainOptions) -> TrainResult:
     return TrainResult(steps=step, samples=step * global_batch, checkpoint=checkpoint_path,
                        final_loss=last_loss, samples_per_s=rate, parameters=n_params,
                        losses=losses, world_size=world, skipped=dict(skipped))
+
+
+def _positions(state: dict[str, Any] | None, rank: int, world: int, workers: int
+               ) -> dict[int, tuple[int, int]]:
+    """This rank's loader stream positions saved in a checkpoint (none: a fresh run, or
+    another layout of ranks and workers, whose streams differ anyway)."""
+    if state is None or state.get("world_size", 1) != world or state.get("workers") != workers:
+        return {}
+    saved = state.get("stream_positions") or {}
+    mine = saved[rank] if isinstance(saved, list) else saved
+    return {int(w): (int(e), int(p)) for w, (e, p) in mine.items()}
 
 
 class _Logger:

@@ -19,6 +19,13 @@ import fsspec
 
 from pipeline import fsio
 from pipeline.beam import make_pipeline
+from pipeline.cliargs import (
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+)
 from pipeline.core.net import parse_networks
 from pipeline.crawl.balancing import DEFAULT_T
 from pipeline.crawl.html_extract import TEXT_FIELDS
@@ -48,12 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(optionally .gz) with --url-col and --caption-col")
     parser.add_argument("--metadata", required=True,
                         help="the query list: a JSON list of strings (OUT/queries/metadata.json)")
-    parser.add_argument("--out", required=True,
+    parser.add_argument("--out", required=True, type=output_dir,
                         help="output root; the stage writes OUT/candidates/")
-    parser.add_argument("--t", type=int, default=DEFAULT_T,
+    parser.add_argument("--t", type=positive_int, default=DEFAULT_T,
                         help="balancing threshold: an entry matched by more than t pairs keeps "
                              "each with probability t/count (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the balancing draw, hashed with each pair's uid "
                              "(default: %(default)s)")
     parser.add_argument("--text-fields", default=",".join(TEXT_FIELDS),
@@ -63,9 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="URL column of --urls files (default: %(default)s)")
     parser.add_argument("--caption-col", default="caption",
                         help="text column of --urls files (default: %(default)s)")
-    parser.add_argument("--max-page-bytes", type=int, default=DEFAULT_MAX_PAGE_BYTES,
+    parser.add_argument("--max-page-bytes", type=positive_int, default=DEFAULT_MAX_PAGE_BYTES,
                         help="largest HTML page read, archived or live (default: %(default)s)")
-    parser.add_argument("--num-shards", type=int, default=0,
+    parser.add_argument("--num-shards", type=non_negative_int, default=0,
                         help="number of part-NNNNN-of-MMMMM.parquet files; rows go to a part "
                              "by a hash of their uid and are sorted by uid; 0: one part per "
                              f"{ROWS_PER_PART:,} kept rows, at least one "
@@ -75,24 +82,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     live.add_argument("--user-agent", default=DEFAULT_USER_AGENT,
                       help="User-Agent sent and matched against robots.txt "
                            "(default: %(default)s)")
-    live.add_argument("--max-depth", type=int, default=d.max_depth,
+    live.add_argument("--max-depth", type=non_negative_int, default=d.max_depth,
                       help="link depth followed from a seed (default: %(default)s)")
-    live.add_argument("--max-pages", type=int, default=d.max_pages,
+    live.add_argument("--max-pages", type=positive_int, default=d.max_pages,
                       help="pages fetched per site at most (default: %(default)s)")
-    live.add_argument("--delay", type=float, default=d.delay,
+    live.add_argument("--delay", type=non_negative_float, default=d.delay,
                       help="seconds between requests to one host; robots.txt Crawl-delay "
                            "raises it (default: %(default)s)")
-    live.add_argument("--concurrency", type=int, default=d.concurrency,
+    live.add_argument("--concurrency", type=positive_int, default=d.concurrency,
                       help="requests in flight per host (default: %(default)s)")
-    live.add_argument("--timeout", type=float, default=d.timeout,
+    live.add_argument("--timeout", type=positive_float, default=d.timeout,
                       help="seconds for a whole request: connect, headers and body "
                            "(default: %(default)s)")
-    live.add_argument("--max-redirects", type=int, default=d.max_redirects,
+    live.add_argument("--max-redirects", type=non_negative_int, default=d.max_redirects,
                       help="redirects followed per URL (default: %(default)s)")
-    live.add_argument("--retries", type=int, default=d.retries,
+    live.add_argument("--retries", type=non_negative_int, default=d.retries,
                       help="tries again after 429/5xx, timeouts and broken connections "
                            "(default: %(default)s)")
-    live.add_argument("--max-retry-after", type=float, default=d.max_retry_after,
+    live.add_argument("--max-retry-after", type=non_negative_float, default=d.max_retry_after,
                       help="longest wait between tries, seconds; a longer Retry-After gives up "
                            "(default: %(default)s)")
     live.add_argument("--offsite", action="store_true",

@@ -14,7 +14,14 @@ import argparse
 import os
 import sys
 
-from pipeline.cliargs import bounded, non_negative_int, positive_int
+from pipeline.cliargs import (
+    bounded,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+)
 from pipeline.shards.filters import PRESETS, describe_changes, from_preset, preset_changes
 from pipeline.shards.language import parse_languages
 
@@ -33,14 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--candidates", required=True,
                    help="the crawl's candidates: a folder with part-*.parquet, or Parquet "
                    "file(s)/glob (columns of schemas.candidates.CANDIDATES)")
-    d.add_argument("--out", required=True, help="output root; writes OUT/shards/")
-    d.add_argument("--samples-per-shard", type=int, default=10000,
+    d.add_argument("--out", required=True, type=output_dir, help="output root; writes OUT/shards/")
+    d.add_argument("--samples-per-shard", type=positive_int, default=10000,
                    help="kept samples per output tar (default: %(default)s)")
-    d.add_argument("--report-samples", type=int, default=24,
+    d.add_argument("--report-samples", type=non_negative_int, default=24,
                    help="images in the report.html sample grid (default: %(default)s)")
 
     g = parser.add_argument_group("download (img2dataset)")
-    g.add_argument("--image-size", type=int, default=256,
+    g.add_argument("--image-size", type=positive_int, default=256,
                    help="img2dataset image_size (default: %(default)s)")
     g.add_argument("--resize-mode", default="keep_ratio",
                    choices=["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"],
@@ -49,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="never upscale small images (default: off)")
     g.add_argument("--encode-format", default="jpg", choices=["jpg", "png", "webp"],
                    help="image format in the shards (default: %(default)s)")
-    g.add_argument("--encode-quality", type=int, default=95,
+    g.add_argument("--encode-quality", type=bounded(int, 0, 100), default=95,
                    help="JPEG/WebP quality or PNG compression (default: %(default)s)")
     g.add_argument("--distributor", default="multiprocessing",
                    choices=["multiprocessing", "pyspark"],
@@ -57,21 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--spark-master", default=None,
                    help="Spark master URL for --distributor pyspark, e.g. spark://host:7077 "
                    "or local[4] (default: the active session, else local[--processes])")
-    g.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+    g.add_argument("--processes", type=positive_int, default=os.cpu_count() or 1,
                    help="download processes (default: CPU count, %(default)s)")
-    g.add_argument("--threads", type=int, default=64,
+    g.add_argument("--threads", type=positive_int, default=64,
                    help="download threads per process (default: %(default)s)")
-    g.add_argument("--download-shard-size", type=int, default=10000,
+    g.add_argument("--download-shard-size", type=positive_int, default=10000,
                    help="candidates per download shard, the unit of resume (default: %(default)s)")
-    g.add_argument("--timeout", type=float, default=10.0,
+    g.add_argument("--timeout", type=positive_float, default=10.0,
                    help="seconds for a whole request incl. body (default: %(default)s)")
-    g.add_argument("--retries", type=int, default=2,
+    g.add_argument("--retries", type=non_negative_int, default=2,
                    help="retries for 429/5xx/timeouts within a run (default: %(default)s)")
-    g.add_argument("--max-backoff", type=float, default=10.0,
+    g.add_argument("--max-backoff", type=non_negative_float, default=10.0,
                    help="longest wait between retries, also the cap on Retry-After; a longer "
                    "Retry-After fails the row (retry later with --retry-failed) "
                    "(default: %(default)s)")
-    g.add_argument("--max-bytes", type=int, default=50 * 1024 * 1024,
+    g.add_argument("--max-bytes", type=positive_int, default=50 * 1024 * 1024,
                    help="largest response body accepted (default: %(default)s)")
     g.add_argument("--retry-failed", action="store_true",
                    help="after the download, re-download once more only the rows whose status "
@@ -112,12 +119,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="longer/shorter side (datacomp-basic: 3.0)")
     f.add_argument("--min-bytes", type=non_negative_int, default=None,
                    help="downloaded bytes, LAION's rule is 5000 (datacomp-basic: 0, none)")
-    f.add_argument("--max-pixels", type=int, default=40_000_000,
+    f.add_argument("--max-pixels", type=positive_int, default=40_000_000,
                    help="original pixel count, checked from the header before decoding "
                    "(default: %(default)s)")
-    f.add_argument("--near-dup-bits", type=int, default=10,
+    f.add_argument("--near-dup-bits", type=bounded(int, 0, 64), default=10,
                    help="pHash Hamming distance for near-duplicates (default: %(default)s)")
-    f.add_argument("--contamination-bits", type=int, default=None,
+    f.add_argument("--contamination-bits", type=bounded(int, 0, 64), default=None,
                    help="pHash distance to an eval image (default: --near-dup-bits)")
     f.add_argument("--eval-images", nargs="*", default=[], metavar="DIR",
                    help="folders of evaluation images; near-copies are removed as "
