@@ -25,6 +25,8 @@ import logging
 import math
 import os
 import random
+import tarfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from webdataset.tariterators import group_by_keys, tar_file_expander
+from webdataset.tariterators import group_by_keys
 
 from pipeline import fsio
 from pipeline.errors import InputError
@@ -122,27 +124,46 @@ def shard_sizes(shards: list[str]) -> dict[str, int]:
     return sizes
 
 
+def tar_members(url: str, select: Callable[[str], bool],
+                on_error: Callable[[Exception], object]) -> Iterator[dict[str, Any]]:
+    """``{"fname", "data", "__url__"}`` of the regular members of a tar, read as a stream.
+
+    A damaged tar (0 bytes, corrupt header, a member cut short: Python's tarfile returns the
+    short data silently, so sizes are checked here) ends the shard: ``on_error(exc)`` is
+    called once and the members before the damage stay yielded."""
+    try:
+        with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+            for info in tar:
+                if not info.isreg() or not select(info.name):
+                    continue
+                member = tar.extractfile(info)
+                data = member.read() if member is not None else b""
+                if len(data) != info.size:
+                    raise tarfile.ReadError(f"{info.name} cut short at {len(data)} of "
+                                            f"{info.size} bytes (truncated tar)")
+                yield {"fname": info.name, "data": data, "__url__": url}
+                tar.members = []  # type: ignore[attr-defined]  # streaming: keep no headers
+            # tarfile also ends silently at a header cut short, or at no end-of-archive block
+            # at all: then its stream holds less than one header block past the last member
+            read = getattr(tar.fileobj, "pos", None)
+            if read is not None and read < tar.offset + tarfile.BLOCKSIZE:
+                raise tarfile.ReadError(f"no end-of-archive block after byte {tar.offset} "
+                                        "(truncated tar)")
+    except FileNotFoundError as exc:
+        raise InputError(f"{url}: no such shard file") from exc
+    except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
+        on_error(exc)
+
+
 def count_samples(shard: str) -> int:
     """Samples (keys with an image) in a shard. A 0-byte or truncated tar counts the samples
     before the damage, with a warning naming the shard (0 for an unreadable one: such a
     shard is then left out of training, see ``train``), never a traceback."""
     keys = set()
     errors: list[Exception] = []
-
-    def on_error(exc: Exception) -> bool:
-        errors.append(exc)
-        return True  # webdataset then stops reading this tar
-
-    try:
-        with fsspec.open(shard, "rb") as f:
-            for entry in tar_file_expander([{"url": shard, "stream": f}], handler=on_error):
-                if "fname" not in entry:  # the end-of-tar marker
-                    continue
-                ext = entry["fname"].rsplit(".", 1)[-1].lower()
-                if ext in IMAGE_EXTS:
-                    keys.add(entry["fname"].rsplit(".", 1)[0])
-    except OSError as exc:
-        raise InputError(f"{shard}: unreadable shard: {exc}") from exc
+    for entry in tar_members(shard, lambda name: name.rsplit(".", 1)[-1].lower() in IMAGE_EXTS,
+                             errors.append):
+        keys.add(entry["fname"].rsplit(".", 1)[0])
     if errors:
         log.warning("%s: unreadable tar after %d sample(s) (%s); counting those",
                     shard, len(keys), _error_text(errors[0]))
@@ -210,10 +231,8 @@ def iterate_shard(url: str, handler: Callable[[Exception], bool] | None = None,
             skipped["tar_read_error"] += 1
         return True
 
-    with fsspec.open(url, "rb") as f:
-        entries = tar_file_expander([{"url": url, "stream": f}], handler=handler or on_error,
-                                    select_files=select)
-        yield from group_by_keys(entries, handler=handler or on_error)
+    entries = tar_members(url, select, handler or on_error)
+    yield from group_by_keys(entries, handler=handler or on_error)
 
 
 def image_and_text(sample: dict[str, Any], skipped: Counter[str] | None = None
@@ -389,7 +408,8 @@ class ShardStream(IterableDataset):
                 for _ in range(position):
                     next(stream)
             images, tokens, position = self._make_batch(stream, epoch, worker, position)
-            skipped, self.skipped = dict(self.skipped), Counter()
+            skipped = dict(self.skipped)
+            self.skipped.clear()  # in place: the shard readers hold this counter
             yield images, tokens, BatchInfo(skipped, worker, epoch, position)
             g += workers
 

@@ -148,7 +148,11 @@ def train(opts: TrainOptions) -> TrainResult:
 
     global_batch = opts.batch_size * world
     sizes = data.shard_sizes(shards)
-    shards = [s for s in shards if sizes[s] > 0]  # shards whose every sample was dropped
+    empty = [s for s in shards if sizes[s] <= 0]  # every sample dropped, or unreadable
+    if empty:
+        log.warning("%d shard(s) without samples left out: %s", len(empty),
+                    ", ".join(empty[:5]) + (" ..." if len(empty) > 5 else ""))
+    shards = [s for s in shards if sizes[s] > 0]
     if not shards:
         raise InputError(f"{opts.shards}: every shard is empty (sizes.json / _stats.json)")
     epoch_samples = opts.samples_per_epoch or sum(sizes.values())
