@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from pipeline.core.offline import stay_offline
 from pipeline.errors import user_message
@@ -34,6 +35,14 @@ BEAM_EPILOG = (
     "in-process runner; '--direct_running_mode=multi_processing --direct_num_workers=N' "
     "uses N local processes."
 )
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors (a bad option value, a missing option) as one line, like every other
+    error of ``wit``, instead of the whole usage text: ``--help`` shows that."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wit {command}: not available yet in this version", file=sys.stderr)
             return 2
         raise
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=f"wit {command}", description=(module.__doc__ or description).strip(),
         epilog=BEAM_EPILOG if getattr(module, "USES_BEAM", False) else None,
         formatter_class=argparse.RawDescriptionHelpFormatter)

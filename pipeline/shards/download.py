@@ -380,12 +380,15 @@ class GuardedDownloader:
 
 def run_distributor(downloader: GuardedDownloader, shards: Iterator[tuple[int, str]],
                     distributor: str, processes: int, spark_master: str | None,
-                    max_shard_retry: int = 1) -> None:
-    """Hand the shards to img2dataset's distributor of that name."""
-    from img2dataset.distributor import multiprocessing_distributor, pyspark_distributor
+                    max_shard_retry: int = 1) -> list[tuple[int, str]]:
+    """Hand the shards to the distributor of that name; returns the shards that still failed
+    (multiprocessing; Spark's failures show as shards without ``_stats.json``)."""
+    from img2dataset.distributor import pyspark_distributor
 
-    if distributor == "multiprocessing":
-        multiprocessing_distributor(processes, downloader, shards, None, max_shard_retry)
+    from pipeline.shards.workers import run_pool
+
+    if distributor == "multiprocessing":  # img2dataset's, with workers that die with us
+        return run_pool(processes, downloader, shards, max_shard_retry)
     elif distributor == "pyspark":
         # local Spark workers must run this interpreter (the one with this package)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -400,6 +403,7 @@ def run_distributor(downloader: GuardedDownloader, shards: Iterator[tuple[int, s
         finally:
             if session is not None:
                 session.stop()
+        return []
     else:
         raise InputError(f"--distributor {distributor}: expected multiprocessing or pyspark")
 

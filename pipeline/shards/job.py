@@ -136,13 +136,16 @@ def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table],
             yield item
     downloader = GuardedDownloader(opts.download, folder)
     started = time.monotonic()
-    run_distributor(downloader, shards(), opts.distributor, opts.processes, opts.spark_master)
+    failed = run_distributor(downloader, shards(), opts.distributor, opts.processes,
+                             opts.spark_master)
     log.info("download round %d: %d rows in %.1fs", r, rows, time.monotonic() - started)
     expected = set(range(shard_count(rows, opts.download_shard_size)))
-    missing = sorted(expected - done_shards(folder))
+    # a shard whose worker failed is undone even if another process finished it meanwhile
+    missing = sorted((expected - done_shards(folder)) | {shard_id for shard_id, _ in failed})
     if missing:
-        raise WitError(f"{folder}: {len(missing)} download shard(s) failed "
-                       f"({', '.join(shard_name(s) for s in missing[:5])}...); rerun to resume")
+        names = ", ".join(shard_name(s) for s in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise WitError(f"{folder}: {len(missing)} download shard(s) still failed after a "
+                       f"retry ({names}); rerun to resume")
     return rows
 
 
