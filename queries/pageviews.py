@@ -32,7 +32,8 @@ def title_views(line: str, min_hourly: int = MIN_HOURLY_VIEWS) -> tuple[str, int
     if ":" in title:
         return None
     title = title.replace("_", " ").strip()
-    return (title, views) if title and title != "-" else None
+    # no real title holds control characters; a hostile line must not put them in the list
+    return (title, views) if title and title != "-" and title.isprintable() else None
 
 
 def _decodable(title: str) -> bool:
