@@ -82,7 +82,7 @@ def evil_checkpoints(tmp: Path, marker: Path) -> dict[str, bytes]:
     zipped = io.BytesIO()
     torch.save({"format": FORMAT, "model": {}, "evil": Evil(marker)}, zipped)
     old = io.BytesIO()  # a checkpoint of the previous format: numpy objects inside
-    torch.save({"format": "webimagetext-clip-1", "rng": {"numpy": np.random.get_state()}}, old)
+    torch.save({"format": "webimagetext-clip-2", "rng": {"numpy": np.random.get_state()}}, old)
     return {
         "evil_zip.pt": zipped.getvalue(),  # torch's zip format, pickle inside
         "evil_raw.pt": pickle.dumps({"format": FORMAT, "x": Evil(marker)}),  # a bare pickle
