@@ -55,10 +55,11 @@ def stage_args(tmp: Path) -> dict[str, list[str]]:
         "train": ["--shards", missing],
         "eval": ["--checkpoint", missing, "--retrieval", missing],
         "demo": [],
+        "export": ["--checkpoint", missing],
     }
 
 
-def test_out_pointing_at_a_file_is_one_line_error_in_every_stage(tmp_path):
+def test_out_pointing_at_a_file_is_one_line_error_in_every_command(tmp_path):
     regular = tmp_path / "results.txt"
     regular.write_text("an earlier run's notes\n")
     for stage, args in stage_args(tmp_path).items():

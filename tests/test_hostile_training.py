@@ -208,7 +208,8 @@ def test_dropped_images_keep_batches_full_and_resume_exact(tmp_path):
         for images, _, _ in full:
             assert images.shape == (5, 3, 16, 16)
             assert not (images == 0).flatten(1).all(dim=1).any()  # no blank stand-ins
-        positions = {info.worker: (info.epoch, info.position) for _, _, info in full[:2]}
-        resumed = batches(2, positions, 4, workers)
-        for (a_img, a_tok, _), (b_img, b_tok, _) in zip(full[2:], resumed):
-            assert torch.equal(a_img, b_img) and torch.equal(a_tok, b_tok)
+        for start in (2, 3):  # an odd start too: the loader's worker 0 then plays worker 1
+            positions = {info.worker: (info.epoch, info.position) for _, _, info in full[:start]}
+            resumed = batches(start, positions, 6 - start, workers)
+            for (a_img, a_tok, _), (b_img, b_tok, _) in zip(full[start:], resumed):
+                assert torch.equal(a_img, b_img) and torch.equal(a_tok, b_tok)

@@ -386,10 +386,14 @@ class ShardStream(IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, BatchInfo]]:
         cfg = self.cfg
         info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        loader_worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         steps = cfg.steps_per_epoch
-        # first global batch of this worker: DataLoader takes batches round-robin from workers
-        g = cfg.start_batch + (worker - cfg.start_batch) % workers
+        # DataLoader takes batches round-robin from its workers, worker 0 first: loader worker
+        # w yields global batches start_batch + w, + W, ...; it plays the stream of the worker
+        # that made those batches in an uninterrupted run (g mod W), so that a run resumed at
+        # any step, odd ones included, sees the same batches in the same order
+        g = cfg.start_batch + loader_worker
+        worker = g % workers
         epoch, position = -1, 0
         stream: Iterator[tuple[bytes, str]] = iter(())
         while True:

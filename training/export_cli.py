@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.cliargs import output_dir
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--checkpoint", required=True, help="checkpoint.pt written by `wit train`")
     a("--format", default="hf", choices=["hf"],
       help="hf: a transformers CLIPModel folder (default: %(default)s)")
-    a("--out", required=True, help="output folder (must not exist; local path)")
+    a("--out", required=True, type=output_dir, help="output folder (must not exist; local path)")
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:

@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--stop-at", type=positive_int,
       help="stop (with a checkpoint) after this step while the schedule still spans --steps: "
            "train in time-limited slots and continue with --resume")
-    a("--resume", help="checkpoint to continue from (model, optimizer, schedule, step, RNG)")
+    a("--resume", help="checkpoint to continue from (model, optimizer, schedule, step, RNG); "
+                       "read weights-only: a file holding other objects is refused")
     tok = parser.add_mutually_exclusive_group()
     tok.add_argument("--tokenizer",
                      help="load the BPE vocabulary from this tokenizer.json (or vocab.json "
