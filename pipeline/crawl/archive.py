@@ -1,15 +1,18 @@
 """Robust iteration over WARC/WAT files (warcio), shared by the WARC and WAT sources.
 
-Bad records are skipped and counted instead of ending the file: after a record that warcio
-cannot parse, reading resumes at the next gzip member (``.gz``) or the next ``WARC/1.``
-header (uncompressed); a gzip file that is one big member instead of one member per record
-(which warcio refuses to iterate) is re-read as a plain stream. A file of which not a single
-WARC record can be read raises :class:`InputError` naming it.
+A ``.gz`` file is read as what ``zcat`` gives: the decompressed bytes of all its gzip
+members, in order (:class:`ForgivingGunzip`). So a file whose members do not line up with
+records (one member for the whole file, or members split in the middle of records) reads
+like the plain WARC it decompresses to; a member that does not decompress is skipped up to
+the next gzip header and counted. Records are parsed from that plain stream; after a record
+that warcio cannot parse, reading resumes at the next ``WARC/1.`` line and the record is
+counted as ``skipped:bad_record``. A file of which not a single WARC record can be read
+raises :class:`InputError` naming it.
 """
 
 from __future__ import annotations
 
-import gzip
+import bisect
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -17,24 +20,22 @@ from typing import IO
 
 import fsspec
 from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 
 from pipeline.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 WARC_MAGIC = b"WARC/1."
-READ_ERRORS = (ArchiveLoadFailed, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OSError)
-_SCAN_CHUNK = 1 << 20
+_CHUNK = 1 << 20
 
 
-def _find_next(fh: IO[bytes], start: int, magic: bytes) -> int | None:
+def _find_next(fh: IO[bytes] | ForgivingGunzip, start: int, magic: bytes) -> int | None:
     """Offset of the next ``magic`` at or after ``start`` (None at EOF)."""
     fh.seek(start)
     carry = b""
     pos = start
     while True:
-        chunk = fh.read(_SCAN_CHUNK)
+        chunk = fh.read(_CHUNK)
         if not chunk:
             return None
         data = carry + chunk
@@ -43,6 +44,103 @@ def _find_next(fh: IO[bytes], start: int, magic: bytes) -> int | None:
             return pos - len(carry) + found
         carry = data[-(len(magic) - 1):]
         pos += len(chunk)
+
+
+class ForgivingGunzip:
+    """A seekable read-only stream of the decompressed bytes of every gzip member of ``fh``.
+
+    Memory stays flat: data is inflated chunk by chunk. The start of every member seen is
+    remembered as an (uncompressed, compressed) offset pair, so seeking backwards re-inflates
+    from the closest member start instead of from the beginning of the file. A member that
+    raises ``zlib.error`` is counted in ``counts['skipped:bad_gzip_member']`` and reading
+    goes on at the next gzip header; a file that ends inside a member is counted in
+    ``counts['truncated_gzip']``."""
+
+    def __init__(self, fh: IO[bytes], counts: Counter[str]):
+        self.fh, self.counts = fh, counts
+        self.starts: list[tuple[int, int]] = [(0, 0)]
+        self._restart(0, 0)
+
+    def _restart(self, upos: int, cpos: int) -> None:
+        self.fh.seek(cpos)
+        self.member_cpos = cpos
+        self.read_cpos = cpos  # compressed bytes consumed from fh so far
+        self.produced = upos  # uncompressed offset of the end of self.buf
+        self.buf = b""
+        self.pending = b""  # compressed bytes read but not yet inflated
+        self.inflater = zlib.decompressobj(31)
+        self.done = False
+
+    def _new_member(self, cpos: int, pending: bytes) -> None:
+        if self.produced > self.starts[-1][0]:
+            self.starts.append((self.produced, cpos))
+        self.member_cpos = cpos
+        self.inflater = zlib.decompressobj(31)
+        self.pending = pending
+
+    def _read_compressed(self) -> bytes:
+        data = self.fh.read(_CHUNK)
+        self.read_cpos += len(data)
+        return data
+
+    def _inflate_more(self) -> None:
+        """Append some decompressed bytes to ``buf``, or set ``done``."""
+        while True:
+            if self.inflater.eof:  # the member ended: the next one starts right after
+                rest = self.inflater.unused_data or self._read_compressed()
+                if not rest:
+                    self.done = True
+                    return
+                self._new_member(self.read_cpos - len(rest), rest)
+            if not self.pending:
+                self.pending = self._read_compressed()
+                if not self.pending:  # the file ends inside a member
+                    self.counts["truncated_gzip"] += 1
+                    self.done = True
+                    return
+            try:
+                # bounded output per call: a gzip bomb never sits in memory whole
+                out = self.inflater.decompress(self.pending, _CHUNK)
+            except zlib.error:
+                self.counts["skipped:bad_gzip_member"] += 1
+                nxt = _find_next(self.fh, self.member_cpos + 1, GZIP_MAGIC)
+                if nxt is None:
+                    self.done = True
+                    return
+                self.fh.seek(nxt)
+                self.read_cpos = nxt
+                self._new_member(nxt, b"")
+                continue
+            self.pending = self.inflater.unconsumed_tail
+            if out:
+                self.buf += out
+                self.produced += len(out)
+                return
+
+    def is_member_start(self, upos: int) -> bool:
+        i = bisect.bisect_right(self.starts, (upos, 1 << 62)) - 1
+        return self.starts[i][0] == upos
+
+    def read(self, size: int = -1) -> bytes:
+        want = _CHUNK if size is None or size < 0 else size
+        while len(self.buf) < want and not self.done:
+            self._inflate_more()
+        out, self.buf = self.buf[:want], self.buf[want:]
+        return out
+
+    def tell(self) -> int:
+        return self.produced - len(self.buf)
+
+    def seek(self, target: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise OSError("ForgivingGunzip seeks from the start only")
+        if target < self.tell():
+            upos, cpos = self.starts[bisect.bisect_right(self.starts, (target, 1 << 62)) - 1]
+            self._restart(upos, cpos)
+        while self.tell() < target:
+            if not self.read(min(_CHUNK, target - self.tell())):
+                break
+        return self.tell()
 
 
 def iter_records(path: str, counts: Counter[str], max_record_bytes: int
@@ -54,16 +152,22 @@ def iter_records(path: str, counts: Counter[str], max_record_bytes: int
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot open: {exc}") from exc
     good = 0
+    first_error = ""
     with raw as fh:
-        magic = GZIP_MAGIC if fh.read(3) == GZIP_MAGIC else WARC_MAGIC
+        stream: IO[bytes] | ForgivingGunzip = fh
+        if fh.read(3) == GZIP_MAGIC:
+            stream = ForgivingGunzip(fh, counts)
         start: int | None = 0
         while start is not None:
-            fh.seek(start)
-            iterator = ArchiveIterator(fh)
+            stream.seek(start)
             offset = start
+            done_at: int | None = None  # offset of the last record handled in this attempt
             try:
+                iterator = ArchiveIterator(stream)
                 for record in iterator:
-                    offset = start + iterator.offset
+                    offset = iterator.offset
+                    if isinstance(stream, ForgivingGunzip) and not stream.is_member_start(offset):
+                        counts["recovered:gzip_members_not_per_record"] = 1
                     payload = record.content_stream().read(max_record_bytes + 1)
                     if len(payload) > max_record_bytes:
                         counts["truncated_records"] += 1
@@ -71,43 +175,25 @@ def iter_records(path: str, counts: Counter[str], max_record_bytes: int
                     elif getattr(record.raw_stream, "limit", 0) > 0:
                         # the file ends inside this record: use what is there, say so
                         counts["truncated_records"] += 1
+                    done_at = offset
                     if not record.format.startswith("warc"):
                         counts["skipped:non_warc_record"] += 1
                         continue
                     good += 1
                     yield record, payload
                 start = None
-                if good == 0 and counts["skipped:non_warc_record"]:
-                    raise InputError(f"{path}: not a readable WARC file: no WARC record in "
-                                     f"{counts['skipped:non_warc_record']} record(s) read")
-            except READ_ERRORS as exc:
-                if "non-chunked gzip" in str(exc):
-                    counts["recovered:non_chunked_gzip"] += 1
-                    yield from _iter_single_member_gzip(path, counts, max_record_bytes, good)
-                    return
-                if good == 0:
-                    raise InputError(f"{path}: not a readable WARC file: "
-                                     f"{' '.join(str(exc).split())[:200]}") from exc
+            # warcio raises many types on strangers' bytes (ArchiveLoadFailed, ValueError,
+            # AttributeError on a header block cut short, ...): any of them costs one record
+            except Exception as exc:  # noqa: BLE001
+                start = _find_next(stream, offset + 1, WARC_MAGIC)
+                if done_at is not None and done_at == offset:
+                    # the header after a good record failed: retry from that record alone, so
+                    # that it is counted once, when it fails at the start of an attempt
+                    continue
+                first_error = first_error or " ".join(str(exc).split())[:200]
                 counts["skipped:bad_record"] += 1
-                start = _find_next(fh, offset + 1, magic)
-
-
-def _iter_single_member_gzip(path: str, counts: Counter[str], max_record_bytes: int,
-                             already: int) -> Iterator[tuple[ArcWarcRecord, bytes]]:
-    """Re-read a one-member .warc.gz as a stream, skipping the ``already`` yielded records."""
-    seen = 0
-    with fsspec.open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as fh:
-        try:
-            for record in ArchiveIterator(fh):
-                payload = record.content_stream().read(max_record_bytes + 1)
-                if not record.format.startswith("warc"):
-                    counts["skipped:non_warc_record"] += 1
-                    continue
-                seen += 1
-                if seen <= already:
-                    continue
-                yield record, payload[:max_record_bytes]
-        except READ_ERRORS:
-            counts["skipped:bad_record"] += 1
-    if seen == 0:
-        raise InputError(f"{path}: not a readable WARC file: no WARC record found")
+    if good == 0:
+        why = first_error or (f"no WARC record in {counts['skipped:non_warc_record']} "
+                              "record(s) read" if counts["skipped:non_warc_record"]
+                              else "no WARC record found")
+        raise InputError(f"{path}: not a readable WARC file: {why}")
