@@ -16,11 +16,16 @@ CANDIDATES = pa.schema(
         # stable id: a hash of (url, text)
         pa.field("uid", pa.string(), nullable=False),
         pa.field("url", pa.string(), nullable=False),
+        # the best kept text of the image: the first of ``texts``
         pa.field("text", pa.string(), nullable=False),
+        # every text of the image that survived balancing, in --text-fields order (alt,
+        # title, data-image-title, figcaption); one for URL lists
+        pa.field("texts", pa.list_(pa.string()), nullable=False),
         # the page the image was found on; null for URL lists
         pa.field("page_url", pa.string()),
         # warc | wat | live | urls
         pa.field("source", pa.string(), nullable=False),
+        # entries matched by the kept texts (first seen first)
         pa.field("matched_entry_ids", pa.list_(pa.int64()), nullable=False),
     ]
 )

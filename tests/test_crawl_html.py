@@ -30,7 +30,7 @@ PAGE = """<!doctype html><html><head><base href="/static/"><title>t</title></hea
 def test_extract_fields_urls_and_counts() -> None:
     pairs, links, counts = extract_page(PAGE, "https://example.com/dir/page.html",
                                         with_links=True)
-    assert pairs == [
+    assert [(url, texts[0]) for url, texts in pairs] == [
         ("https://example.com/static/a.jpg", "A red fox & a hen"),
         ("https://example.com/static/b.jpg", "only a title"),
         ("https://example.com/static/c.jpg", "The caption"),
@@ -47,7 +47,7 @@ def test_extract_fields_urls_and_counts() -> None:
 
 def test_alt_only_fields() -> None:
     pairs, counts = extract_pairs(PAGE, "https://example.com/", text_fields=("alt",))
-    assert [t for _, t in pairs] == ["A red fox & a hen", "wide", "dense", "protocol relative"]
+    assert [t[0] for _, t in pairs] == ["A red fox & a hen", "wide", "dense", "protocol relative"]
     assert counts["skipped:empty_text"] == 3
 
 
@@ -61,12 +61,12 @@ def test_srcset_parsing() -> None:
 def test_encodings() -> None:
     latin1 = '<html><body><img src="/a.png" alt="Café crème"></body></html>'.encode("latin-1")
     assert extract_pairs(latin1, "http://h/", "text/html; charset=ISO-8859-1")[0] == [
-        ("http://h/a.png", "Café crème")]
+        ("http://h/a.png", ("Café crème",))]
     meta = ('<html><head><meta charset="windows-1251"></head><body>'
             '<img src="a.png" alt="Пожарная"></body></html>').encode("cp1251")
-    assert extract_pairs(meta, "http://h/")[0][0][1] == "Пожарная"
+    assert extract_pairs(meta, "http://h/")[0][0][1] == ("Пожарная",)
     utf8 = '<?xml version="1.0" encoding="utf-8"?><html><img src="a" alt="日本"></html>'
-    assert extract_pairs(utf8.encode(), "http://h/")[0][0][1] == "日本"
+    assert extract_pairs(utf8.encode(), "http://h/")[0][0][1] == ("日本",)
     assert decode_html(b"caf\xe9") == "café"  # not UTF-8: windows-1252
     assert extract_pairs(b"", "http://h/")[1]["skipped:empty_page"] == 1
 

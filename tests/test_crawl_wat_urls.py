@@ -113,9 +113,10 @@ def test_url_lists(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     write_list(path, name.split(".")[1])
     counts: Counter[str] = Counter()
-    pairs = [(p.url, p.text, p.page_url, p.source) for p in url_list_pairs(str(path), counts)]
-    assert pairs == [("https://e.com/1.jpg", "a red fox", None, "urls"),
-                     ("http://e.com/2.png", "tom & jerry", None, "urls")]
+    pairs = [tuple(p) for p in url_list_pairs(str(path), counts)]
+    assert pairs == [("https://e.com/1.jpg", "a red fox", None, "urls", ("a red fox",)),
+                     ("http://e.com/2.png", "tom &amp; jerry", None, "urls",
+                      ("tom &amp; jerry",))]  # plain text: never HTML-unescaped
     assert counts["rows"] == 5 and counts["with_text"] == 2
     assert counts["skipped:no_http_url"] == 1 and counts["skipped:empty_text"] == 2
 

@@ -5,6 +5,12 @@ most ``t`` times keep every pair, frequent ones are sampled down to about ``t`` 
 that matched entries ``E`` is kept with probability ``1 - prod_{e in E} (1 - p_e)`` (kept if
 any of its entries would keep it). The uniform draw is a hash of ``(seed, uid)`` instead of a
 random generator, so the result does not depend on the runner, worker count or order.
+
+An image with several texts (alt, title, data-image-title, ...) is balanced per text, as
+MetaCLIP's indexing does (every text is its own entry in the inverted index): text ``i`` that
+matched ``E_i`` is kept with probability ``1 - prod_{e in E_i} (1 - p_e)``, each text with
+its own draw (:func:`text_draw_key`), and the image is kept with the texts that were kept,
+if any.
 """
 
 from __future__ import annotations
@@ -46,6 +52,20 @@ def keep(uid: str, entry_ids: Iterable[int], counts: Mapping[int, int], t: int,
     if p >= 1.0:
         return True
     return uniform_draw(seed, uid) < p
+
+
+def text_draw_key(uid: str, index: int) -> str:
+    """What the draw of text ``index`` of image ``uid`` hashes: ``uid`` for the first text
+    (so a one-text image draws exactly as :func:`keep`), ``uid + "\\x00" + index`` after."""
+    return uid if index == 0 else f"{uid}\x00{index}"
+
+
+def keep_texts(uid: str, matched: Iterable[tuple[int, Iterable[int]]],
+               counts: Mapping[int, int], t: int, seed: int) -> list[int]:
+    """The indices of the texts of image ``uid`` that survive balancing; ``matched`` holds
+    ``(text index, entry ids)`` for every text of the image that matched an entry."""
+    return [index for index, entry_ids in matched
+            if keep(text_draw_key(uid, index), entry_ids, counts, t, seed)]
 
 
 def expected_kept(count: int, t: int) -> float:

@@ -3,8 +3,8 @@ live crawl from seed URLs and URL lists (any mix), match their texts against the
 (MetaCLIP substring matching) and balance them (MetaCLIP: an entry matched by more than t
 pairs keeps about t of them).
 
-Writes OUT/candidates/: part-NNNNN-of-MMMMM.parquet (uid, url, text, page_url, source,
-matched_entry_ids; a row's part is a hash of its uid, rows sorted by uid, so the same inputs
+Writes OUT/candidates/: part-NNNNN-of-MMMMM.parquet (uid, url, text, texts, page_url,
+source, matched_entry_ids; a row's part is a hash of its uid, rows sorted by uid, so the same inputs
 and seed give byte-identical files on any runner), entry_counts.parquet (entry_id, entry,
 count, p) and stats.json (per source: pages, images, with text, matched, kept, skipped
 records and why), then prints a summary. Details: docs/crawl.md.
@@ -31,6 +31,7 @@ from pipeline.crawl.balancing import DEFAULT_T
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import DEFAULT_USER_AGENT, CrawlerOptions
 from pipeline.crawl.matching import load_metadata
+from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS
 from pipeline.crawl.transform import Crawl, CrawlConfig, read_stats
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES
 from pipeline.crawl.writer import ROWS_PER_PART
@@ -64,8 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the balancing draw, hashed with each pair's uid "
                              "(default: %(default)s)")
     parser.add_argument("--text-fields", default=",".join(TEXT_FIELDS),
-                        help="where an <img>'s text comes from, first non-empty wins "
-                             "(default: %(default)s)")
+                        help="where an <img>'s texts come from: every distinct non-empty one "
+                             "is matched and balanced (MetaCLIP), the first kept one is the "
+                             "sample's caption (default: %(default)s)")
+    parser.add_argument("--max-text-chars", type=positive_int, default=DEFAULT_MAX_TEXT_CHARS,
+                        help="longest text kept, in characters after whitespace is collapsed; "
+                             "a longer alt/title/caption is dropped and counted "
+                             "(texts_too_long) (default: %(default)s)")
     parser.add_argument("--url-col", default="url",
                         help="URL column of --urls files (default: %(default)s)")
     parser.add_argument("--caption-col", default="caption",
@@ -161,7 +167,8 @@ def config_from_args(args: argparse.Namespace) -> CrawlConfig:
         metadata=args.metadata, out=fsio.join(args.out, "candidates"), warc=warc, wat=wat,
         seeds=seeds, url_lists=urls, t=args.t, seed=args.seed, text_fields=fields,
         url_col=args.url_col, caption_col=args.caption_col,
-        max_page_bytes=args.max_page_bytes, num_shards=args.num_shards, crawler=crawler)
+        max_page_bytes=args.max_page_bytes, max_text_chars=args.max_text_chars,
+        num_shards=args.num_shards, crawler=crawler)
 
 
 def remove_stale_outputs(out: str) -> None:

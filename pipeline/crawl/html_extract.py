@@ -1,10 +1,13 @@
 """(image URL, text) pairs from one HTML page (pure; lxml).
 
-Every ``<img>`` is one candidate. Its URL is the largest ``srcset`` candidate, else ``src``,
-resolved against ``<base href>`` (itself resolved against the page URL) and the page URL;
-only http(s) URLs are kept. Its text is the first non-empty of the fields in ``text_fields``:
-``alt``, ``title``, the ``<figcaption>`` of an enclosing ``<figure>`` (the default order).
-Each image lands in exactly one counter: ``with_text`` (emitted) or ``skipped:<reason>``.
+Every ``<img>`` is one candidate. Its URL is the largest ``srcset`` candidate that is an
+http(s) URL, else ``src``, resolved against ``<base href>`` (itself resolved against the page
+URL) and the page URL; only http(s) URLs are kept. Its texts are the distinct non-empty
+values of the fields in ``text_fields``, in that order: ``alt``, ``title``,
+``data-image-title`` (MetaCLIP's three) and the ``<figcaption>`` of an enclosing ``<figure>``
+(our extension); the first is the image's best text. Each image lands in exactly one
+counter: ``with_text`` (emitted), ``skipped:empty_text``, ``skipped:text_too_long`` (every
+text longer than ``max_text_chars``) or ``skipped:no_http_url``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from collections.abc import Sequence
 import lxml.etree
 import lxml.html
 
-from pipeline.crawl.pairs import normalize_text, resolve_url
+from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts, clean_texts, resolve_url
 
-TEXT_FIELDS = ("alt", "title", "figcaption")
+TEXT_FIELDS = ("alt", "title", "data-image-title", "figcaption")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _SRCSET_DESCRIPTOR = re.compile(r"^(\d+(?:\.\d+)?)([wxh])$", re.I)
@@ -86,21 +89,44 @@ def parse_srcset(srcset: str) -> list[tuple[str, list[str]]]:
     return candidates
 
 
-def largest_srcset_candidate(srcset: str | None) -> str | None:
-    """The URL with the largest width (``640w``) or density (``2x``) descriptor in a
-    ``srcset``; a candidate without descriptor counts as ``1x``."""
+def ranked_srcset(srcset: str | None) -> list[str]:
+    """The URLs of a ``srcset``, largest width (``640w``) or density (``2x``) descriptor
+    first (a candidate without descriptor counts as ``1x``; ties keep document order)."""
     if not srcset:
-        return None
-    best: tuple[int, float, str] | None = None
-    for url, descriptors in parse_srcset(srcset):
+        return []
+    ranked = []
+    for index, (url, descriptors) in enumerate(parse_srcset(srcset)):
         rank: tuple[int, float] = (0, 1.0)  # (1 for widths, value)
         for descriptor in descriptors:
             m = _SRCSET_DESCRIPTOR.match(descriptor)
             if m:
                 rank = (1 if m.group(2).lower() == "w" else 0, float(m.group(1)))
-        if best is None or rank > best[:2]:
-            best = (rank[0], rank[1], url)
-    return best[2] if best else None
+        ranked.append((-rank[0], -rank[1], index, url))
+    return [url for *_, url in sorted(ranked)]
+
+
+def largest_srcset_candidate(srcset: str | None) -> str | None:
+    """The first of :func:`ranked_srcset`, or None."""
+    ranked = ranked_srcset(srcset)
+    return ranked[0] if ranked else None
+
+
+def image_url(img: lxml.html.HtmlElement, base: str) -> str | None:
+    """The largest ``srcset`` candidate that resolves to an http(s) URL, else ``src``: a
+    ``data:``/``javascript:``/``ftp:`` candidate never hides a valid ``src``."""
+    for ref in (*ranked_srcset(img.get("srcset")), img.get("src")):
+        url = resolve_url(ref, base)
+        if url is not None:
+            return url
+    return None
+
+
+def image_texts(img: lxml.html.HtmlElement, text_fields: Sequence[str], counts: Counter[str],
+                max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Texts:
+    """The texts of one ``<img>`` (see the module doc)."""
+    raws = (_figcaption(img) if field == "figcaption" else img.get(field)
+            for field in text_fields)
+    return clean_texts(raws, counts, max_text_chars)
 
 
 def _figcaption(img: lxml.html.HtmlElement) -> str | None:
@@ -134,10 +160,12 @@ def extract_links(doc: lxml.html.HtmlElement, base: str) -> list[str]:
 
 
 def extract_page(page: str | bytes, page_url: str, content_type: str | None = None,
-                 text_fields: Sequence[str] = TEXT_FIELDS, with_links: bool = False
-                 ) -> tuple[list[tuple[str, str]], list[str], Counter[str]]:
-    """``([(image_url, text), ...], [link, ...], counters)`` of one page; the counters are
-    ``images``, ``with_text``, ``skipped:no_http_url``, ``skipped:empty_text``."""
+                 text_fields: Sequence[str] = TEXT_FIELDS, with_links: bool = False,
+                 max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+                 ) -> tuple[list[tuple[str, Texts]], list[str], Counter[str]]:
+    """``([(image_url, texts), ...], [link, ...], counters)`` of one page; the counters are
+    ``images``, ``with_text``, ``texts``, ``skipped:no_http_url``, ``skipped:empty_text``,
+    ``skipped:text_too_long``."""
     counts: Counter[str] = Counter()
     text = page if isinstance(page, str) else decode_html(
         page, charset_from_content_type(content_type))
@@ -149,31 +177,31 @@ def extract_page(page: str | bytes, page_url: str, content_type: str | None = No
     base_el = doc.find(".//base[@href]")
     if base_el is not None:
         base = resolve_url(base_el.get("href"), page_url) or page_url
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, Texts]] = []
     for img in doc.iter("img"):
         counts["images"] += 1
-        url = resolve_url(largest_srcset_candidate(img.get("srcset")) or img.get("src"), base)
+        url = image_url(img, base)
         if url is None:
             counts["skipped:no_http_url"] += 1
             continue
-        caption = ""
-        for field in text_fields:
-            raw = _figcaption(img) if field == "figcaption" else img.get(field)
-            caption = normalize_text(raw)
-            if caption:
-                break
-        if not caption:
-            counts["skipped:empty_text"] += 1
+        too_long = counts["texts_too_long"]
+        texts = image_texts(img, text_fields, counts, max_text_chars)
+        if not texts:
+            long = counts["texts_too_long"] > too_long
+            counts["skipped:text_too_long" if long else "skipped:empty_text"] += 1
             continue
         counts["with_text"] += 1
-        pairs.append((url, caption))
+        counts["texts"] += len(texts)
+        pairs.append((url, texts))
     return pairs, (extract_links(doc, base) if with_links else []), counts
 
 
 def extract_pairs(page: str | bytes, page_url: str, content_type: str | None = None,
-                  text_fields: Sequence[str] = TEXT_FIELDS
-                  ) -> tuple[list[tuple[str, str]], Counter[str]]:
-    """``[(image_url, text), ...]`` in document order, and the counters of
+                  text_fields: Sequence[str] = TEXT_FIELDS,
+                  max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+                  ) -> tuple[list[tuple[str, Texts]], Counter[str]]:
+    """``[(image_url, texts), ...]`` in document order, and the counters of
     :func:`extract_page`."""
-    pairs, _, counts = extract_page(page, page_url, content_type, text_fields)
+    pairs, _, counts = extract_page(page, page_url, content_type, text_fields,
+                                    max_text_chars=max_text_chars)
     return pairs, counts

@@ -35,6 +35,7 @@ from pipeline.core.net import (
 )
 from pipeline.core.net.robots import origin_of
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
+from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts
 from pipeline.crawl.warc_source import is_html
 
 DEFAULT_USER_AGENT = "webimagetext-crawler/0.1 (+https://github.com/webimagetext)"
@@ -160,22 +161,26 @@ class SiteCrawler:
             self.count("retried", response.retries)
         return Fetched(response.url, "ok", response.headers.get("Content-Type"), response.body)
 
-    def visit(self, url: str, text_fields: Sequence[str]
-              ) -> tuple[Fetched, list[tuple[str, str]], list[str]]:
+    def visit(self, url: str, text_fields: Sequence[str],
+              max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+              ) -> tuple[Fetched, list[tuple[str, Texts]], list[str]]:
         fetched = self._fetch(url)
         if fetched.reason != "ok":
             return fetched, [], []
         pairs, links, page_counts = extract_page(fetched.body, fetched.url,
                                                  fetched.content_type, text_fields,
-                                                 with_links=True)
+                                                 with_links=True,
+                                                 max_text_chars=max_text_chars)
         with self.count_lock:
             self.counts.update(page_counts)
         return fetched, pairs, links
 
 
 def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[str],
-               text_fields: Sequence[str] = TEXT_FIELDS) -> Iterator[tuple[str, str, str]]:
-    """Crawl from ``seeds`` (one site); yield ``(page_url, image_url, text)``. ``counts``
+               text_fields: Sequence[str] = TEXT_FIELDS,
+               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+               ) -> Iterator[tuple[str, str, Texts]]:
+    """Crawl from ``seeds`` (one site); yield ``(page_url, image_url, texts)``. ``counts``
     gets ``pages``, ``requests``, ``images``, ``with_text`` and ``skipped:<reason>``."""
     crawler = SiteCrawler(options, counts)
     sites = {site_of(s) for s in seeds}
@@ -189,7 +194,7 @@ def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[st
                     and started < options.max_pages:
                 url, depth = frontier.popleft()
                 started += 1
-                pending[pool.submit(crawler.visit, url, text_fields)] = (url, depth)
+                pending[pool.submit(crawler.visit, url, text_fields, max_text_chars)] = (url, depth)
             if not pending:
                 crawler.count("skipped:page_limit", len(frontier))
                 break
@@ -205,8 +210,8 @@ def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[st
                     crawler.count(f"skipped:{fetched.reason}")
                     continue
                 crawler.count("pages")
-                for image_url, text in pairs:
-                    yield fetched.url, image_url, text
+                for image_url, texts in pairs:
+                    yield fetched.url, image_url, texts
                 if depth >= options.max_depth:
                     continue
                 for link in links:

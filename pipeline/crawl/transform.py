@@ -24,11 +24,11 @@ from apache_beam.pvalue import AsDict, AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
 
 from pipeline import fsio
-from pipeline.crawl.balancing import DEFAULT_T, keep
+from pipeline.crawl.balancing import DEFAULT_T, keep_texts
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
 from pipeline.crawl.matching import Matcher, load_metadata
-from pipeline.crawl.pairs import Pair, make_uid
+from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair, pair_uid
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
 from pipeline.crawl.wat import wat_pairs
@@ -61,6 +61,7 @@ class CrawlConfig:
     url_col: str = "url"
     caption_col: str = "caption"
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     num_shards: int = 0  # part files; 0: one per rows_per_part kept rows (at least one)
     rows_per_part: int = ROWS_PER_PART
     crawler: CrawlerOptions = field(default_factory=CrawlerOptions)
@@ -74,8 +75,9 @@ def _stats(source: str, counts: Counter[str]) -> Iterator[TaggedOutput]:
 class MatchingSource(beam.DoFn):
     """Base of the source DoFns: pairs are matched where they are read, with an automaton
     built once per worker in ``setup``, so matching runs at the speed of a bare
-    pyahocorasick loop and unmatched pairs never become pipeline elements. Emits
-    ``(uid, (url, text, page_url, source), entry_ids)`` and counters (``stats``)."""
+    pyahocorasick loop and unmatched pairs never become pipeline elements. Each text of an
+    image is matched on its own (MetaCLIP); emits ``(uid, pair, ((text index, entry ids),
+    ...))`` for the texts that matched, and counters (``stats``)."""
 
     def __init__(self, config: CrawlConfig, shared_matcher: shared.Shared | None = None):
         self.config = config
@@ -95,9 +97,10 @@ class MatchingSource(beam.DoFn):
         progress = Progress(f"crawl {label}", unit="pairs")
         n = 0
         for pair in pairs:
-            ids = match(pair[1])
-            if ids:
-                yield make_uid(pair[0], pair[1]), tuple(pair), ids
+            matched = tuple((i, tuple(ids)) for i, ids in
+                            ((i, match(text)) for i, text in enumerate(pair.texts)) if ids)
+            if matched:
+                yield pair_uid(pair.url, pair.texts), tuple(pair), matched
             else:
                 counts["unmatched"] += 1
             n += 1
@@ -120,11 +123,12 @@ class ReadFiles(MatchingSource):
         counts: Counter[str] = Counter({"files": 1})
         c = self.config
         if self.source == "warc":
-            pairs: Iterable[Pair] = warc_pairs(path, counts, c.text_fields, c.max_page_bytes)
+            pairs: Iterable[Pair] = warc_pairs(path, counts, c.text_fields, c.max_page_bytes,
+                                               c.max_text_chars)
         elif self.source == "wat":
-            pairs = wat_pairs(path, counts, c.text_fields)
+            pairs = wat_pairs(path, counts, c.text_fields, max_text_chars=c.max_text_chars)
         else:
-            pairs = url_list_pairs(path, counts, c.url_col, c.caption_col)
+            pairs = url_list_pairs(path, counts, c.url_col, c.caption_col, c.max_text_chars)
         yield from self.matched(pairs, counts, f"{self.source} {path.rsplit('/', 1)[-1]}")
         yield from _stats(self.source, counts)
 
@@ -137,8 +141,9 @@ class CrawlSites(MatchingSource):
         _, seeds = element
         counts: Counter[str] = Counter({"sites": 1})
         c = self.config
-        pages = crawl_site(sorted(set(seeds)), c.crawler, counts, c.text_fields)
-        pairs = (Pair(url, text, page_url, "live") for page_url, url, text in pages)
+        pages = crawl_site(sorted(set(seeds)), c.crawler, counts, c.text_fields,
+                           c.max_text_chars)
+        pairs = (make_pair(url, texts, page_url, "live") for page_url, url, texts in pages)
         yield from self.matched(pairs, counts, f"live {element[0]}")
         yield from _stats("live", counts)
 
@@ -171,17 +176,24 @@ class KeepFirst(beam.CombineFn):
 
 
 class Balance(beam.DoFn):
-    """Keep a matched pair with probability ``1 - prod(1 - p_e)``, drawn from (seed, uid)."""
+    """Keep each matched text of an image with probability ``1 - prod(1 - p_e)``, drawn
+    from (seed, uid, text index) (:func:`pipeline.crawl.balancing.keep_texts`); the image is
+    kept with its kept texts, the first of them as ``text``."""
 
     def __init__(self, t: int, seed: int):
         self.t, self.seed = t, seed
 
     def process(self, element, counts: dict[int, int]) -> Iterator[dict[str, Any]]:
-        uid, pair, ids = element
-        if keep(uid, ids, counts, self.t, self.seed):
-            url, text, page_url, source = pair
-            yield {"uid": uid, "url": url, "text": text, "page_url": page_url,
-                   "source": source, "matched_entry_ids": list(ids)}
+        uid, pair, matched = element
+        kept = set(keep_texts(uid, matched, counts, self.t, self.seed))
+        if not kept:
+            return
+        url, _, page_url, source, texts = pair
+        kept_texts = [texts[i] for i, _ in matched if i in kept]
+        entry_ids = {e: None for i, ids in matched if i in kept for e in ids}  # ordered set
+        yield {"uid": uid, "url": url, "text": kept_texts[0], "texts": kept_texts,
+               "page_url": page_url, "source": source,
+               "matched_entry_ids": list(entry_ids)}
 
 
 class WriteParts(beam.DoFn):
@@ -310,7 +322,10 @@ class Crawl(beam.PTransform):
                 + ([((kv[1][0][0][3], "duplicates"), kv[1][1] - 1)] if kv[1][1] > 1 else [])))
         matched = unique | "Unique" >> beam.MapTuple(lambda uid, acc: (uid, *acc[0]))
 
-        counts = (matched | "EntryIds" >> beam.FlatMap(lambda m: m[2])
+        # every matched text counts its entries (MetaCLIP), so an image whose alt and title
+        # both name an entry counts twice for it
+        counts = (matched | "EntryIds" >> beam.FlatMap(
+                      lambda m: [e for _, ids in m[2] for e in ids])
                   | "CountEntries" >> beam.combiners.Count.PerElement())
         kept = matched | "Balance" >> beam.ParDo(Balance(c.t, c.seed),
                                                          counts=AsDict(counts))

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from pipeline.crawl.archive import iter_records
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_pairs
-from pipeline.crawl.pairs import Pair
+from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 DEFAULT_MAX_PAGE_BYTES = 5 * 1024 * 1024
@@ -20,7 +20,8 @@ def is_html(content_type: str | None) -> bool:
 
 
 def warc_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT_FIELDS,
-               max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES) -> Iterator[Pair]:
+               max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[Pair]:
     """Pairs of every HTML ``response`` record of ``path``; ``counts`` gets ``records``,
     ``pages``, ``images``, ``with_text`` and ``skipped:<reason>``."""
     for record, payload in iter_records(path, counts, max_page_bytes):
@@ -39,12 +40,16 @@ def warc_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEX
             counts["skipped:non_html"] += 1
             continue
         page_url = record.rec_headers.get_header("WARC-Target-URI") or ""
+        if not page_url.strip():  # relative image URLs would have nothing to resolve against
+            counts["skipped:no_target_uri"] += 1
+            continue
         counts["pages"] += 1
         try:
-            found, page_counts = extract_pairs(payload, page_url, content_type, text_fields)
+            found, page_counts = extract_pairs(payload, page_url, content_type, text_fields,
+                                               max_text_chars)
         except (ValueError, LookupError, RecursionError):  # a page lxml cannot take
             counts["skipped:unparseable_page"] += 1
             continue
         counts.update(page_counts)
-        for url, text in found:
-            yield Pair(url, text, page_url, "warc")
+        for url, texts in found:
+            yield make_pair(url, texts, page_url, "warc")

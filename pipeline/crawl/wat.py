@@ -15,7 +15,14 @@ from typing import Any
 
 from pipeline.crawl.archive import iter_records
 from pipeline.crawl.html_extract import TEXT_FIELDS
-from pipeline.crawl.pairs import Pair, normalize_text, resolve_url
+from pipeline.crawl.pairs import (
+    DEFAULT_MAX_TEXT_CHARS,
+    Pair,
+    Texts,
+    clean_texts,
+    make_pair,
+    resolve_url,
+)
 
 IMG_PATH = "IMG@/src"
 DEFAULT_MAX_RECORD_BYTES = 50 * 1024 * 1024
@@ -29,9 +36,12 @@ def _dig(obj: Any, *keys: str) -> Any:
     return obj
 
 
-def wat_record_pairs(envelope_json: dict[str, Any], counts: Counter[str],
-                     text_fields: Sequence[str] = TEXT_FIELDS) -> list[tuple[str, str, str]]:
-    """``[(image_url, text, page_url), ...]`` of one parsed WAT JSON object."""
+def wat_record_pairs(envelope_json: Any, counts: Counter[str],
+                     text_fields: Sequence[str] = TEXT_FIELDS,
+                     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+                     ) -> list[tuple[str, Texts, str]]:
+    """``[(image_url, texts, page_url), ...]`` of one parsed WAT JSON object (any JSON value:
+    fields of the wrong type are skipped and counted, never trusted)."""
     envelope = envelope_json.get("Envelope") if isinstance(envelope_json, dict) else None
     if _dig(envelope, "WARC-Header-Metadata", "WARC-Type") != "response":
         return []
@@ -39,33 +49,46 @@ def wat_record_pairs(envelope_json: dict[str, Any], counts: Counter[str],
     if not isinstance(html_meta, dict):
         counts["skipped:non_html"] += 1
         return []
-    page_url = _dig(envelope, "WARC-Header-Metadata", "WARC-Target-URI") or ""
+    page_url = _dig(envelope, "WARC-Header-Metadata", "WARC-Target-URI")
+    if not isinstance(page_url, str) or not page_url.strip():
+        counts["skipped:no_target_uri"] += 1
+        return []
+    links = html_meta.get("Links") or []
+    if not isinstance(links, list):
+        counts["skipped:bad_links"] += 1
+        return []
     counts["pages"] += 1
     base = resolve_url(_dig(html_meta, "Head", "Base"), page_url) or page_url
+    fields = [f for f in text_fields if f != "figcaption"]  # WAT links carry attributes only
     found = []
-    for link in html_meta.get("Links") or []:
+    for link in links:
         if not isinstance(link, dict) or link.get("path") != IMG_PATH:
             continue
         counts["images"] += 1
-        url = resolve_url(link.get("url"), base)
+        if not isinstance(link.get("url"), str):
+            counts["skipped:bad_link"] += 1
+            continue
+        url = resolve_url(link["url"], base)
         if url is None:
             counts["skipped:no_http_url"] += 1
             continue
-        text = ""
-        for field in text_fields:
-            text = normalize_text(link.get(field), unescape=True)
-            if text:
-                break
-        if not text:
-            counts["skipped:empty_text"] += 1
+        too_long = counts["texts_too_long"]
+        # WAT attribute values are raw HTML: entities are still encoded
+        texts = clean_texts((link.get(f) for f in fields), counts, max_text_chars,
+                            unescape=True)
+        if not texts:
+            long = counts["texts_too_long"] > too_long
+            counts["skipped:text_too_long" if long else "skipped:empty_text"] += 1
             continue
         counts["with_text"] += 1
-        found.append((url, text, page_url))
+        counts["texts"] += len(texts)
+        found.append((url, texts, page_url))
     return found
 
 
 def wat_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT_FIELDS,
-              max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Pair]:
+              max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+              max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[Pair]:
     """Pairs of every response described in the WAT file ``path``."""
     for record, payload in iter_records(path, counts, max_record_bytes):
         counts["records"] += 1
@@ -73,8 +96,9 @@ def wat_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT
             continue
         try:
             data = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
             counts["skipped:bad_json"] += 1
             continue
-        for url, text, page_url in wat_record_pairs(data, counts, text_fields):
-            yield Pair(url, text, page_url, "wat")
+        for url, texts, page_url in wat_record_pairs(data, counts, text_fields,
+                                                     max_text_chars):
+            yield make_pair(url, texts, page_url, "wat")
