@@ -1,7 +1,7 @@
 """Artifacts of the ``shards`` stage (``OUT/shards/``).
 
-- ``{00000..N}.tar``: WebDataset shards, ``KEY.jpg`` + ``KEY.txt`` + ``KEY.json`` per kept
-  sample (the JSON holds the :data:`SAMPLES` row).
+- ``{00000..N}.tar``: WebDataset shards, ``KEY.jpg`` + ``KEY.txt`` (the caption) +
+  ``KEY.json`` per kept sample (the JSON holds the :data:`SAMPLES` row, ``texts`` included).
 - ``{shard}.parquet``: :data:`SAMPLES`, img2dataset's per-shard metadata: the kept samples of
   the tar **and** every dropped candidate whose key falls between them, each with a status.
   Every candidate row appears in exactly one of these files.
@@ -25,7 +25,11 @@ SAMPLES = pa.schema(
         pa.field("key", pa.string(), nullable=False),
         pa.field("uid", pa.string(), nullable=False),
         pa.field("url", pa.string(), nullable=False),
+        # the best text of the image (also KEY.txt)
         pa.field("caption", pa.string(), nullable=False),
+        # every kept text of the image, caption first (candidates' ``texts``); training
+        # samples among them with ``wit train --text random``
+        pa.field("texts", pa.list_(pa.string())),
         pa.field("page_url", pa.string()),
         pa.field("source", pa.string()),
         pa.field("matched_entry_ids", pa.list_(pa.int64())),

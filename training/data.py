@@ -216,11 +216,12 @@ def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
 # ---------------------------------------------------------------- the stream
 
 def iterate_shard(url: str, handler: Callable[[Exception], bool] | None = None,
-                  skipped: Counter[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Samples of one shard as dicts ``{"__key__", "__url__", ext: bytes}``. A damaged tar
-    (0 bytes, truncated, corrupt header) ends the shard early: logged and counted in
-    ``skipped["tar_read_error"]``."""
-    wanted = set(IMAGE_EXTS + TEXT_EXTS)
+                  skipped: Counter[str] | None = None, with_json: bool = False
+                  ) -> Iterator[dict[str, Any]]:
+    """Samples of one shard as dicts ``{"__key__", "__url__", ext: bytes}`` (``json``
+    too with ``with_json``). A damaged tar (0 bytes, truncated, corrupt header) ends the
+    shard early: logged and counted in ``skipped["tar_read_error"]``."""
+    wanted = set(IMAGE_EXTS + TEXT_EXTS + (("json",) if with_json else ()))
 
     def select(fname: str) -> bool:
         return fname.rsplit(".", 1)[-1].lower() in wanted
@@ -248,6 +249,32 @@ def image_and_text(sample: dict[str, Any], skipped: Counter[str] | None = None
             skipped[reason] += 1
         return None
     return image, text.decode("utf-8", errors="replace").strip()
+
+
+def sample_texts(sample: dict[str, Any], caption: str) -> list[str]:
+    """The texts of a sample: KEY.json's ``texts`` (an image's kept alt, title, ...), else
+    just its caption (shards without ``texts``, or an unreadable JSON)."""
+    try:
+        texts = json.loads(sample["json"]).get("texts") if "json" in sample else None
+    except (ValueError, AttributeError):
+        texts = None
+    if isinstance(texts, list):
+        found = [" ".join(t.split()) for t in texts if isinstance(t, str) and t.strip()]
+        if found:
+            return found
+    return [caption]
+
+
+def pick_text(sample: dict[str, Any], caption: str, mode: str, seed: int, epoch: int) -> str:
+    """``first``: the caption; ``random``: one of :func:`sample_texts`, drawn from (seed,
+    epoch, sample key) alone, so the same on any rank, worker count or shuffle order."""
+    if mode == "first":
+        return caption
+    texts = sample_texts(sample, caption)
+    if len(texts) == 1:
+        return texts[0]
+    rng = random.Random(mix_seed(seed, epoch, "text", str(sample.get("__key__"))))
+    return rng.choice(texts)
 
 
 def shuffled(items: Iterator[Any], buffer: int, rng: random.Random, initial: int | None = None
@@ -291,6 +318,8 @@ class StreamConfig:
     augment: bool = True
     # False: split the shards between ranks and workers instead of resampling them
     resampled: bool = True
+    # "first": the caption (KEY.txt); "random": one of KEY.json's texts, per epoch
+    text: str = "first"
     # resuming: loader worker -> (epoch, stream position after its last batch used), from
     # the BatchInfo of the interrupted run (see ShardStream.__iter__)
     start_positions: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -343,11 +372,12 @@ class ShardStream(IterableDataset):
             empty: set[str] = set()
             for shard in order:
                 found = False
-                for sample in iterate_shard(shard, skipped=self.skipped):
+                for sample in iterate_shard(shard, skipped=self.skipped,
+                                            with_json=cfg.text != "first"):
                     pair = image_and_text(sample, self.skipped)
                     if pair is not None:
                         found = True
-                        yield pair
+                        yield pair[0], pick_text(sample, pair[1], cfg.text, cfg.seed, epoch)
                 if not found:
                     empty.add(shard)
                     if len(empty) == len(set(candidates)):

@@ -53,6 +53,7 @@ class TrainOptions:
     workers: int = 2
     shuffle_buffer: int = 2000
     split_shards: bool = False
+    text: str = "first"  # first | random: which of a sample's texts a step trains on
     samples_per_epoch: int | None = None
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -195,7 +196,8 @@ def train(opts: TrainOptions) -> TrainResult:
         shards=shards, batch_size=opts.batch_size, image_size=cfg.image_size,
         context_length=cfg.context_length, steps_per_epoch=steps_per_epoch, seed=opts.seed,
         start_batch=step, rank=rank, world_size=world, shuffle_buffer=opts.shuffle_buffer,
-        resampled=not opts.split_shards, start_positions=_positions(state, rank, world, opts.workers))
+        resampled=not opts.split_shards, start_positions=_positions(state, rank, world, opts.workers),
+        text=opts.text)
     loader = data.make_loader(stream, tokenizer, opts.workers, pin_memory=device.type == "cuda")
 
     if main:

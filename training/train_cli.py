@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="split the shard list between processes (nodes x GPUs) and loader workers, "
            "reshuffled every epoch, instead of drawing shards with replacement (resampled, the "
            "default); needs at least processes x workers shards")
+    a("--text", choices=("first", "random"), default="first",
+      help="which text of a sample to train on: first = its caption (KEY.txt, the best text); "
+           "random = one of the texts in KEY.json's 'texts' (an image's alt, title, ... kept "
+           "by balancing), drawn again every epoch from (seed, epoch, key) "
+           "(default: %(default)s)")
     a("--samples-per-epoch", type=positive_int,
       help="epoch size (default: the shards' total from sizes.json / _stats.json)")
     a("--checkpoint-every", type=positive_int, default=1000,

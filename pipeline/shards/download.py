@@ -41,7 +41,8 @@ from pipeline.shards.filters import FilterConfig, caption_reason
 from pipeline.shards.phash import phash_bytes, to_hex
 
 # Columns of the per-shard Arrow input files (img2dataset's convention: caption, url last).
-INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "caption", "url"]
+INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts", "caption",
+                 "url"]
 KEY_WIDTH = 10
 OOM_SHARD_COUNT = 5
 RETRYABLE_STATUSES = ("failed_to_download", "failed_to_resize")
@@ -176,12 +177,16 @@ def candidate_files(candidates: str) -> list[str]:
 def to_input_table(table: pa.Table, first_index: int) -> pa.Table:
     """Candidate rows -> the Arrow columns the downloader reads."""
     keys = pa.array([format_key(first_index + i) for i in range(table.num_rows)], pa.string())
+    # all kept texts of the image (MetaCLIP); candidates written before they existed: the one
+    texts = (table.column("texts") if "texts" in table.column_names else
+             pa.array([[t] for t in table.column("text").to_pylist()], pa.list_(pa.string())))
     return pa.table({
         "key": keys,
         "uid": table.column("uid"),
         "page_url": table.column("page_url"),
         "source": table.column("source"),
         "matched_entry_ids": table.column("matched_entry_ids"),
+        "texts": texts,
         "caption": table.column("text"),
         "url": table.column("url"),
     })
