@@ -4,6 +4,7 @@ through the `wit` command line."""
 from __future__ import annotations
 
 import json
+import tarfile
 
 import pandas as pd
 from test_shards_support import TRUSTED, Server, real_images, send, to_jpeg
@@ -16,7 +17,9 @@ WORDS = ["tiger", "house", "flower", "guitar", "tree", "castle"]
 def test_crawl_then_shards(tmp_path, capsys):
     images = real_images(len(WORDS))
     site = Server()
-    page = "".join(f'<p><img src="/img/{i}.jpg" alt="a picture of a {w} in the sun"></p>'
+    # the first image also has a title: both texts travel to the sample (MetaCLIP)
+    page = "".join(f'<p><img src="/img/{i}.jpg" alt="a picture of a {w} in the sun"'
+                   + (' title="a striped tiger"' if i == 0 else "") + "></p>"
                    for i, w in enumerate(WORDS)) + '<a href="/more.html">more</a>'
     site.routes["/index.html"] = lambda h: send(h, 200, f"<html><body>{page}</body></html>".encode(),
                                                 "text/html")
@@ -45,3 +48,15 @@ def test_crawl_then_shards(tmp_path, capsys):
     report = (out / "shards" / "report.html").read_text()
     assert "tiger" in report  # entry names from the crawl's entry_counts.parquet
     assert "kept in 2 shard(s)" in capsys.readouterr().err
+    tiger = df[df["caption"] == "a picture of a tiger in the sun"].iloc[0]
+    assert list(tiger["texts"]) == ["a picture of a tiger in the sun", "a striped tiger"]
+    metas, txts = [], {}
+    for shard in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            metas += [json.load(tar.extractfile(m)) for m in tar.getmembers()
+                      if m.name.endswith(".json")]
+            txts.update({m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()
+                         if m.name.endswith(".txt")})
+    for meta in metas:
+        assert meta["texts"][0] == meta["caption"] == txts[f"{meta['key']}.txt"]
+    assert ["a picture of a tiger in the sun", "a striped tiger"] in [m["texts"] for m in metas]
