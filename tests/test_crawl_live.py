@@ -149,7 +149,7 @@ OPTIONS = CrawlerOptions(user_agent=UA, max_depth=2, max_pages=50, delay=0.0, co
 def test_crawl_faults(site) -> None:
     base, state = site
     counts: Counter[str] = Counter()
-    found = {(img, text) for _, img, text in crawl_site([base + "/"], OPTIONS, counts)}
+    found = {(img, texts[0]) for _, img, texts in crawl_site([base + "/"], OPTIONS, counts)}
     assert found == {
         (base + "/img/home.jpg", "home page photo"),
         (base + "/img/a.jpg", "page a picture"),
