@@ -172,7 +172,8 @@ def test_crawler_connects_to_checked_address_and_keeps_the_name(site: Site) -> N
     resolver = RecordingResolver(lambda host, n: [ALLOWED])
     counts: Counter[str] = Counter()
     base = f"http://site.test:{site.port}"
-    found = {(img, text) for _, img, text in crawl_site([base + "/"], options(resolver), counts)}
+    found = {(img, texts[0]) for _, img, texts in crawl_site([base + "/"], options(resolver),
+                                                              counts)}
     assert found == {(base + "/a.jpg", "first photo"), (base + "/b.jpg", "second photo")}
     assert counts["pages"] == 2
     assert site.hosts == {f"site.test:{site.port}"}  # Host header carries the name

@@ -94,7 +94,7 @@ def write_candidates(folder: Path, rows: list[dict], files: int = 1) -> Path:
     """Write ``rows`` (url, text, optional matched_entry_ids) as candidates part files."""
     folder.mkdir(parents=True, exist_ok=True)
     full = [{
-        "uid": f"uid{i:05d}", "url": r["url"], "text": r["text"],
+        "uid": f"uid{i:05d}", "url": r["url"], "text": r["text"], "texts": [r["text"]],
         "page_url": r.get("page_url"), "source": r.get("source", "urls"),
         "matched_entry_ids": r.get("matched_entry_ids", [i % 7]),
     } for i, r in enumerate(rows)]
