@@ -5,6 +5,7 @@ are plain text (never HTML-unescaped), HTML/WAT text is."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -118,3 +119,31 @@ def test_training_text_choice() -> None:
     # no texts in the JSON (older shards) or a broken JSON: the caption
     assert sample_texts({"json": b"{not json"}, "cap") == ["cap"]
     assert sample_texts({}, "cap") == ["cap"]
+
+
+def test_shard_stream_draws_a_text_per_epoch(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from training.data import ShardStream, StreamConfig
+
+    texts = ["a red fox", "fox in the snow", "arctic wildlife"]
+    shard = tmp_path / "00000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for key in ("000000", "000001"):
+            for ext, data in (("jpg", b"not decoded here"), ("txt", texts[0].encode()),
+                              ("json", json.dumps({"texts": texts}).encode())):
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+    def epoch_texts(mode: str, epoch: int) -> list[str]:
+        cfg = StreamConfig(shards=[str(shard)], batch_size=2, image_size=8, context_length=8,
+                           steps_per_epoch=1, shuffle_buffer=0, resampled=False, text=mode)
+        samples = ShardStream(cfg, tokenizer=None)._samples(epoch, 0)
+        return [text for _, text in itertools.islice(samples, 2)]
+
+    assert all(epoch_texts("first", e) == [texts[0]] * 2 for e in range(3))
+    drawn = [epoch_texts("random", e) for e in range(12)]
+    assert drawn == [epoch_texts("random", e) for e in range(12)]  # same seed, same draws
+    assert {t for pair in drawn for t in pair} == set(texts)

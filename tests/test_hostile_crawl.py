@@ -177,3 +177,20 @@ def test_refused_inputs_one_line_naming_the_file(tmp_path: Path, build) -> None:
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and str(path) in lines[0] and why in lines[0], done.stderr
+
+
+def test_max_text_chars_option(tmp_path: Path) -> None:
+    helped = subprocess.run([sys.executable, "-m", "pipeline.cli", "crawl", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert "--max-text-chars" in helped.stdout and "texts_too_long" in helped.stdout
+    done = wit_crawl(["--urls", str(tmp_path / "x.csv"), "--max-text-chars", "0"], tmp_path)
+    assert done.returncode == 2 and "--max-text-chars" in done.stderr
+    assert "Traceback" not in done.stderr
+    # a lower cap drops what the default keeps, counted
+    (tmp_path / "l.csv").write_text("url,caption\nhttps://e.com/a.jpg,fox " + "y" * 40 + "\n"
+                                    "https://e.com/b.jpg,fox short\n")
+    done = wit_crawl(["--urls", str(tmp_path / "l.csv"), "--max-text-chars", "20"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    stats = json.loads((tmp_path / "out" / "candidates" / "stats.json").read_text())
+    assert stats["sources"]["urls"]["skipped"]["text_too_long"] == 1
+    assert list(good_candidates(tmp_path)) == ["https://e.com/b.jpg"]
