@@ -2,8 +2,8 @@
 metadata holds a title and keywords) turned into HTML pages with ``<img alt>`` and
 ``<figure><figcaption>``, served on loopback by a static server the demo starts and stops.
 
-Every clip-art item gets one caption ``"<title>: <keyword>, <keyword>"``; the crawler reads
-the ``alt`` first (``--text-fields alt,title,figcaption``), so the keywords — mostly plain
+Every clip-art item gets one caption ``"<title>: <keyword>, <keyword>"`` (its only text, in
+``alt`` or ``<figcaption>``; see ``--text-fields``), so the keywords — mostly plain
 English nouns that WordNet lists — are what the query list matches.
 """
 
