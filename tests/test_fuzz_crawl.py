@@ -170,7 +170,9 @@ def test_jsonl_rows_counted(rows) -> None:
         return
     finally:
         os.unlink(path)
-    nonblank = sum(1 for line in data.decode().split("\n") if line.strip())
+    # lines as a text reader splits them (\n, \r and \r\n all end a line)
+    lines = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline="")
+    nonblank = sum(1 for line in lines if line.strip())
     assert nonblank == counts["rows"] + counts["skipped:bad_json_line"]
     assert counts["rows"] == len(pairs) + image_skips(counts)
 
