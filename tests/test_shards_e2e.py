@@ -17,9 +17,9 @@ WORDS = ["tiger", "house", "flower", "guitar", "tree", "castle"]
 def test_crawl_then_shards(tmp_path, capsys):
     images = real_images(len(WORDS))
     site = Server()
-    # the first image also has a title: both texts travel to the sample (MetaCLIP)
+    # the house image also has a title: both texts travel to the sample (MetaCLIP)
     page = "".join(f'<p><img src="/img/{i}.jpg" alt="a picture of a {w} in the sun"'
-                   + (' title="a striped tiger"' if i == 0 else "") + "></p>"
+                   + (' title="a red house"' if w == "house" else "") + "></p>"
                    for i, w in enumerate(WORDS)) + '<a href="/more.html">more</a>'
     site.routes["/index.html"] = lambda h: send(h, 200, f"<html><body>{page}</body></html>".encode(),
                                                 "text/html")
@@ -48,8 +48,8 @@ def test_crawl_then_shards(tmp_path, capsys):
     report = (out / "shards" / "report.html").read_text()
     assert "tiger" in report  # entry names from the crawl's entry_counts.parquet
     assert "kept in 2 shard(s)" in capsys.readouterr().err
-    tiger = df[df["caption"] == "a picture of a tiger in the sun"].iloc[0]
-    assert list(tiger["texts"]) == ["a picture of a tiger in the sun", "a striped tiger"]
+    house = df[df["caption"] == "a picture of a house in the sun"].iloc[0]
+    assert list(house["texts"]) == ["a picture of a house in the sun", "a red house"]
     metas, txts = [], {}
     for shard in sorted((out / "shards").glob("*.tar")):
         with tarfile.open(shard) as tar:
@@ -59,4 +59,4 @@ def test_crawl_then_shards(tmp_path, capsys):
                          if m.name.endswith(".txt")})
     for meta in metas:
         assert meta["texts"][0] == meta["caption"] == txts[f"{meta['key']}.txt"]
-    assert ["a picture of a tiger in the sun", "a striped tiger"] in [m["texts"] for m in metas]
+    assert ["a picture of a house in the sun", "a red house"] in [m["texts"] for m in metas]
