@@ -67,13 +67,15 @@ def test_part_numbering() -> None:
         num_parts(5, rows_per_part=0)
 
 
-def test_negative_num_shards_is_an_input_error(tmp_path: Path, capsys) -> None:
+def test_negative_num_shards_is_a_usage_error(tmp_path: Path, capsys) -> None:
     meta = tmp_path / "metadata.json"
     meta.write_text(json.dumps(["cat"]))
     lists = [write_list(tmp_path / "list.parquet", ROWS[:3])]
-    assert main(["crawl", "--urls", *lists, "--metadata", str(meta), "--out", str(tmp_path),
-                 "--num-shards", "-1"]) == 1
-    assert "--num-shards must be 0 or positive, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["crawl", "--urls", *lists, "--metadata", str(meta), "--out", str(tmp_path),
+              "--num-shards", "-1"])
+    assert exit_info.value.code == 2
+    assert "--num-shards: -1 must be >= 0" in capsys.readouterr().err
     assert not (tmp_path / "candidates").exists()
 
 
