@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+import fsspec
+
 from pipeline import fsio
 from pipeline.cliargs import finite_float, non_negative_int, output_dir, positive_int
 from pipeline.errors import InputError
 from queries.dump import check_header
-from queries.transform import QueryConfig
+from queries.transform import QueryConfig, shards_for
 from schemas.queries import SOURCES
 
 USES_BEAM = True
@@ -87,6 +89,16 @@ def _print_summary(stats: dict, file=None) -> None:
         print(f"  titles: {stats['title_rule']}", file=file)
 
 
+def _size(path: str) -> int:
+    """Stored bytes of a dump file (0 when the store cannot say; the header check below
+    reports unreadable files)."""
+    try:
+        fs, _, (root,) = fsspec.get_fs_token_paths(path)
+        return int(fs.size(root) or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from queries import job
     from queries.wordnet import wordnet_entries
@@ -98,7 +110,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
                          min_count=args.min_count, min_pmi=args.min_pmi,
                          min_bigram_count=args.min_bigram_count, min_views=args.min_views,
                          min_hourly_views=args.min_hourly_views, min_inlinks=args.min_inlinks,
-                         max_entries=args.max_entries)
+                         max_entries=args.max_entries, shards=shards_for(
+                             (path, _size(path)) for path in wiki))
     if config.needs_dump and not wiki:
         raise InputError("--wiki is required for the unigram and bigram sources "
                          "(and for titles without --pageviews)")

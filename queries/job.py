@@ -31,6 +31,7 @@ from queries.transform import (
     TitlesByInlinks,
     TitlesByPageviews,
     frequent,
+    observe,
 )
 from schemas import METADATA, validate
 from schemas.queries import NUMERAL
@@ -87,6 +88,7 @@ class WriteQueriesFn(beam.DoFn):
         if "unigram" in cfg.sources:
             per_source["unigram"] = rank_unigrams(unigrams)
         if "bigram" in cfg.sources:
+            observe("selected_bigrams", len(bigrams))
             per_source["bigram"] = rank_bigrams(bigrams)
         if "title" in cfg.sources:
             per_source["title"] = rank_titles(titles)

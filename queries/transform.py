@@ -23,6 +23,7 @@ from typing import Any
 import apache_beam as beam
 import fsspec
 from apache_beam import pvalue
+from apache_beam.metrics import Metrics
 
 from pipeline.errors import InputError
 from pipeline.progress import Progress
@@ -49,7 +50,7 @@ class QueryConfig:
     min_inlinks: int = 50
     max_entries: int = 500_000
     flush_keys: int = 500_000  # partial-count dictionary size that triggers a flush
-    shards: int = 256  # count dictionaries are split into this many shards
+    shards: int = 256  # count dictionaries are split into this many shards (see shards_for)
     wordnet_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -90,6 +91,30 @@ def split_counts(counts: Counter, shards: int, key_of=None) -> Iterator[tuple[in
             part = parts[shard] = {}
         part[key] = value
     return iter(sorted(parts.items()))
+
+
+# One shard per this many bytes of XML keeps a shard's summed dictionary (distinct keys /
+# shards) about the same size whatever the dump size: ~1M bigrams at enwiki's density.
+XML_BYTES_PER_SHARD = 256 << 20
+MIN_SHARDS = 256
+COMPRESSION_RATIO = {".bz2": 4.5, ".gz": 3.5, ".xz": 5.0}  # enwiki pages-articles XML
+
+
+def shards_for(sizes: Iterable[tuple[str, int]]) -> int:
+    """Shard count for dump files ``(path, stored bytes)``: at least MIN_SHARDS, one per
+    XML_BYTES_PER_SHARD of (estimated) XML, so per-shard state stays flat as dumps grow."""
+    xml = 0.0
+    for path, size in sizes:
+        ratio = next((r for ext, r in COMPRESSION_RATIO.items() if path.lower().endswith(ext)),
+                     1.0)
+        xml += size * ratio
+    return max(MIN_SHARDS, math.ceil(xml / XML_BYTES_PER_SHARD))
+
+
+def observe(name: str, value: int) -> None:
+    """The size of one piece of per-element state, as a Beam distribution (max/mean are
+    what bench/scale.py reports as the job's own memory, apart from the runner's)."""
+    Metrics.distribution("wit.queries", name).update(value)
 
 
 def first_word(bigram: str) -> str:
@@ -135,6 +160,7 @@ class CountDumpFn(beam.DoFn):
         self.flush_keys, self.shards = flush_keys, shards
 
     def _flush(self, tag: str, counts: Counter, key_of=None) -> Iterator[pvalue.TaggedOutput]:
+        observe(f"flushed_{tag}_keys", len(counts))
         for part in split_counts(counts, self.shards, key_of):
             yield pvalue.TaggedOutput(tag, part)
         counts.clear()
@@ -233,19 +259,35 @@ def frequent(shard_counts, min_count: int) -> Iterator[tuple[str, int]]:
             yield key, count
 
 
-def _with_first_count(joined, min_count: int, shards: int):
+def max_first_count(total: int, min_pmi: float) -> float:
+    """The largest c(a) a bigram ``a b`` can have and still reach ``min_pmi``: c(a b) <= c(b)
+    gives PMI(a b) <= log2(N / c(a)). (With a small margin for float rounding.)"""
+    if total <= 0:
+        return math.inf
+    return total / 2.0 ** (min_pmi - 1e-9)
+
+
+def _with_first_count(joined, min_count: int, shards: int, total: int = 0,
+                      min_pmi: float = -math.inf):
     """Shard s: bigrams whose first word is in s + that shard's word counts ->
-    (shard of the second word, [(bigram, count, c(a)), ...])."""
+    (shard of the second word, [(bigram, count, c(a)), ...]) for the bigrams with
+    count >= min_count that can still reach min_pmi (c(a) <= N / 2^min_pmi): pruned here,
+    after the global sum and before the second shuffle, which then carries only those."""
     _, grouped = joined
     words: dict = {}
     for counts in grouped["words"]:
         words = counts
+    limit = max_first_count(total, min_pmi)
     out: dict[int, list] = {}
     for counts in grouped["bigrams"]:
+        observe("bigram_shard_keys", len(counts))
         for bigram, count in counts.items():
             if count >= min_count:
                 a, b = bigram.split(" ", 1)
-                out.setdefault(shard_of(b, shards), []).append((bigram, count, words[a]))
+                count_a = words[a]
+                if count_a <= limit:
+                    out.setdefault(shard_of(b, shards), []).append((bigram, count, count_a))
+    observe("unigram_shard_keys", len(words))
     return sorted(out.items())
 
 
@@ -256,7 +298,9 @@ def _scored(joined, total: int, min_pmi: float):
     words: dict = {}
     for counts in grouped["words"]:
         words = counts
+    observe("unigram_shard_keys", len(words))
     for records in grouped["partial"]:
+        observe("bigram_partial_records", len(records))
         for bigram, count, count_a in records:
             score = pmi(count, count_a, words[bigram.split(" ", 1)[1]], total)
             if score >= min_pmi:
@@ -276,7 +320,9 @@ class ScoreBigrams(beam.PTransform):
         with_first = (
             {"bigrams": bigrams, "words": unigrams}
             | "JoinFirstWord" >> beam.CoGroupByKey()
-            | "AttachFirst" >> beam.FlatMap(_with_first_count, self.min_count, self.shards)
+            | "AttachFirst" >> beam.FlatMap(_with_first_count, self.min_count, self.shards,
+                                            total=beam.pvalue.AsSingleton(total),
+                                            min_pmi=self.min_pmi)
         )
         return (
             {"partial": with_first, "words": unigrams}

@@ -20,6 +20,7 @@ from typing import Any
 
 import apache_beam as beam
 import fsspec
+from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
 
@@ -205,7 +206,10 @@ class WriteParts(beam.DoFn):
 
     def process(self, element: tuple[tuple[int, int], Iterable[Any]]) -> Iterator[str]:
         (part, parts), values = element
-        yield write_part(self.out, part, parts, (row for row in values if row is not None))
+        rows = [row for row in values if row is not None]
+        # the job's largest per-worker state (bench/scale.py reports it)
+        Metrics.distribution("wit.crawl", "rows_per_part").update(len(rows))
+        yield write_part(self.out, part, parts, rows)
 
 
 class WriteCandidates(beam.PTransform):

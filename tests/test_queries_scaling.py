@@ -1,0 +1,58 @@
+"""What keeps the queries job's per-worker state flat as dumps grow: the shard count follows
+the input size, and bigrams that cannot reach --min-pmi are pruned before the second join
+(exactness on real text: test_queries_pipeline.test_counts_equal_plain_python_reference)."""
+
+from __future__ import annotations
+
+import random
+
+from queries.select import pmi
+from queries.transform import (
+    MIN_SHARDS,
+    XML_BYTES_PER_SHARD,
+    _with_first_count,
+    max_first_count,
+    shard_of,
+    shards_for,
+)
+
+
+def test_shard_count_grows_with_the_dump_and_never_drops_below_the_minimum():
+    assert shards_for([]) == MIN_SHARDS
+    assert shards_for([("sample.xml.bz2", 1_700_000)]) == MIN_SHARDS
+    enwiki = [(f"enwiki-pages-articles{i}.xml.bz2", 22_000_000_000 // 27) for i in range(27)]
+    full = shards_for(enwiki)
+    assert full > MIN_SHARDS
+    # 10x the input: ~10x the shards, so distinct keys per shard stay about the same
+    assert shards_for(enwiki * 10) >= 9.9 * full
+    # plain XML counts byte for byte; bz2 by its estimated XML size
+    assert shards_for([("a.xml", 1000 * XML_BYTES_PER_SHARD)]) == 1000
+    assert shards_for([("a.xml.bz2", 1000 * XML_BYTES_PER_SHARD)]) > 1000
+
+
+def test_pruned_bigrams_could_never_reach_min_pmi():
+    rng = random.Random(7)
+    total, min_pmi = 1_000_000, 9.0
+    limit = max_first_count(total, min_pmi)
+    for _ in range(2000):
+        count_a = rng.randint(1, 5000)
+        count_ab = rng.randint(1, count_a)
+        # the best case for a pruned bigram: its second word occurs only in it
+        best = pmi(count_ab, count_a, count_ab, total)
+        if count_a > limit:
+            assert best < min_pmi
+    assert max_first_count(0, min_pmi) == float("inf")
+
+
+def test_first_join_keeps_only_bigrams_that_can_pass():
+    shards = 8
+    words = {"rare": 1, "the": 50_000, "cat": 3, "dog": 2}
+    bigrams = {"rare cat": 1, "the cat": 3, "the dog": 2, "rare dog": 1}
+    joined = (0, {"bigrams": [bigrams], "words": [words]})
+    everything = _with_first_count(joined, 1, shards)
+    pruned = _with_first_count(joined, 1, shards, total=100_000, min_pmi=10.0)
+    kept = {b for _, records in pruned for b, _, _ in records}
+    assert {b for _, records in everything for b, _, _ in records} == set(bigrams)
+    assert kept == {"rare cat", "rare dog"}  # c(the) = 50,000 > 100,000 / 2^10
+    for shard, records in pruned:
+        assert all(shard == shard_of(b.split(" ")[1], shards) for b, _, _ in records)
