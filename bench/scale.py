@@ -50,6 +50,7 @@ MODES = {
 }
 QUERIES_ARGS = {"sources": ("unigram", "bigram", "title"), "min_count": 100, "min_pmi": 16.0,
                 "min_bigram_count": 1, "min_inlinks": 50}
+SHARDS_PER_FILE = 32
 
 
 # -- inputs (made once per mode and size, kept under --work) ---------------------------------
@@ -88,7 +89,10 @@ def run_queries(inputs: Path, out: Path, mode: dict):
     from queries.job import BuildQueries
     from queries.transform import QueryConfig
 
-    config = QueryConfig(wiki=tuple(str(p) for p in sorted(inputs.glob("*.xml"))),
+    files = sorted(inputs.glob("*.xml"))
+    # the shard count follows the input, as shards_for does in `wit queries` (whose minimum
+    # of 256 shards is more than these small inputs need)
+    config = QueryConfig(wiki=tuple(str(p) for p in files), shards=SHARDS_PER_FILE * len(files),
                          **QUERIES_ARGS)
     (out / "queries").mkdir(parents=True, exist_ok=True)
     return lambda p: p | BuildQueries(config, [], str(out))
@@ -125,9 +129,31 @@ def child(stage: str, inputs: Path, out: Path, mode: dict) -> None:
     for dist in result.metrics().query()["distributions"]:
         value = dist.committed or dist.attempted
         if value is not None and value.count:
-            state[dist.key.metric.name] = {"max": value.max, "mean": round(value.mean, 1),
+            state[dist.key.metric.name] = {"max": value.max, "sum": value.sum,
                                            "n": value.count}
-    print("STATE " + json.dumps(state, sort_keys=True), flush=True)
+    print("STATE " + json.dumps({"state": state, "facts": facts(stage, out)}, sort_keys=True),
+          flush=True)
+
+
+def facts(stage: str, out: Path) -> dict:
+    """A few counts of the run's own outputs, for per-unit costs (tokens, texts, rows)."""
+    if stage == "queries":
+        stats = json.loads((out / "queries" / "stats.json").read_text())
+        return {"tokens": stats["inputs"]["tokens"], "entries": stats["entries"],
+                **{f"{k}_candidates": v["candidates"]
+                   for k, v in stats["entries_per_source"].items()}}
+    if stage == "crawl":
+        totals = json.loads((out / "candidates" / "stats.json").read_text())["totals"]
+        return {k: totals.get(k, 0) for k in ("rows", "with_text", "matched", "duplicates",
+                                              "kept")}
+    import pyarrow.parquet as pq
+
+    statuses: dict[str, int] = {}
+    for path in (out / "shards").glob("*.parquet"):
+        for status in pq.read_table(path, columns=["status"]).column("status").to_pylist():
+            group = status.split(":", 1)[0]
+            statuses[group] = statuses.get(group, 0) + 1
+    return statuses
 
 
 # -- measuring (in the parent) ---------------------------------------------------------------
@@ -139,20 +165,24 @@ def measure(stage: str, size: int, inputs: Path, out: Path, mode_name: str) -> d
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "WIT_PROGRESS": "0"})
-    stdout = process.stdout.read() if process.stdout else ""
-    _, status, usage = os.wait4(process.pid, 0)
+    try:
+        stdout = process.stdout.read() if process.stdout else ""
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:
+        process.kill()
+        raise
     process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     if process.returncode:
         raise SystemExit(f"{stage} x{size}: child failed ({process.returncode})")
-    state = {}
+    found: dict = {}
     for line in stdout.splitlines():
         if line.startswith("STATE "):
-            state = json.loads(line[len("STATE "):])
+            found = json.loads(line[len("STATE "):])
     inputs_bytes = sum(p.stat().st_size for p in inputs.iterdir() if p.is_file())
     return {"stage": stage, "size": size, "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "rss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 2),
-            "input_mb": round(inputs_bytes / 1e6, 2), "state": state}
+            "input_mb": round(inputs_bytes / 1e6, 2), **found}
 
 
 def exponents(rows: list[dict]) -> dict:

@@ -169,8 +169,8 @@ def _flip(rng: np.random.Generator, value: int, max_bits: int) -> int:
 
 
 def downloaded_rows(first_key: int, rows: int, seed: int) -> list[dict]:
-    """Rows as the downloader writes them: 70% success, 20% failed downloads, 10% small
-    images the filters drop. pHashes: 3% exact copies (same sha256), 7% near copies (<= 8
+    """Rows as the downloader writes them: 80% success (a tenth of them images too small for
+    the filters), 20% failed downloads. pHashes: 3% exact copies (same sha256), 7% near copies (<= 8
     bits flipped) of earlier rows, 4% near a few cluster centres (blank, white, text-only
     images), the rest uniform."""
     rng = np.random.default_rng(seed)
