@@ -2,7 +2,8 @@
 
     dumps ──CountDumps──► unigram / bigram / link partial counts, titles, redirects, stats
                           │ CombinePerKey(sum) (spreads over workers)
-    unigrams ≥ min_count, bigrams with PMI ≥ min_pmi (two joins for c(a), c(b)),
+    unigrams ≥ min_count, bigrams with PMI ≥ min_pmi (two joins for c(a), c(b); bigrams
+    that cannot reach min_pmi are dropped after the first),
     titles by pageviews (or by in-links inside the dump) ──► WriteQueries (one worker)
 
 Parallelism is per dump file (Wikimedia publishes English Wikipedia in dozens of parts);
@@ -150,8 +151,7 @@ class SumDicts(MergeCounts):
 
 
 class CountDumpFn(beam.DoFn):
-    """A dump path -> sharded partial counts of unigrams, bigrams (sharded by their first
-    word, so they meet their first word's count without another shuffle) and links, plus
+    """A dump path -> sharded partial counts of unigrams, bigrams and links, plus
     article titles, redirects and a stats dictionary. Counts are combined in memory and
     flushed when a dictionary exceeds ``flush_keys`` keys."""
 
@@ -211,7 +211,7 @@ class CountDumpFn(beam.DoFn):
             if len(unigrams) > self.flush_keys:
                 yield from self._flush("unigram", unigrams)
             if len(bigrams) > self.flush_keys:
-                yield from self._flush("bigram", bigrams, first_word)
+                yield from self._flush("bigram", bigrams)
             if len(links) + len(articles) + len(redirects) > self.flush_keys:
                 yield from self._flush("link", links)
                 yield from self._flush("article", articles)
@@ -221,7 +221,7 @@ class CountDumpFn(beam.DoFn):
             stats["pages"] += n
             stats[f"skipped_pages_{reason}"] += n
         yield from self._flush("unigram", unigrams)
-        yield from self._flush("bigram", bigrams, first_word)
+        yield from self._flush("bigram", bigrams)
         yield from self._flush("link", links)
         yield from self._flush("article", articles)
         yield from self._flush("redirect", redirects)  # type: ignore[arg-type]
@@ -267,12 +267,24 @@ def max_first_count(total: int, min_pmi: float) -> float:
     return total / 2.0 ** (min_pmi - 1e-9)
 
 
+def by_first_word(shard_counts, min_count: int, shards: int) -> Iterator[tuple[int, dict]]:
+    """One shard of summed bigram counts (sharded by the whole bigram, so no shard is hot)
+    -> the bigrams with count >= min_count, split by the shard of their first word. Each
+    piece is at most one summed shard, so a first word as common as "the" arrives in many
+    bounded pieces instead of one dictionary holding all its bigrams."""
+    _, counts = shard_counts
+    observe("bigram_shard_keys", len(counts))
+    kept = Counter({bigram: n for bigram, n in counts.items() if n >= min_count})
+    return split_counts(kept, shards, first_word)
+
+
 def _with_first_count(joined, min_count: int, shards: int, total: int = 0,
                       min_pmi: float = -math.inf):
-    """Shard s: bigrams whose first word is in s + that shard's word counts ->
-    (shard of the second word, [(bigram, count, c(a)), ...]) for the bigrams with
+    """Shard s: pieces of bigram counts whose first word is in s + that shard's word counts
+    -> (shard of the second word, [(bigram, count, c(a)), ...]) for the bigrams with
     count >= min_count that can still reach min_pmi (c(a) <= N / 2^min_pmi): pruned here,
-    after the global sum and before the second shuffle, which then carries only those."""
+    after the global sum and before the second shuffle, which then carries only those.
+    The pieces are iterated one at a time; only the survivors are held."""
     _, grouped = joined
     words: dict = {}
     for counts in grouped["words"]:
@@ -280,7 +292,6 @@ def _with_first_count(joined, min_count: int, shards: int, total: int = 0,
     limit = max_first_count(total, min_pmi)
     out: dict[int, list] = {}
     for counts in grouped["bigrams"]:
-        observe("bigram_shard_keys", len(counts))
         for bigram, count in counts.items():
             if count >= min_count:
                 a, b = bigram.split(" ", 1)
@@ -288,6 +299,7 @@ def _with_first_count(joined, min_count: int, shards: int, total: int = 0,
                 if count_a <= limit:
                     out.setdefault(shard_of(b, shards), []).append((bigram, count, count_a))
     observe("unigram_shard_keys", len(words))
+    observe("bigram_survivors", sum(len(records) for records in out.values()))
     return sorted(out.items())
 
 
@@ -308,8 +320,10 @@ def _scored(joined, total: int, min_pmi: float):
 
 
 class ScoreBigrams(beam.PTransform):
-    """Sharded bigram counts + sharded word counts + total tokens -> (bigram, count, PMI)
-    for bigrams with count >= min_count and PMI >= min_pmi."""
+    """Bigram counts (summed per shard of the whole bigram) + sharded word counts + total
+    tokens -> (bigram, count, PMI) for bigrams with count >= min_count and PMI >= min_pmi:
+    re-split by first word, joined with c(a) and pruned by the PMI bound, then joined with
+    c(b) by second word and scored."""
 
     def __init__(self, min_count: int, min_pmi: float, shards: int):
         super().__init__()
@@ -317,8 +331,10 @@ class ScoreBigrams(beam.PTransform):
 
     def expand(self, inputs):
         bigrams, unigrams, total = inputs
+        by_first = bigrams | "ByFirstWord" >> beam.FlatMap(by_first_word, self.min_count,
+                                                           self.shards)
         with_first = (
-            {"bigrams": bigrams, "words": unigrams}
+            {"bigrams": by_first, "words": unigrams}
             | "JoinFirstWord" >> beam.CoGroupByKey()
             | "AttachFirst" >> beam.FlatMap(_with_first_count, self.min_count, self.shards,
                                             total=beam.pvalue.AsSingleton(total),

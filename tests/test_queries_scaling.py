@@ -11,6 +11,7 @@ from queries.transform import (
     MIN_SHARDS,
     XML_BYTES_PER_SHARD,
     _with_first_count,
+    by_first_word,
     max_first_count,
     shard_of,
     shards_for,
@@ -56,3 +57,17 @@ def test_first_join_keeps_only_bigrams_that_can_pass():
     assert kept == {"rare cat", "rare dog"}  # c(the) = 50,000 > 100,000 / 2^10
     for shard, records in pruned:
         assert all(shard == shard_of(b.split(" ")[1], shards) for b, _, _ in records)
+
+
+def test_bigrams_are_summed_by_their_own_hash_and_split_by_first_word_in_pieces():
+    """No summed shard is hot: all bigrams of a common first word arrive as several pieces,
+    each no larger than the summed shard it came from."""
+    shards = 4
+    summed = [{f"the w{i}": 1 + i % 3 for i in range(j, 400, 8)} for j in range(8)]
+    pieces = [piece for counts in summed
+              for piece in by_first_word((0, counts), min_count=2, shards=shards)]
+    the = shard_of("the", shards)
+    assert len(pieces) == 8 and {shard for shard, _ in pieces} == {the}
+    assert all(len(piece) <= 50 for _, piece in pieces)
+    merged = {k: v for _, piece in pieces for k, v in piece.items()}
+    assert merged == {k: v for counts in summed for k, v in counts.items() if v >= 2}
