@@ -119,6 +119,11 @@ def run_shards(inputs: Path, out: Path, mode: dict):
 def child(stage: str, inputs: Path, out: Path, mode: dict) -> None:
     from pipeline.beam import make_pipeline
 
+    if os.environ.get("WIT_SCALE_NO_GC") == "1":  # experiment: Python's GC cost vs heap size
+        import gc
+
+        gc.disable()
+
     build = {"queries": run_queries, "crawl": run_crawl, "shards": run_shards}[stage]
     apply = build(inputs, out, mode)
     pipeline = make_pipeline([])
