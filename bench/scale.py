@@ -48,9 +48,13 @@ MODES = {
     "full": {"queries_mb": 64, "crawl_texts": 250_000, "crawl_entries": 500_000,
              "shards_rows": 250_000, "shard_rows": 10_000},
 }
-QUERIES_ARGS = {"sources": ("unigram", "bigram", "title"), "min_count": 100, "min_pmi": 16.0,
+QUERIES_ARGS = {"sources": ("unigram", "bigram", "title"), "min_count": 100,
                 "min_bigram_count": 1, "min_inlinks": 50}
-SHARDS_PER_FILE = 32
+# --min-pmi 16 at x1, + log2(size) above: N grows with the size, so a fixed threshold would
+# select a growing share of the bigrams (c(a) c(b) / c(a b) <= N / 2^min_pmi); this keeps
+# the selectivity of x1, as --min-pmi 30 is chosen for enwiki's 4e9 tokens. WIT_SCALE_FIXED_PMI=1
+# keeps 16 at every size instead.
+MIN_PMI = 16.0
 
 
 # -- inputs (made once per mode and size, kept under --work) ---------------------------------
@@ -87,13 +91,18 @@ def make_inputs(stage: str, size: int, mode: dict, folder: Path) -> Path:
 
 def run_queries(inputs: Path, out: Path, mode: dict):
     from queries.job import BuildQueries
-    from queries.transform import QueryConfig
+    from queries.transform import QueryConfig, shards_for
 
     files = sorted(inputs.glob("*.xml"))
-    # the shard count follows the input, as shards_for does in `wit queries` (whose minimum
-    # of 256 shards is more than these small inputs need)
-    config = QueryConfig(wiki=tuple(str(p) for p in files), shards=SHARDS_PER_FILE * len(files),
-                         **QUERIES_ARGS)
+    # the shard count `wit queries` picks (shards_for: 256 up to 64 GB of XML, then growing);
+    # WIT_SCALE_SHARDS_PER_FILE=k makes it grow with the input here too (k per file)
+    per_file = int(os.environ.get("WIT_SCALE_SHARDS_PER_FILE", "0"))
+    shards = per_file * len(files) if per_file else shards_for(
+        (str(p), p.stat().st_size) for p in files)
+    fixed = os.environ.get("WIT_SCALE_FIXED_PMI") == "1"
+    min_pmi = MIN_PMI if fixed else MIN_PMI + math.log2(len(files))
+    config = QueryConfig(wiki=tuple(str(p) for p in files), shards=shards,
+                         min_pmi=min_pmi, **QUERIES_ARGS)
     (out / "queries").mkdir(parents=True, exist_ok=True)
     return lambda p: p | BuildQueries(config, [], str(out))
 
