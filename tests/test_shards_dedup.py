@@ -1,5 +1,6 @@
-"""Near-duplicate detection on real images, the LSH band grouping against brute force,
-faiss against numpy, the keeper rule, filters, header checks and the tar reader."""
+"""Near-duplicate detection on real images, the LSH search (pure driver and Beam job) against
+the brute-force keeper rule, bounded groups, faiss against numpy, the keeper rule, filters,
+header checks and the tar reader."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ from test_shards_support import png_header_bomb, real_images, to_jpeg
 
 from pipeline.core.net import retry_after_seconds as parse_retry_after
 from pipeline.shards.dedup import (
+    NearDupConfig,
     brute_force_pairs,
     exact_duplicates,
     faiss_pairs,
-    group_edges,
+    lsh_key,
+    near_duplicate_marks,
+    pairwise_marks,
     preference,
+    table_keys,
 )
 from pipeline.shards.download import jpeg_is_truncated, precheck
 from pipeline.shards.filters import FilterConfig, filter_reason
-from pipeline.shards.phash import band_values, phash_bytes, phash_image
-from pipeline.shards.transform import read_tar_images
+from pipeline.shards.phash import phash_bytes, phash_image, to_hex
+from pipeline.shards.transform import NearDuplicates, read_tar_images
 
 NEAR_DUP_BITS = 10  # the --near-dup-bits default
 
@@ -51,17 +56,11 @@ def copies(image: Image.Image) -> dict[str, bytes]:
     }
 
 
-def lsh_pairs(hashes: list[int], bits: int) -> set[tuple[int, int]]:
-    """Pairs found the way the Beam job finds them: band groups + group_edges."""
-    groups: dict[tuple[int, int], list] = defaultdict(list)
-    for i, value in enumerate(hashes):
-        for band, band_value in enumerate(band_values(value, bits)):
-            groups[(band, band_value)].append((f"{i:05d}", value, (0, f"{i:05d}")))
-    found = set()
-    for (band, _), members in groups.items():
-        for loser, (_, winner) in group_edges(band, members, bits):
-            found.add(tuple(sorted((int(loser), int(winner)))))
-    return found
+def ranked_items(hashes: list[int], seed: int = 0) -> list[tuple[str, int, tuple[int, str]]]:
+    """(key, hash, preference) with seeded pixel counts: ties and non-ties in the ranking."""
+    rng = random.Random(seed)
+    return [(f"{i:05d}", value, preference(rng.choice([100, 200, 300]), 100, f"{i:05d}"))
+            for i, value in enumerate(hashes)]
 
 
 def test_near_duplicates_of_real_images_recall_and_precision():
@@ -74,8 +73,9 @@ def test_near_duplicates_of_real_images_recall_and_precision():
             origin_of.append(index)
     truth = {(i, j) for i in range(len(hashes)) for j in range(i + 1, len(hashes))
              if origin_of[i] == origin_of[j]}
-    found = lsh_pairs(hashes, NEAR_DUP_BITS)
-    assert found == set(brute_force_pairs(hashes, NEAR_DUP_BITS))  # LSH misses nothing
+    found = set(brute_force_pairs(hashes, NEAR_DUP_BITS))  # what pHash at 10 bits calls near
+    items = ranked_items(hashes)
+    check_marks(items, near_duplicate_marks(items, NearDupConfig()), NEAR_DUP_BITS, 0.99)
     true_positives = len(found & truth)
     recall, precision = true_positives / len(truth), true_positives / max(1, len(found))
     print(f"near-dup @ {NEAR_DUP_BITS} bits on {len(originals)} real images x 5 versions: "
@@ -90,15 +90,80 @@ def test_near_duplicates_of_real_images_recall_and_precision():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(min_value=0, max_value=10), st.integers(min_value=0, max_value=2**31))
-def test_lsh_bands_find_exactly_the_brute_force_pairs(bits, seed):
+@given(st.integers(min_value=4, max_value=10), st.integers(min_value=0, max_value=2**31))
+def test_lsh_search_keeps_the_pairwise_keeper_rule(bits, seed):
+    """Random hashes with planted near copies and exact repeats: every pair within 4 bits is
+    found (each round of 5 disjoint bands has a clean one), so the marks equal the brute-force
+    keeper rule; farther planted pairs may be missed, never invented."""
     rng = random.Random(seed)
     hashes = [rng.getrandbits(64) for _ in range(60)]
-    for _ in range(30):  # plant pairs at distances around the threshold
+    for _ in range(30):
         base = rng.choice(hashes)
-        flips = rng.sample(range(64), rng.randint(0, bits + 2))
-        hashes.append(base ^ sum(1 << f for f in flips))
-    assert lsh_pairs(hashes, bits) == set(brute_force_pairs(hashes, bits))
+        hashes.append(base ^ sum(1 << f for f in rng.sample(range(64), rng.randint(0, 4))))
+    hashes += [rng.choice(hashes) for _ in range(5)]
+    items = ranked_items(hashes, seed)
+    assert near_duplicate_marks(items, NearDupConfig(max_bits=bits)) == pairwise_marks(items, bits)
+    for _ in range(20):
+        base = rng.choice(hashes)
+        hashes.append(base ^ sum(1 << f for f in rng.sample(range(64), rng.randint(5, bits + 2))))
+    items = ranked_items(hashes, seed)
+    check_marks(items, near_duplicate_marks(items, NearDupConfig(max_bits=bits)), bits, 0.9)
+
+
+def check_marks(items: list, found: dict[str, str], bits: int, agreement: float) -> None:
+    """Precision 1.0 (every keeper is better ranked and within ``bits``) and at least
+    ``agreement`` of the brute-force keeper rule's marks."""
+    by_key = {key: (value, pref) for key, value, pref in items}
+    for key, keeper in found.items():
+        assert (by_key[key][0] ^ by_key[keeper][0]).bit_count() <= bits
+        assert by_key[keeper][1] < by_key[key][1]
+    truth = pairwise_marks(items, bits)
+    assert sum(found.get(k) == v for k, v in truth.items()) >= agreement * len(truth)
+
+
+def clustered_hashes(rng: random.Random) -> list[int]:
+    """A hot cluster (hashes within 3 bits of one centre, like blank or text-only images),
+    many copies of one hash, and spread hashes."""
+    centre = rng.getrandbits(64)
+    cluster = [centre ^ sum(1 << f for f in rng.sample(range(64), rng.randint(1, 3))) for _ in range(300)]
+    return cluster + [centre] * 40 + [rng.getrandbits(64) for _ in range(200)]
+
+
+def test_crowded_keys_are_split_to_the_bound():
+    """With a small bound the hot cluster's keys are split (in rounds, the last one to all
+    bits): no group exceeds the bound, and the marks still follow the pairwise rule."""
+    hashes = clustered_hashes(random.Random(3))
+    items = ranked_items(hashes, 3)
+    config = NearDupConfig(group_bound=60)
+    stats: dict[str, int] = {}
+    splits: dict = {}
+    marks = near_duplicate_marks(items, config, stats, splits)
+    assert splits and stats["max_group"] <= 60
+    check_marks(items, marks, NEAR_DUP_BITS, 0.99)
+    assert set(marks) == set(pairwise_marks(items, NEAR_DUP_BITS))  # none left unmarked
+    distinct = np.unique(np.array(hashes, dtype=np.uint64))
+    assert any(bits < 0 for bits in splits.values())  # the cluster survived the bit splits
+    for table in (0, 7):  # the vectorised keys are lsh_key's
+        more, keyed, _, _ = table_keys(distinct, table, config)
+        assert [(table, int(m), int(k)) for m, k in zip(more, keyed)] == \
+            [lsh_key(int(value), table, config, splits) for value in distinct]
+
+
+def test_near_duplicates_beam_job_equals_the_pure_driver():
+    """The Beam composite (real pipeline, with salted same-hash groups and split keys at a
+    small bound) gives the pure driver's marks."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    hashes = clustered_hashes(random.Random(5))
+    items = ranked_items(hashes, 5)
+    config = NearDupConfig(group_bound=60)
+    expected = [(key, ("near", keeper)) for key, keeper in near_duplicate_marks(items, config).items()]
+    with beam.Pipeline("DirectRunner") as pipeline:
+        marks = (pipeline
+                 | beam.Create([(to_hex(value), (pref, key)) for key, value, pref in items])
+                 | NearDuplicates(config))
+        assert_that(marks, equal_to(expected))
 
 
 def test_phash_equals_imagehash():

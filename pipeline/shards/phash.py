@@ -1,14 +1,10 @@
-"""64-bit perceptual hashes (imagehash's DCT pHash) and the LSH band keys that let a
-distributed job find every pair within a Hamming distance.
-
-Pigeonhole: split the 64 bits into ``d + 1`` bands; two hashes that differ in at most ``d``
-bits agree exactly on at least one band. Grouping by (band index, band value) therefore puts
-every near-duplicate pair together in some group, and checking pairs only in the *lowest*
-band they share reports each pair exactly once.
-"""
+"""64-bit perceptual hashes (imagehash's DCT pHash) and the bit masks of the LSH tables that
+let a distributed job find the pairs within a Hamming distance (the search is in dedup.py)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 from collections.abc import Sequence
 
@@ -77,28 +73,33 @@ def from_hex(text: str) -> int:
     return int(text, 16)
 
 
-def band_slices(max_bits: int) -> list[tuple[int, int]]:
-    """``max_bits + 1`` contiguous (shift, width) bands covering the 64 bits."""
-    bands = max_bits + 1
-    if bands > HASH_BITS:
-        raise ValueError(f"near-dup distance {max_bits} too large for {HASH_BITS}-bit hashes")
-    widths = [HASH_BITS // bands + (1 if i < HASH_BITS % bands else 0) for i in range(bands)]
-    slices, shift = [], HASH_BITS
-    for width in widths:
-        shift -= width
-        slices.append((shift, width))
-    return slices
+# LSH tables for near-duplicate search (see dedup.py). Bit 63 (the DC term) is left out: it
+# is 1 in every hash but a flat image's. Tables come in rounds of 5 disjoint 12-bit bands over
+# 60 of the 63 other bits, each round in its own fixed order: two hashes within 4 bits share a
+# band in every round (pigeonhole); farther pairs share one with a probability per round.
+INFORMATIVE_BITS = 63
+BANDS_PER_ROUND = 5
 
 
-def band_values(value: int, max_bits: int) -> list[int]:
-    return [(value >> shift) & ((1 << width) - 1) for shift, width in band_slices(max_bits)]
+@functools.cache
+def lsh_bit_order(round_: int) -> tuple[int, ...]:
+    """Round ``round_``'s order of the 63 informative bit positions: a fixed function of the
+    round number (blake2b), the same in every process and Python version."""
+    def rank(bit: int) -> bytes:
+        return hashlib.blake2b(f"wit-lsh:{round_}:{bit}".encode(), digest_size=8).digest()
+    return tuple(sorted(range(INFORMATIVE_BITS), key=rank))
 
 
-def first_shared_band(a: int, b: int, max_bits: int) -> int | None:
-    for i, (x, y) in enumerate(zip(band_values(a, max_bits), band_values(b, max_bits))):
-        if x == y:
-            return i
-    return None
+@functools.cache
+def lsh_mask(table: int, band_bits: int, bits: int) -> int:
+    """The first ``bits`` bits of table ``table``: its ``band_bits`` band, then (for split
+    groups) the bits that follow it in the round's order."""
+    if bits > INFORMATIVE_BITS:
+        raise ValueError(f"an LSH key of {bits} bits exceeds the {INFORMATIVE_BITS} usable bits")
+    round_, band = divmod(table, BANDS_PER_ROUND)
+    order = lsh_bit_order(round_)
+    start = band * band_bits
+    return sum(1 << order[(start + i) % INFORMATIVE_BITS] for i in range(bits))
 
 
 def to_faiss_codes(values: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The Beam job over downloaded shards: latest attempt per row -> basic filters ->
-decontamination -> CLIP-score filter (optional, clipscore.py) -> exact dedup (sha256) -> near dedup (pHash LSH bands + faiss) -> resharding
+decontamination -> CLIP-score filter (optional, clipscore.py) -> exact dedup (sha256) ->
+near dedup (pHash LSH tables, bounded groups) -> resharding
 into fixed-size WebDataset shards.
 
 Only metadata flows through the shuffles until the last step, which reads each kept image
@@ -13,6 +14,7 @@ each Beam stage costs fixed time. Every row keeps a status; no row is ever dropp
 from __future__ import annotations
 
 import math
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,10 +25,21 @@ import fsspec
 import pyarrow.parquet as pq
 
 from pipeline.shards.decontaminate import EvalIndex
-from pipeline.shards.dedup import Preference, exact_duplicates, group_edges, preference
+from pipeline.shards.dedup import (
+    NearDupConfig,
+    Preference,
+    Ranked,
+    best_neighbours,
+    exact_duplicates,
+    group_keys,
+    hash_marks,
+    lsh_key,
+    preference,
+    round_split_bits,
+)
 from pipeline.shards.download import shard_name
 from pipeline.shards.filters import FilterConfig, filter_reason
-from pipeline.shards.phash import band_values, from_hex, phash_bytes, to_hex
+from pipeline.shards.phash import from_hex, phash_bytes, to_hex
 from pipeline.shards.writer import write_shard
 from schemas.shards import SAMPLES
 
@@ -204,13 +217,82 @@ def duplicate_marks(item: tuple[str, Iterable[tuple[Preference, str, str]]]
         yield key, ("exact", keeper)
 
 
-def keeper_bands(item: tuple[str, Iterable[tuple[Preference, str, str]]],
-                 bits: int) -> Iterator[tuple[str, tuple[str, str, Preference]]]:
-    """The LSH band keys of the keeper of one sha256 group: only exact-dedup survivors take
-    part in near dedup."""
+def keeper_hash(item: tuple[str, Iterable[tuple[Preference, str, str]]]) -> tuple[str, Ranked]:
+    """The keeper of one sha256 group as (pHash, (preference, key)): only exact-dedup
+    survivors take part in near dedup."""
     pref, key, phash = min(item[1])
-    for i, value in enumerate(band_values(from_hex(phash), bits)):
-        yield f"{i}:{value}", (key, phash, pref)
+    return phash, (pref, key)
+
+
+def salt(key: str, salts: int) -> int:
+    """Which of a crowded pHash's sub-groups a sample joins (crc32: the same everywhere)."""
+    return zlib.crc32(key.encode()) % salts if salts > 1 else 0
+
+
+def same_hash_marks(item: tuple[tuple[str, int], dict[str, list]]) -> Iterator[tuple[str, tuple[str, str]]]:
+    """One (pHash, salt) group of samples with the hash's representative and best neighbour."""
+    _, joined = item
+    best = min(joined["neighbour"]) if joined["neighbour"] else None
+    for key, keeper in hash_marks(joined["member"], joined["representative"][0], best):
+        yield key, ("near", keeper)
+
+
+class NearDuplicates(beam.PTransform):
+    """(pHash, (preference, key)) of the exact-dedup keepers -> (key, ("near", keeper)).
+    Every group is bounded: same-hash samples meet only through combiners and salted
+    sub-groups of ``group_bound``, LSH keys with more representatives are split
+    (pipeline/shards/dedup.py has the design)."""
+
+    def __init__(self, config: NearDupConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, keepers):
+        cfg, bound = self.config, self.config.group_bound
+        reps = keepers | "Representatives" >> beam.CombinePerKey(min)
+        crowded_hashes = beam.pvalue.AsDict(
+            keepers
+            | "PerHash" >> beam.Map(lambda kv: (kv[0], 1))
+            | "HashSizes" >> beam.CombinePerKey(sum)
+            | "CrowdedHashes" >> beam.Filter(lambda kv: kv[1] > bound)
+            | "Salts" >> beam.Map(lambda kv: (kv[0], math.ceil(kv[1] / bound))))
+        # count-and-split rounds: round r counts the keys the splits so far give (after the
+        # first round only the split ones) and splits those still above the bound
+        splits = [keepers.pipeline | "NoSplits" >> beam.Create([])]
+        for round_ in range(cfg.split_rounds):
+            splits.append(
+                reps
+                | f"Keys{round_}" >> beam.FlatMap(
+                    lambda kv, extra, r: [(k, 1) for k in (
+                        lsh_key(from_hex(kv[0]), t, cfg, extra) for t in range(cfg.tables))
+                        if (r == 0 or k[1] > 0) and k not in extra],
+                    beam.pvalue.AsDict(splits | f"SplitsBefore{round_}" >> beam.Flatten()), round_)
+                | f"KeySizes{round_}" >> beam.CombinePerKey(sum)
+                | f"Crowded{round_}" >> beam.Filter(lambda kv: kv[1] > bound)
+                | f"SplitBits{round_}" >> beam.Map(
+                    lambda kv, r: (kv[0], round_split_bits(kv[0], kv[1], cfg, r)), round_))
+        crowded_keys = beam.pvalue.AsDict(splits | "AllSplits" >> beam.Flatten())
+        neighbours = (
+            reps
+            | "LshKeys" >> beam.FlatMap(lambda kv, extra: [(key, kv) for key in group_keys(
+                from_hex(kv[0]), cfg, extra)], crowded_keys)
+            | "LshGroups" >> beam.GroupByKey()
+            | "BestInGroup" >> beam.FlatMap(lambda kv: [(to_hex(value), best) for value, best in best_neighbours(
+                [(from_hex(h), ranked) for h, ranked in kv[1]], cfg.max_bits)])
+            | "BestNeighbour" >> beam.CombinePerKey(min)
+        )
+
+        def fan_out(kv, salts):  # a per-hash value to every sub-group of its hash
+            return [((kv[0], s), kv[1]) for s in range(salts.get(kv[0], 1))]
+
+        return (
+            {"member": keepers | "MemberGroups" >> beam.Map(
+                lambda kv, salts: ((kv[0], salt(kv[1][1], salts.get(kv[0], 1))), kv[1]), crowded_hashes),
+             "representative": reps | "RepresentativeGroups" >> beam.FlatMap(fan_out, crowded_hashes),
+             "neighbour": neighbours | "NeighbourGroups" >> beam.FlatMap(fan_out, crowded_hashes)}
+            | "SameHash" >> beam.CoGroupByKey()
+            | "NearMarks" >> beam.FlatMap(same_hash_marks)
+        )
 
 
 def mark_block(item: tuple[int, dict[str, list]]) -> tuple[int, list[Record]]:
@@ -347,16 +429,9 @@ class BuildShards(beam.PTransform):
             | "ShaGroups" >> beam.GroupByKey()
         )
         exact = sha_groups | "ExactDups" >> beam.FlatMap(duplicate_marks)
-        # near duplicates among the exact-dedup keepers: LSH band groups, pairs inside each
-        near = (
-            sha_groups
-            | "Bands" >> beam.FlatMap(keeper_bands, bits)
-            | "BandGroups" >> beam.GroupByKey()
-            | "Pairs" >> beam.FlatMap(lambda kv: group_edges(
-                int(kv[0].split(":")[0]), [(k, from_hex(h), p) for k, h, p in kv[1]], bits))
-            | "BestKeeper" >> beam.CombinePerKey(min)
-            | "NearDups" >> beam.Map(lambda kv: (kv[0], ("near", kv[1][1])))
-        )
+        near = (sha_groups
+                | "Keepers" >> beam.Map(keeper_hash)
+                | "NearDups" >> NearDuplicates(NearDupConfig(max_bits=bits)))
         marks = (exact, near) | "Marks" >> beam.Flatten()
         blocks = (
             {"record": records | "RecordsByBlock" >> beam.Map(lambda r: (int(r["key"]) // block_size, r)),
