@@ -18,15 +18,20 @@ within --bits and better ranked) and agreement of the marks with the exact pairw
 The old search's CPU is measured up to --old-max hashes (it grows quadratically); its pair
 checks are counted at every N. The last line fits CPU ~ N^k.
 
+--beam SIZES also runs the Beam composite (pipeline.shards.transform.NearDuplicates) on the
+in-process runner and prints its CPU per record.
+
 Usage: python bench/dedup_scale.py [--sizes 50000,200000,800000] [--old-max 200000]
-       [--sample 1000] [--bits 10] [--bound 2000]
+       [--sample 1000] [--bits 10] [--bound 2000] [--tables 40] [--beam 20000,80000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -112,6 +117,27 @@ def quality(hashes: np.ndarray, prefs: list, keys: list[str], marks: dict[str, s
             "precision": precise / max(1, marked), "agree": agree / len(sample)}
 
 
+def beam_cost(items: list, config: NearDupConfig) -> tuple[float, int]:
+    """CPU-seconds and marks of the Beam composite (NearDuplicates) over ``items`` on the
+    in-process runner (this process: its CPU includes the runner's own shuffle)."""
+    import apache_beam as beam
+
+    from pipeline.beam import make_pipeline
+    from pipeline.shards.phash import to_hex
+    from pipeline.shards.transform import NearDuplicates
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.process_time()
+        with make_pipeline([]) as pipeline:
+            _ = (pipeline
+                 | beam.Create([(to_hex(value), (pref, key)) for key, value, pref in items])
+                 | NearDuplicates(config)
+                 | beam.combiners.Count.Globally()
+                 | beam.io.WriteToText(f"{tmp}/count", shard_name_template=""))
+        cpu = time.process_time() - start
+        return cpu, int(Path(f"{tmp}/count").read_text())
+
+
 def fit(sizes: list[int], values: list[float]) -> float:
     pairs = [(n, v) for n, v in zip(sizes, values) if v == v and v > 0]
     if len(pairs) < 2:
@@ -127,6 +153,7 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=10)
     parser.add_argument("--bound", type=int, default=2000)
     parser.add_argument("--tables", type=int, default=NearDupConfig.tables)
+    parser.add_argument("--beam", default="", help="sizes for the Beam composite's cost, e.g. 20000,80000")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     config = NearDupConfig(max_bits=args.bits, group_bound=args.bound, tables=args.tables)
@@ -161,6 +188,19 @@ def main() -> None:
     print(f"fitted exponent (CPU ~ N^k): old {fit(sizes, rows['old']):.2f}, new {fit(sizes, rows['new']):.2f}; "
           f"pair checks: old {fit(sizes, rows['old_checks']):.2f}, new {fit(sizes, rows['new_checks']):.2f}")
     print(f"new CPU per sample at N={sizes[-1]}: {1e6 * rows['new'][-1] / sizes[-1]:.0f} us")
+    beam_sizes = [int(s) for s in args.beam.split(",") if s]
+    beam_cpu = []
+    for n in beam_sizes:
+        hashes = everything[:n]
+        items = [(f"{i:09d}", int(h), (-(i % 7), f"{i:09d}")) for i, h in enumerate(hashes.tolist())]
+        cpu, marks = beam_cost(items, config)
+        beam_cpu.append(cpu)
+        print(f"Beam NearDuplicates, in-process runner, N={n}: {cpu:.1f} CPU-s, "
+              f"{1e6 * cpu / n:.0f} us per record, {marks} marks, peak RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+    if len(beam_sizes) > 1:
+        print(f"Beam fitted exponent: {fit(beam_sizes, beam_cpu):.2f}")
 
 
 if __name__ == "__main__":
