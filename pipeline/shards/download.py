@@ -4,10 +4,11 @@ img2dataset's ``Downloader`` hard-wires ``urllib.urlopen`` and decodes whatever 
 Rather than fork it, we assemble the same pipeline from its pluggable parts: its
 distributors (``multiprocessing_distributor``, ``pyspark_distributor``) call *our*
 :class:`GuardedDownloader` once per input shard; that fetches through
-:class:`pipeline.core.net.Fetcher`, bounds pixels from the image **header** (PIL opens
-lazily; nothing is decoded) before handing the bytes to img2dataset's ``Resizer``, and writes
-with img2dataset's ``WebDatasetSampleWriter`` — so the download folder has img2dataset's
-layout (``{shard}.tar``, ``{shard}.parquet``, ``{shard}_stats.json``).
+:class:`pipeline.core.net.Fetcher`, decodes and resizes with
+:mod:`pipeline.shards.imaging` (pixels bounded from the header first, reduced-scale JPEG
+decoding, every colour mode and EXIF orientation handled, pHash from the small image), and
+writes with img2dataset's ``WebDatasetSampleWriter`` — so the download folder has
+img2dataset's layout (``{shard}.tar``, ``{shard}.parquet``, ``{shard}_stats.json``).
 
 A shard is done when its ``_stats.json`` exists (written last, atomically); a killed run
 redoes only unfinished shards.
@@ -24,21 +25,22 @@ import threading
 import time
 import traceback
 import warnings
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from pipeline import fsio
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
 from pipeline.errors import InputError
 from pipeline.shards.filters import FilterConfig, caption_reason
-from pipeline.shards.phash import phash_bytes, to_hex
+from pipeline.shards.imaging import ResizeConfig, clean_error, process_image
+from pipeline.shards.phash import to_hex
 
 # Columns of the per-shard Arrow input files (img2dataset's convention: caption, url last).
 INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts", "caption",
@@ -103,8 +105,10 @@ def header_size(data: bytes) -> tuple[int, int, str]:
                 return int(image.width), int(image.height), str(image.format or "")
         except Image.DecompressionBombError:
             raise
+        except UnidentifiedImageError:
+            raise ValueError("not a decodable image: unknown or unsupported format") from None
         except Exception as exc:  # noqa: BLE001 - PIL raises many types for garbage
-            raise ValueError(f"not a decodable image: {exc}") from exc
+            raise ValueError(clean_error(f"not a decodable image: {exc}")) from exc
 
 
 def jpeg_is_truncated(data: bytes) -> bool:
@@ -254,16 +258,22 @@ def process_fetcher(config: FetchConfig) -> Fetcher:
         return _FETCHERS[config]
 
 
-def bounded_map(pool: ThreadPoolExecutor, fn, items: list, window: int) -> Iterator:
-    """``pool.map`` in order, but with at most ``window`` tasks submitted ahead, so finished
-    images waiting behind a slow one cannot pile up (img2dataset bounds it the same way)."""
-    pending: deque = deque()
+def unordered_map(pool: ThreadPoolExecutor, fn, items: list, window: int) -> Iterator[tuple]:
+    """``(item, fn(item))`` as they complete, with at most ``window`` tasks in flight: one
+    slow image never holds back the writing of the others (img2dataset's ``imap_unordered``
+    does the same), and finished results cannot pile up. The download shard's rows are
+    therefore in completion order; the Beam job orders everything by key."""
+    pending: dict[Future, object] = {}
     for item in items:
-        pending.append(pool.submit(fn, item))
+        pending[pool.submit(fn, item)] = item
         if len(pending) >= window:
-            yield pending.popleft().result()
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield pending.pop(future), future.result()
     while pending:
-        yield pending.popleft().result()
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield pending.pop(future), future.result()
 
 
 class GuardedDownloader:
@@ -275,27 +285,23 @@ class GuardedDownloader:
         self.config = config
         self.output_folder = output_folder
         self._fetcher: Fetcher | None = None
-        self._resizer = None
+        self._resize = ResizeConfig()
 
     def __getstate__(self):
         return {"config": self.config, "output_folder": self.output_folder}
 
     def __setstate__(self, state):
         self.config, self.output_folder = state["config"], state["output_folder"]
-        self._fetcher, self._resizer = None, None
+        self._fetcher, self._resize = None, ResizeConfig()
 
     def _setup(self) -> None:
         if self._fetcher is None:
-            from img2dataset.resizer import Resizer
-
             self._fetcher = process_fetcher(self.config.fetch)
-            self._resizer = Resizer(
+            self._resize = ResizeConfig(
                 image_size=self.config.image_size, resize_mode=self.config.resize_mode,
                 resize_only_if_bigger=self.config.resize_only_if_bigger,
-                upscale_interpolation="lanczos", downscale_interpolation="area",
-                encode_quality=self.config.encode_quality, encode_format=self.config.encode_format,
-                skip_reencode=False, disable_all_reencoding=False, min_image_size=0,
-                max_image_area=float("inf"), max_aspect_ratio=float("inf"), blurrer=None)
+                encode_format=self.config.encode_format, encode_quality=self.config.encode_quality,
+                max_pixels=self.config.max_pixels)
 
     def __call__(self, row: tuple[int, str]) -> tuple[bool, tuple[int, str]]:
         try:
@@ -307,8 +313,8 @@ class GuardedDownloader:
             return False, row
 
     def process(self, url: str, caption: str | None) -> tuple[dict, bytes | None]:
-        """Fetch, bound, resize one URL: (meta fields, encoded image or None)."""
-        assert self._fetcher is not None and self._resizer is not None
+        """Fetch, bound, decode, resize one URL: (meta fields, encoded image or None)."""
+        assert self._fetcher is not None
         meta: dict = {"status": None, "error_message": None, "width": None, "height": None,
                       "original_width": None, "original_height": None, "sha256": None,
                       "original_bytes": None, "phash": None}
@@ -320,28 +326,21 @@ class GuardedDownloader:
         try:
             data = self._fetcher.fetch(url)
         except FetchError as exc:
-            meta.update(status=exc.status, error_message=str(exc))
+            meta.update(status=exc.status, error_message=clean_error(str(exc)))
             return meta, None
         meta["original_bytes"] = len(data)
-        status, error, width, height = precheck(data, self.config.max_pixels)
-        meta.update(original_width=width, original_height=height)
-        if status != "success":
-            meta.update(status=status, error_message=error)
+        if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
+            meta.update(status="failed_to_resize",
+                        error_message="truncated JPEG (no end-of-image marker)")
             return meta, None
-        image, width, height, original_width, original_height, error = self._resizer(io.BytesIO(data))
-        if error is not None or image is None:
-            meta.update(status="failed_to_resize", error_message=error or "resize failed")
+        done = process_image(data, self._resize)
+        meta.update(status=done.status, error_message=done.error, width=done.width,
+                    height=done.height, original_width=done.original_width,
+                    original_height=done.original_height)
+        if done.status != "success":
             return meta, None
-        try:
-            phash = to_hex(phash_bytes(image, self.config.resize_mode == "border",
-                                       original_width, original_height))
-        except Exception as exc:  # noqa: BLE001 - an undecodable result is a row status
-            meta.update(status="failed_to_resize", error_message=f"pHash: {exc}")
-            return meta, None
-        meta.update(status="success", width=width, height=height, original_width=original_width,
-                    original_height=original_height, sha256=hashlib.sha256(data).hexdigest(),
-                    phash=phash)
-        return meta, image
+        meta.update(sha256=hashlib.sha256(data).hexdigest(), phash=to_hex(done.phash or 0))
+        return meta, done.data
 
     def download_shard(self, shard_id: int, arrow_path: str) -> None:
         from img2dataset.writer import WebDatasetSampleWriter
@@ -359,9 +358,9 @@ class GuardedDownloader:
         counts: Counter[str] = Counter()
         try:
             with ThreadPoolExecutor(self.config.thread_count) as pool:
-                results = bounded_map(pool, lambda r: self.process(r["url"], r["caption"]), rows,
-                                      2 * self.config.thread_count)
-                for row, (meta, image) in zip(rows, results):
+                results = unordered_map(pool, lambda r: self.process(r["url"], r["caption"]), rows,
+                                        2 * self.config.thread_count)
+                for row, (meta, image) in results:
                     full = {**row, **meta}
                     statuses[meta["status"] if meta["status"] == "success"
                              else (meta["error_message"] or meta["status"])] += 1

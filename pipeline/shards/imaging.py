@@ -1,0 +1,223 @@
+"""Decoding, resizing and encoding one downloaded image (what img2dataset's ``Resizer`` did,
+done right for web images and cheaper).
+
+- **Bounded before decoding**: the header's size is checked against ``max_pixels`` (and an
+  aspect-ratio limit) before any pixel is decoded.
+- **Reduced-scale JPEG decoding**: when the target is at least twice smaller, libjpeg's DCT
+  scaling (PIL ``draft``) decodes at 1/2, 1/4 or 1/8 of the size — most of a large JPEG's
+  decode and resize cost — and the result is still at least the target size, so the final
+  area (box) downscale keeps the quality of a full decode.
+- **Every mode to 8-bit RGB or L**: 16-bit greyscale (``I;16``, ``I``) scaled by 1/257
+  (not clipped), palette and transparency, LA/RGBA matted on white (as img2dataset does),
+  CMYK, YCbCr. (Embedded ICC profiles are not applied, as img2dataset does not.)
+- **EXIF orientation** applied, and the displayed size reported as the original size.
+- Only raster formats a browser shows are opened (never PIL's EPS, which runs Ghostscript).
+- The 64-bit pHash is computed from the small image in hand (before padding), not from a
+  second decode of the encoded bytes.
+
+Errors are row statuses with messages that depend only on the bytes (no object addresses).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.shards.phash import phash_image
+
+# Formats browsers display; PIL's others (EPS runs Ghostscript, and many are exotic) are refused.
+# (JPEG covers MPO, the multi-picture JPEGs of phone cameras; AVIF only where PIL has it)
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "ICO", "AVIF")
+
+
+@functools.cache
+def _formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(f for f in FORMATS if f in Image.OPEN)
+# Beyond this ratio of the long to the short side a resize to the target size is
+# degenerate (a 1x100000 strip would become 256x25,600,000 in keep_ratio mode).
+MAX_ASPECT_RATIO = 100.0
+MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
+WHITE = 255
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# EXIF orientation -> the transposition that shows the picture upright (as browsers do);
+# 5-8 swap the axes, so the displayed width is the stored height
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+_TRANSPOSING = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class ResizeConfig:
+    image_size: int = 256
+    resize_mode: str = "keep_ratio"
+    resize_only_if_bigger: bool = False
+    encode_format: str = "jpg"
+    encode_quality: int = 95
+    max_pixels: int = 40_000_000
+
+
+@dataclass
+class Processed:
+    """The outcome for one image: ``status`` is ``success`` or a row status."""
+    status: str
+    error: str | None = None
+    data: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+    original_width: int | None = None
+    original_height: int | None = None
+    phash: int | None = None
+
+
+def clean_error(text: str) -> str:
+    """An error text without object addresses, so that reruns write the same rows."""
+    return _ADDRESS.sub("", text)
+
+
+def scaled_size(width: int, height: int, config: ResizeConfig) -> tuple[int, int]:
+    """The size the picture is scaled to (before a centre crop or padding)."""
+    mode, size = config.resize_mode, config.image_size
+    if mode == "no":
+        return width, height
+    side = min(width, height) if mode in ("keep_ratio", "center_crop") else max(width, height)
+    if config.resize_only_if_bigger and side <= size:
+        return width, height
+    scale = size / side
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _open(data: bytes) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data), formats=_formats())
+        except UnidentifiedImageError:
+            raise ValueError("not a decodable image: unknown or unsupported format") from None
+        except Image.DecompressionBombError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for garbage
+            raise ValueError(f"not a decodable image: {exc}") from exc
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as browsers do
+        return 1
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB, RGBA, L or LA, 8 bits per channel."""
+    mode = image.mode
+    if mode in ("RGB", "RGBA", "L", "LA", "CMYK"):
+        return image
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit greyscale: 0..65535 -> 0..255 (PIL's own convert clips at 255: white)
+        pixels = np.asarray(image).astype(np.float32)
+        return Image.fromarray(np.clip(np.rint(pixels / 257.0), 0, 255).astype(np.uint8), "L")
+    if mode == "F":
+        return Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8), "L")
+    if mode == "1":
+        return image.convert("L")
+    if mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode in ("PA", "RGBa", "RGBX"):
+        return image.convert("RGBA" if mode != "RGBX" else "RGB")
+    if mode == "La":
+        return image.convert("LA")
+    return image.convert("RGB")  # YCbCr, LAB, HSV, ...
+
+
+def _colour(image: Image.Image) -> Image.Image:
+    """8-bit image -> RGB or L (alpha matted on white, as img2dataset does)."""
+    if image.mode in ("RGBA", "LA"):
+        base = Image.new(image.mode[:-1], image.size, (WHITE,) * (len(image.mode) - 1))
+        base.paste(image.convert(image.mode[:-1]), mask=image.getchannel("A"))
+        image = base
+    return image if image.mode in ("RGB", "L") else image.convert("RGB")
+
+
+def _fit(image: Image.Image, config: ResizeConfig) -> tuple[Image.Image, Image.Image]:
+    """(stored image, picture without padding) after the centre crop or the border."""
+    size = config.image_size
+    if config.resize_mode == "center_crop" and (image.width > size or image.height > size):
+        w, h = min(size, image.width), min(size, image.height)
+        left, top = (image.width - w) // 2, (image.height - h) // 2
+        image = image.crop((left, top, left + w, top + h))
+        return image, image
+    if config.resize_mode == "border" and (image.width < size or image.height < size):
+        w, h = max(size, image.width), max(size, image.height)
+        padded = Image.new(image.mode, (w, h), (WHITE,) * len(image.getbands()))
+        padded.paste(image, ((w - image.width) // 2, (h - image.height) // 2))
+        return padded, image
+    return image, image
+
+
+def _encode(image: Image.Image, config: ResizeConfig) -> bytes:
+    buffer = io.BytesIO()
+    if config.encode_format == "jpg":
+        image.save(buffer, "JPEG", quality=config.encode_quality)
+    elif config.encode_format == "png":
+        image.save(buffer, "PNG", compress_level=config.encode_quality)
+    elif config.encode_format == "webp":
+        image.save(buffer, "WEBP", quality=config.encode_quality)
+    else:
+        raise ValueError(f"unknown encode format {config.encode_format}")
+    return buffer.getvalue()
+
+
+def process_image(data: bytes, config: ResizeConfig) -> Processed:
+    """Encoded image bytes -> the stored image and its fields, or a row status."""
+    try:
+        image = _open(data)
+    except Image.DecompressionBombError as exc:
+        return Processed("filtered:max_pixels", clean_error(str(exc)))
+    except ValueError as exc:
+        return Processed("failed_to_resize", clean_error(str(exc)))
+    with image:
+        return _process_open(image, config)
+
+
+def _process_open(image: Image.Image, config: ResizeConfig) -> Processed:
+    raw_w, raw_h = image.size
+    orientation = _orientation(image)
+    shown_w, shown_h = (raw_h, raw_w) if orientation in _TRANSPOSING else (raw_w, raw_h)
+    if raw_w * raw_h > config.max_pixels:
+        return Processed("filtered:max_pixels", f"{shown_w}x{shown_h} = {raw_w * raw_h} pixels "
+                         f"exceeds --max-pixels {config.max_pixels}", original_width=shown_w, original_height=shown_h)
+    if max(raw_w, raw_h) > MAX_ASPECT_RATIO * min(raw_w, raw_h):
+        return Processed("filtered:aspect_ratio", f"{shown_w}x{shown_h}: aspect ratio over "
+                         f"{MAX_ASPECT_RATIO:g} cannot be resized", original_width=shown_w, original_height=shown_h)
+    target = scaled_size(raw_w, raw_h, config)
+    try:
+        if image.format in ("JPEG", "MPO") and target[0] * 2 <= raw_w and target[1] * 2 <= raw_h:
+            image.draft(None, target)  # DCT scaling: decoded size stays >= target
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's "palette with transparency" etc.
+            image.load()
+            picture = _to_8bit(image)
+            if picture.size != target:
+                upscale = target[0] > picture.width
+                picture = picture.resize(target, Image.Resampling.LANCZOS if upscale
+                                         else Image.Resampling.BOX, reducing_gap=None if upscale else 3.0)
+            picture = _colour(picture)
+            if orientation in _TRANSPOSE:
+                picture = picture.transpose(_TRANSPOSE[orientation])
+        stored, content = _fit(picture, config)
+        phash = phash_image(content)
+        encoded = _encode(stored, config)
+    except Image.DecompressionBombError as exc:
+        return Processed("filtered:max_pixels", clean_error(str(exc)), original_width=shown_w, original_height=shown_h)
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data: a row status
+        return Processed("failed_to_resize", clean_error(f"{type(exc).__name__}: {exc}"), original_width=shown_w, original_height=shown_h)
+    return Processed("success", None, encoded, stored.width, stored.height, shown_w, shown_h, phash)
+
