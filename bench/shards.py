@@ -1,22 +1,37 @@
 """Benchmark: `wit shards` beside img2dataset alone, and faiss beside brute-force Hamming.
 
-1. Download throughput. A loopback server (its own process, 127.0.0.2) serves real images
-   (Debian openclipart-png, converted to JPEG, 300-900 px). The same candidates Parquet
-   (ROWS rows, unique URLs) goes to
+The whole table for docs/benchmarks.md, in one command (run it on a quiet machine):
+
+    python bench/shards.py --rows 3000 --repeat 3 --hashes 0
+
+(`--quick`: 600 rows, one round, no hash benchmark — a check that everything runs.)
+
+1. Download throughput. A loopback server (its own process, 127.0.0.2) serves the "web"
+   mix (default; `--mix jpegs` gives the old input alone):
+     - 40 % of the rows: 300 real images (Debian openclipart-png, converted to JPEG,
+       300-900 px), URLs unique but the images repeat (the bench's first input);
+     - 57 %: distinct images, never repeated: JPEG photos (generated: smooth colour fields,
+       texture and noise, each from its own seed) and PNG clip art (openclipart-png pictures
+       scaled; generated drawings when the package is missing), longest side log-uniform
+       from 200 to 4,000 px;
+     - 3 %: distinct JPEG photos of 5,000 x 4,200 px, over the pixel limit (--max-pixels
+       20,000,000 for `wit shards`, max_image_area for img2dataset).
+   Generated files are cached under .cache/bench-shards/. The same candidates Parquet goes to
      img2dataset - img2dataset.download(), webdataset output, keep_ratio 256, same processes
                    and threads
      wit shards  - the whole stage: guarded download (robots.txt, SSRF guard, header pixel
                    bound, pHash) + the Beam job (filters, dedup, resharding) + report
-   and we print images/s of each, the ratio, images/s per core, and the download phase of
-   `wit shards` alone (from its per-shard _stats.json times). The two run alternately
-   --repeat times (a shared machine's load changes between runs): the best of each, the
-   median and range of the per-pair ratios, and the ratio of CPU seconds per image.
+   alternately --repeat times, the order rotating (a shared machine's load changes between
+   runs); the load average is taken before each run. Printed: wall and CPU seconds of each
+   run, the download phase of `wit shards` alone (first shard start -> last shard end, from
+   its _stats.json), the ratios (wall, images per CPU-second, download phase), and the mean
+   SSIM of our 256-px images against img2dataset's for the same URLs.
 2. Near-duplicate search: all pairs within 10 bits among N 64-bit hashes (random, with planted
    near copies): faiss IndexBinaryFlat range search vs numpy brute force (xor + popcount),
    the same pairs, time ratio.
 
 Usage: python bench/shards.py [--rows 3000] [--processes 2] [--threads 32] [--repeat 3]
-       [--baseline-repo DIR] [--hashes 100000] [--skip-download]
+       [--mix web|jpegs] [--quick] [--baseline-repo DIR] [--hashes 100000] [--skip-download]
 """
 
 from __future__ import annotations
@@ -61,7 +76,68 @@ def real_jpegs(count: int) -> list[bytes]:
     return found
 
 
-def serve(images: list[bytes], queue) -> None:
+CACHE = REPO / ".cache" / "bench-shards"
+OVER_LIMIT = (5000, 4200)
+MAX_PIXELS = 20_000_000
+
+
+def photo(seed: int, size: tuple[int, int]):
+    """A distinct photo-like picture: a smooth random colour field, texture and noise."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    field = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    texture = Image.effect_noise(size, 40).filter(ImageFilter.GaussianBlur(1.5)).convert("RGB")
+    return Image.blend(field, texture, 0.25)
+
+
+def clip_art(index: int, path: Path | None, longest: int):
+    from PIL import Image, ImageDraw
+
+    if path is not None:
+        with Image.open(path) as opened:
+            image = opened.convert("RGBA")
+        scale = longest / max(image.size)
+        return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                            Image.Resampling.LANCZOS)
+    image = Image.new("RGBA", (longest, longest * 3 // 4), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for k in range(12):  # flat shapes, as in clip art
+        x, y = (index * 37 + k * 101) % image.width, (index * 53 + k * 71) % image.height
+        draw.ellipse((x, y, x + longest // 4, y + longest // 5), fill=((index * 29 + k * 40) % 256, k * 20, 200, 255))
+    return image
+
+
+def web_files(count: int) -> list[Path]:
+    """``count`` distinct web-like files (cached): 95 % photos and clip art, 200-4000 px,
+    5 % of the distinct ones over the pixel limit."""
+    import random
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    arts = sorted(p for p in OPENCLIPART.rglob("*.png") if p.stat().st_size > 10_000) if OPENCLIPART.is_dir() else []
+    random.Random(1).shuffle(arts)
+    files: list[Path] = []
+    for i in range(count):
+        rng = random.Random(i)
+        longest = round(200 * 20 ** rng.random())  # log-uniform 200..4000
+        kind = "over" if i % 19 == 7 else ("photo" if i % 2 else "art")
+        path = CACHE / f"{i:05d}-{kind}.{'png' if kind == 'art' else 'jpg'}"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            if kind == "art":
+                clip_art(i, arts[i % len(arts)] if arts else None, longest).save(tmp, "PNG", compress_level=6)
+            else:
+                ratio = rng.choice([4 / 3, 3 / 2, 1.0, 3 / 4, 16 / 9])
+                size = OVER_LIMIT if kind == "over" else (
+                    (longest, max(1, round(longest / ratio))) if ratio >= 1 else (max(1, round(longest * ratio)), longest))
+                photo(i, size).save(tmp, "JPEG", quality=rng.choice([80, 85, 90]))
+            tmp.rename(path)
+        files.append(path)
+    return files
+
+
+def serve(jpegs: list[bytes], files: list[str], queue) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Handler(BaseHTTPRequestHandler):
@@ -75,10 +151,16 @@ def serve(images: list[bytes], queue) -> None:
 
         def do_GET(self):
             path = self.path.split("?", 1)[0]
+            number = path.rsplit("/", 1)[-1].split(".")[0]
             if path == "/robots.txt":
                 body, kind = b"User-agent: *\nAllow: /\n", "text/plain"
+            elif path.startswith("/web/"):
+                name = files[int(number)]
+                with open(name, "rb") as f:
+                    body = f.read()
+                kind = "image/png" if name.endswith(".png") else "image/jpeg"
             else:
-                body, kind = images[int(path.rsplit("/", 1)[-1].split(".")[0]) % len(images)], "image/jpeg"
+                body, kind = jpegs[int(number) % len(jpegs)], "image/jpeg"
             self.send_response(200)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
@@ -92,13 +174,34 @@ def serve(images: list[bytes], queue) -> None:
     server.serve_forever()
 
 
+def candidate_urls(rows: int, port: int, mix: str, distinct: int) -> list[str]:
+    """The URL of each row: with the web mix, 40 % today's JPEGs and 60 % distinct files,
+    interleaved in a fixed order."""
+    import random
+
+    if mix == "jpegs":
+        return [f"http://{HOST}:{port}/img/{i}.jpg" for i in range(rows)]
+    kinds = ["web"] * distinct + ["jpeg"] * (rows - distinct)
+    random.Random(0).shuffle(kinds)
+    urls, web = [], 0
+    for i, kind in enumerate(kinds):
+        if kind == "web":
+            urls.append(f"http://{HOST}:{port}/web/{web}.img")
+            web += 1
+        else:
+            urls.append(f"http://{HOST}:{port}/img/{i}.jpg")
+    return urls
+
+
 def timed(command: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the command and its children); prints its phase logs."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, cwd=cwd)
+    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, cwd=cwd)
     wall = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"{command[1]} failed (rc {done.returncode}):\n{done.stderr[-3000:]}")
     for line in done.stderr.splitlines():
         if line.startswith("INFO pipeline.shards.job"):
             print("    phase:", line.split(": ", 1)[1])
@@ -113,11 +216,68 @@ if __name__ == "__main__":
     download(url_list=sys.argv[1], output_folder=sys.argv[2], input_format="parquet",
              url_col="url", caption_col="text", output_format="webdataset", image_size=256,
              resize_mode="keep_ratio", processes_count=int(sys.argv[3]),
-             thread_count=int(sys.argv[4]), number_sample_per_shard=1000, timeout=10)
+             thread_count=int(sys.argv[4]), number_sample_per_shard=1000, timeout=10,
+             max_image_area=float(sys.argv[5]))
 """
 
 
-def download_bench(rows: int, processes: int, threads: int, repeat: int,
+def tar_images(folder: Path) -> dict[str, bytes]:
+    """url -> stored image bytes of every sample in the tars of ``folder``."""
+    import tarfile
+
+    found: dict[str, bytes] = {}
+    for path in sorted(folder.glob("*.tar")):
+        with tarfile.open(path) as tar:
+            members: dict[str, dict[str, bytes]] = {}
+            for member in tar:
+                if member.isfile():
+                    key, _, ext = member.name.rpartition(".")
+                    members.setdefault(key, {})[ext] = tar.extractfile(member).read()  # type: ignore[union-attr]
+        for parts in members.values():
+            if "jpg" in parts and "json" in parts:
+                found[json.loads(parts["json"])["url"]] = parts["jpg"]
+    return found
+
+
+def ssim(a, b) -> float:
+    """Mean SSIM (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03) of two
+    8-bit images, averaged over channels; sizes that differ by rounding are cropped alike."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    x, y = a[:h, :w].astype(np.float64), b[:h, :w].astype(np.float64)
+    if x.ndim == 2:
+        x, y = x[..., None], y[..., None]
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    scores = []
+    for ch in range(x.shape[2]):
+        p, q = x[..., ch], y[..., ch]
+        mp, mq = gaussian_filter(p, 1.5), gaussian_filter(q, 1.5)
+        vp, vq = gaussian_filter(p * p, 1.5) - mp * mp, gaussian_filter(q * q, 1.5) - mq * mq
+        cov = gaussian_filter(p * q, 1.5) - mp * mq
+        scores.append(((2 * mp * mq + c1) * (2 * cov + c2)) / ((mp * mp + mq * mq + c1) * (vp + vq + c2)))
+    return float(np.mean(scores))
+
+
+def compare_images(i2d_out: Path, wit_out: Path, limit: int = 500) -> tuple[float, float, int, int]:
+    """(mean SSIM, lowest SSIM, images compared, size mismatches) of our 256-px images
+    against img2dataset's for the same URLs (the first ``limit`` URLs in order)."""
+    import numpy as np
+    from PIL import Image
+
+    ours, theirs = tar_images(wit_out / "shards"), tar_images(i2d_out)
+    scores, mismatched = [], 0
+    for url in sorted(set(ours) & set(theirs))[:limit]:
+        a = np.asarray(Image.open(io.BytesIO(ours[url])).convert("RGB"))
+        b = np.asarray(Image.open(io.BytesIO(theirs[url])).convert("RGB"))
+        mismatched += a.shape != b.shape
+        scores.append(ssim(a, b))
+    return (float(np.mean(scores)) if scores else float("nan"), min(scores, default=float("nan")),
+            len(scores), mismatched)
+
+
+def download_bench(rows: int, processes: int, threads: int, repeat: int, mix: str,
                    baseline: Path | None = None) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -125,20 +285,28 @@ def download_bench(rows: int, processes: int, threads: int, repeat: int,
     from schemas.candidates import CANDIDATES
 
     images = real_jpegs(300)
+    distinct = rows * 6 // 10 if mix == "web" else 0
+    started = time.perf_counter()
+    files = [str(p) for p in web_files(distinct)]
+    if files:
+        print(f"  web mix: {distinct} distinct files ready in {time.perf_counter() - started:.0f}s "
+              f"({sum(os.path.getsize(f) for f in files) / 1e6:.0f} MB, cached in {CACHE})")
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    server = context.Process(target=serve, args=(images, queue), daemon=True)
+    server = context.Process(target=serve, args=(images, files, queue), daemon=True)
     server.start()
     port = queue.get(timeout=60)
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", WIT_PROGRESS="0")
     runs: list[dict] = []
+    quality: tuple[float, float, int, int] | None = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "candidates"
             folder.mkdir()
+            urls = candidate_urls(rows, port, mix, distinct)
             table = pa.Table.from_pylist([{
-                "uid": f"u{i}", "url": f"http://{HOST}:{port}/img/{i}.jpg", "text": f"clip art number {i}",
-                "page_url": None, "source": "urls", "matched_entry_ids": [i % 50]} for i in range(rows)],
+                "uid": f"u{i}", "url": url, "text": f"clip art number {i}",
+                "page_url": None, "source": "urls", "matched_entry_ids": [i % 50]} for i, url in enumerate(urls)],
                 schema=CANDIDATES)
             pq.write_table(table, folder / "part-00000.parquet")
             script = Path(tmp) / "i2d.py"
@@ -146,10 +314,10 @@ def download_bench(rows: int, processes: int, threads: int, repeat: int,
             wit = [sys.executable, "-m", "pipeline.cli", "shards", "--candidates", str(folder),
                    "--allow-network", f"{HOST}/32", "--processes", str(processes), "--threads",
                    str(threads), "--download-shard-size", "1000", "--min-side", "0", "--min-bytes",
-                   "0", "--near-dup-bits", "0", "--log-level", "INFO"]
+                   "0", "--near-dup-bits", "0", "--max-pixels", str(MAX_PIXELS), "--log-level", "INFO"]
             commands = {
                 "i2d": lambda out: timed([sys.executable, str(script), str(folder / "part-00000.parquet"),
-                                          str(out), str(processes), str(threads)], env),
+                                          str(out), str(processes), str(threads), str(MAX_PIXELS)], env),
                 "wit": lambda out: timed([*wit, "--out", str(out)], env, cwd=REPO),
             }
             if baseline:
@@ -158,18 +326,20 @@ def download_bench(rows: int, processes: int, threads: int, repeat: int,
             # they alternate, and the order rotates, so a change of load on a shared machine
             # (or a cold file cache for whoever runs first) hits each alike
             for attempt in range(repeat):
-                load = os.getloadavg()[0]
                 names = list(commands)
                 names = names[attempt % len(names):] + names[:attempt % len(names)]
-                timing = {}
+                timing, loads = {}, {}
                 for name in names:
-                    print(f"  ({name})")
+                    loads[name] = os.getloadavg()[0]
+                    print(f"  ({name}, load average {loads[name]:.1f})", flush=True)
                     timing[name] = commands[name](Path(tmp) / f"{name}{attempt}")
                 i2d_out, wit_out = Path(tmp) / f"i2d{attempt}", Path(tmp) / f"wit{attempt}"
+                if quality is None:
+                    quality = compare_images(i2d_out, wit_out)
                 i2d_ok = sum(json.loads(p.read_text())["successes"] for p in i2d_out.glob("*_stats.json"))
                 manifest = json.loads((wit_out / "shards" / "manifest.json").read_text())
                 stats = [json.loads(p.read_text()) for p in (wit_out / "shards" / "_work" / "round0").glob("*_stats.json")]
-                runs.append({"load": load, "i2d_ok": i2d_ok, "i2d_wall": timing["i2d"][0], "i2d_cpu": timing["i2d"][1],
+                runs.append({"loads": loads, "i2d_ok": i2d_ok, "i2d_wall": timing["i2d"][0], "i2d_cpu": timing["i2d"][1],
                              "wit_ok": manifest["counts"]["downloaded"], "wit_wall": timing["wit"][0],
                              "wit_cpu": timing["wit"][1], "baseline_wall": timing.get("baseline", (None, None))[0],
                              "baseline_cpu": timing.get("baseline", (None, None))[1],
@@ -179,32 +349,57 @@ def download_bench(rows: int, processes: int, threads: int, repeat: int,
                     subprocess.run(["rm", "-rf", str(Path(tmp) / f"{name}{attempt}")], check=True)
     finally:
         server.terminate()
-    print(f"download: {rows} rows, {len(images)} distinct real JPEGs, {processes} processes x {threads} threads, "
-          f"{repeat} alternating run(s), load average {os.getloadavg()[0]:.1f} at the end")
-    best_i2d = min(runs, key=lambda r: r["i2d_wall"])
-    best_wit = min(runs, key=lambda r: r["wit_wall"])
-    i2d_rate, wit_rate = best_i2d["i2d_ok"] / best_i2d["i2d_wall"], best_wit["wit_ok"] / best_wit["wit_wall"]
-    print(f"  best img2dataset alone: {i2d_rate:.1f} images/s ({best_i2d['i2d_wall']:.1f}s), "
-          f"best wit shards: {wit_rate:.1f} images/s ({best_wit['wit_wall']:.1f}s)")
-    ratios = sorted((r["wit_ok"] / r["wit_wall"]) / (r["i2d_ok"] / r["i2d_wall"]) for r in runs)
-    cpu = sorted((r["i2d_cpu"] / r["i2d_ok"]) / (r["wit_cpu"] / r["wit_ok"]) for r in runs)
-    print(f"  ratio wit shards / img2dataset (whole stage), best of each: {wit_rate / i2d_rate:.2f}x; "
-          f"per pair: median {ratios[len(ratios) // 2]:.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x")
-    print(f"  ratio by CPU seconds per image (img2dataset / wit), median: {cpu[len(cpu) // 2]:.2f}x")
+    summary(runs, rows, mix, distinct, len(images), processes, threads, quality, baseline)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def summary(runs: list[dict], rows: int, mix: str, distinct: int, jpegs: int, processes: int,
+            threads: int, quality: tuple[float, float, int, int] | None, baseline: Path | None) -> None:
+    """The table for docs/benchmarks.md: one column per round, then the ratios."""
+    inputs = (f"{rows - distinct} rows of {jpegs} real JPEGs + {distinct} distinct web-like files "
+              f"(JPEG photos, PNG clip art, 200-4000 px, 1 in 19 over {MAX_PIXELS:,} pixels)"
+              if mix == "web" else f"{rows} rows of {jpegs} real JPEGs")
+    print(f"\ndownload: {inputs}; {processes} processes x {threads} threads; {len(runs)} alternating round(s)")
+    head = "| run | " + " | ".join(f"round {i + 1}" for i in range(len(runs))) + " |"
+    print(head)
+    print("|---|" + "---:|" * len(runs))
+
+    def row(label: str, cell) -> None:
+        print(f"| {label} | " + " | ".join(cell(r) for r in runs) + " |")
+
+    row("load average before img2dataset / wit", lambda r: f"{r['loads']['i2d']:.1f} / {r['loads']['wit']:.1f}")
+    row("img2dataset alone: ok images, wall s / CPU s",
+        lambda r: f"{r['i2d_ok']}, {r['i2d_wall']:.1f} / {r['i2d_cpu']:.1f}")
+    row("`wit shards` whole stage: ok images, wall s / CPU s",
+        lambda r: f"{r['wit_ok']}, {r['wit_wall']:.1f} / {r['wit_cpu']:.1f}")
+    row("— its download phase, wall s", lambda r: f"{r['download_wall']:.1f}")
     if baseline:
-        best_base = min(r["baseline_wall"] for r in runs)
-        base = sorted(r["i2d_wall"] / r["baseline_wall"] for r in runs)
-        print(f"  baseline checkout {baseline}: best {best_base:.1f}s, ratio to img2dataset best of each "
-              f"{best_i2d['i2d_wall'] / best_base:.2f}x, per pair median {base[len(base) // 2]:.2f}x "
-              f"(range {base[0]:.2f}-{base[-1]:.2f}x)")
-        base_cpu = sorted(r["i2d_cpu"] / r["baseline_cpu"] for r in runs)
-        print(f"  baseline ratio by CPU seconds (img2dataset / baseline), median: "
-              f"{base_cpu[len(base_cpu) // 2]:.2f}x")
+        row("`wit shards` baseline checkout, wall s / CPU s",
+            lambda r: f"{r['baseline_wall']:.1f} / {r['baseline_cpu']:.1f}")
+    ratios = {
+        "wall": lambda r: (r["wit_ok"] / r["wit_wall"]) / (r["i2d_ok"] / r["i2d_wall"]),
+        "cpu": lambda r: (r["wit_ok"] / r["wit_cpu"]) / (r["i2d_ok"] / r["i2d_cpu"]),
+        "download": lambda r: (r["wit_ok"] / r["download_wall"]) / (r["i2d_ok"] / r["i2d_wall"]),
+    }
+    row("**ratio wit / img2dataset, images/s (goal ≥ 1.0×)**", lambda r: f"**{ratios['wall'](r):.2f}×**")
+    row("**ratio, images per CPU-second (goal ≥ 1.2×)**", lambda r: f"**{ratios['cpu'](r):.2f}×**")
+    row("**ratio, download phase alone (goal ≥ 1.3×)**", lambda r: f"**{ratios['download'](r):.2f}×**")
+    print("medians over rounds: " + ", ".join(f"{k} {median([f(r) for r in runs]):.2f}×" for k, f in ratios.items()))
+    best_i2d, best_wit = min(runs, key=lambda r: r["i2d_wall"]), min(runs, key=lambda r: r["wit_wall"])
+    print(f"best of each (wall): {(best_wit['wit_ok'] / best_wit['wit_wall']) / (best_i2d['i2d_ok'] / best_i2d['i2d_wall']):.2f}×")
+    if quality:
+        mean, low, count, mismatched = quality
+        print(f"output quality: mean SSIM of our 256-px images vs img2dataset's, same URLs: {mean:.4f} "
+              f"(lowest {low:.4f}, {count} images, {mismatched} differ in size by rounding; goal ≥ 0.98)")
 
 
 def report_run(attempt: int, run: dict, processes: int) -> None:
     i2d_rate, wit_rate = run["i2d_ok"] / run["i2d_wall"], run["wit_ok"] / run["wit_wall"]
-    print(f"run {attempt + 1} (load average {run['load']:.1f} before it):")
+    print(f"run {attempt + 1}:")
     print(f"  img2dataset alone : {run['i2d_ok']} ok in {run['i2d_wall']:.1f}s wall ({run['i2d_cpu']:.1f} CPU s) = "
           f"{i2d_rate:.1f} images/s, {i2d_rate / processes:.1f}/s per core")
     print(f"  wit shards (all)  : {run['wit_ok']} ok in {run['wit_wall']:.1f}s wall ({run['wit_cpu']:.1f} CPU s) = "
@@ -253,13 +448,21 @@ def main() -> None:
                         help="another checkout (e.g. `git archive` of an older commit) whose "
                         "`wit shards` joins the alternation, to measure a change in the same run")
     parser.add_argument("--hashes", type=int, default=100_000, help="0 skips the hash benchmark")
+    parser.add_argument("--mix", choices=("web", "jpegs"), default="web",
+                        help="web: real JPEGs + distinct web-like photos and clip art (default); "
+                        "jpegs: the real JPEGs alone")
+    parser.add_argument("--quick", action="store_true",
+                        help="600 rows, one round, no hash benchmark: checks that it all runs")
     parser.add_argument("--skip-download", action="store_true")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    if args.quick:
+        args.rows, args.repeat, args.hashes = 600, 1, 0
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
     if args.skip_download:
         pass
     elif OPENCLIPART.is_dir():
-        download_bench(args.rows, args.processes, args.threads, args.repeat, args.baseline_repo)
+        download_bench(args.rows, args.processes, args.threads, args.repeat, args.mix, args.baseline_repo)
     else:
         print(f"download: skipped, {OPENCLIPART} missing (apt-get install openclipart-png)")
     if args.hashes:
