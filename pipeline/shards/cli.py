@@ -48,10 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("download (img2dataset)")
     g.add_argument("--image-size", type=positive_int, default=256,
-                   help="img2dataset image_size (default: %(default)s)")
+                   help="target size in px, as img2dataset's image_size (default: %(default)s)")
     g.add_argument("--resize-mode", default="keep_ratio",
                    choices=["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"],
-                   help="img2dataset resize_mode (default: %(default)s)")
+                   help="as img2dataset's resize_mode; images are first turned upright by their EXIF "
+                   "orientation (default: %(default)s)")
     g.add_argument("--resize-only-if-bigger", action="store_true",
                    help="never upscale small images (default: off)")
     g.add_argument("--encode-format", default="jpg", choices=["jpg", "png", "webp"],

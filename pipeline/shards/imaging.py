@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ def _formats() -> tuple[str, ...]:
 # Beyond this ratio of the long to the short side a resize to the target size is
 # degenerate (a 1x100000 strip would become 256x25,600,000 in keep_ratio mode).
 MAX_ASPECT_RATIO = 100.0
+DRAFT_FACTOR = 2.0  # decoding at >= 2x the target keeps SSIM vs a full decode at ~0.99
 MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
 WHITE = 255
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -200,7 +202,8 @@ def _process_open(image: Image.Image, config: ResizeConfig) -> Processed:
     target = scaled_size(raw_w, raw_h, config)
     try:
         if image.format in ("JPEG", "MPO") and target[0] * 2 <= raw_w and target[1] * 2 <= raw_h:
-            image.draft(None, target)  # DCT scaling: decoded size stays >= target
+            # DCT scaling: the decoded size stays >= DRAFT_FACTOR x the target
+            image.draft(None, (math.ceil(target[0] * DRAFT_FACTOR), math.ceil(target[1] * DRAFT_FACTOR)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's "palette with transparency" etc.
             image.load()
