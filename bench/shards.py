@@ -82,15 +82,18 @@ MAX_PIXELS = 20_000_000
 
 
 def photo(seed: int, size: tuple[int, int]):
-    """A distinct photo-like picture: a smooth random colour field, texture and noise."""
+    """A distinct photo-like picture: random colour fields at octaves of scale, stronger the
+    coarser (natural images' ~1/f spectrum), plus a little sensor noise."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    field = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
-    half = (max(1, size[0] // 2), max(1, size[1] // 2))  # texture at half size: cheaper to make
-    texture = Image.effect_noise(half, 40).resize(size, Image.Resampling.BICUBIC).convert("RGB")
-    return Image.blend(field, texture, 0.25)
+    image = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    for divisor, weight in ((48, 0.35), (12, 0.2), (3, 0.1)):
+        small = (max(2, size[0] // divisor), max(2, size[1] // divisor))
+        octave = Image.fromarray(rng.integers(0, 256, (small[1], small[0], 3), dtype=np.uint8))
+        image = Image.blend(image, octave.resize(size, Image.Resampling.BICUBIC), weight)
+    return Image.blend(image, Image.effect_noise(size, 30).convert("RGB"), 0.04)
 
 
 def clip_art(index: int, path: Path | None, longest: int):

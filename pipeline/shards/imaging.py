@@ -139,6 +139,20 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # YCbCr, LAB, HSV, ...
 
 
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """OpenCV's area average down (exact pixel-area weights, as img2dataset) and Lanczos up.
+    Images with alpha are resized by PIL, which premultiplies the alpha (no colour bleeding
+    from transparent pixels), so matting after the resize equals matting before it."""
+    upscale = size[0] > image.width
+    if image.mode in ("RGBA", "LA"):
+        return image.resize(size, Image.Resampling.LANCZOS if upscale else Image.Resampling.BOX)
+    import cv2
+
+    pixels = cv2.resize(np.asarray(image), size,
+                        interpolation=cv2.INTER_LANCZOS4 if upscale else cv2.INTER_AREA)
+    return Image.fromarray(pixels, image.mode)
+
+
 def _colour(image: Image.Image) -> Image.Image:
     """8-bit image -> RGB or L (alpha matted on white, as img2dataset does)."""
     if image.mode in ("RGBA", "LA"):
@@ -209,9 +223,7 @@ def _process_open(image: Image.Image, config: ResizeConfig) -> Processed:
             image.load()
             picture = _to_8bit(image)
             if picture.size != target:
-                upscale = target[0] > picture.width
-                picture = picture.resize(target, Image.Resampling.LANCZOS if upscale
-                                         else Image.Resampling.BOX, reducing_gap=None if upscale else 3.0)
+                picture = _resize(picture, target)
             picture = _colour(picture)
             if orientation in _TRANSPOSE:
                 picture = picture.transpose(_TRANSPOSE[orientation])
