@@ -27,6 +27,8 @@ INSTALL_REQUIRES = [
     "tokenizers>=0.15",
     "imagehash>=4.3",
     "Pillow>=10",
+    # area resize in pipeline/shards/imaging.py (img2dataset depends on it too)
+    "opencv-python-headless>=4.8",
     "numpy>=1.24",
     "pandas>=2.0",
     "matplotlib>=3.7",

@@ -139,6 +139,15 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # YCbCr, LAB, HSV, ...
 
 
+@functools.cache
+def _cv2():
+    """OpenCV, single-threaded: the download threads are the parallelism (as img2dataset)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """OpenCV's area average down (exact pixel-area weights, as img2dataset) and Lanczos up.
     Images with alpha are resized by PIL, which premultiplies the alpha (no colour bleeding
@@ -146,8 +155,7 @@ def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     upscale = size[0] > image.width
     if image.mode in ("RGBA", "LA"):
         return image.resize(size, Image.Resampling.LANCZOS if upscale else Image.Resampling.BOX)
-    import cv2
-
+    cv2 = _cv2()
     pixels = cv2.resize(np.asarray(image), size,
                         interpolation=cv2.INTER_LANCZOS4 if upscale else cv2.INTER_AREA)
     return Image.fromarray(pixels, image.mode)
