@@ -36,6 +36,46 @@ def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+class DownloadShardWriter:
+    """One download shard in img2dataset's layout (``{shard}.tar`` with ``key.{format}``,
+    ``key.txt`` and ``key.json`` per stored image, ``{shard}.parquet`` with every row),
+    written as rows arrive. Replaces img2dataset's ``WebDatasetSampleWriter``, whose import
+    pulls webdataset and torch into every download worker. The shard counts as done only
+    when the downloader writes its ``_stats.json`` after :meth:`close`."""
+
+    def __init__(self, folder: str, name: str, schema: pa.Schema, encode_format: str,
+                 buffer_rows: int = 100):
+        fs, _, (root,) = fsspec.get_fs_token_paths(folder)
+        fs.makedirs(root, exist_ok=True)
+        self.encode_format, self.schema, self.buffer_rows = encode_format, schema, buffer_rows
+        self._tar_file = fs.open(f"{root}/{name}.tar", "wb")
+        self._tar = tarfile.open(fileobj=self._tar_file, mode="w", format=tarfile.USTAR_FORMAT)
+        self._parquet_file = fs.open(f"{root}/{name}.parquet", "wb")
+        self._parquet = pq.ParquetWriter(self._parquet_file, schema)
+        self._rows: list[dict[str, Any]] = []
+
+    def write(self, image: bytes | None, key: str, caption: str | None, row: dict[str, Any]) -> None:
+        if image is not None:
+            _tar_member(self._tar, f"{key}.{self.encode_format}", image)
+            _tar_member(self._tar, f"{key}.txt", (caption or "").encode("utf-8"))
+            _tar_member(self._tar, f"{key}.json", sample_json(row))
+        self._rows.append(row)
+        if len(self._rows) >= self.buffer_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._parquet.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            self._rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self._parquet.close()
+        self._parquet_file.close()
+        self._tar.close()
+        self._tar_file.close()
+
+
 def sample_json(row: dict[str, Any]) -> bytes:
     return json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
