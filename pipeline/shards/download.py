@@ -7,7 +7,7 @@ distributors (``multiprocessing_distributor``, ``pyspark_distributor``) call *ou
 :class:`pipeline.core.net.Fetcher`, decodes and resizes with
 :mod:`pipeline.shards.imaging` (pixels bounded from the header first, reduced-scale JPEG
 decoding, every colour mode and EXIF orientation handled, pHash from the small image), and
-writes with img2dataset's ``WebDatasetSampleWriter`` — so the download folder has
+writes with :class:`pipeline.shards.writer.DownloadShardWriter` — so the download folder has
 img2dataset's layout (``{shard}.tar``, ``{shard}.parquet``, ``{shard}_stats.json``).
 
 A shard is done when its ``_stats.json`` exists (written last, atomically); a killed run
@@ -41,6 +41,7 @@ from pipeline.errors import InputError
 from pipeline.shards.filters import FilterConfig, caption_reason
 from pipeline.shards.imaging import ResizeConfig, clean_error, process_image
 from pipeline.shards.phash import to_hex
+from pipeline.shards.writer import DownloadShardWriter
 
 # Columns of the per-shard Arrow input files (img2dataset's convention: caption, url last).
 INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts", "caption",
@@ -343,8 +344,6 @@ class GuardedDownloader:
         return meta, done.data
 
     def download_shard(self, shard_id: int, arrow_path: str) -> None:
-        from img2dataset.writer import WebDatasetSampleWriter
-
         self._setup()
         start = time.time()
         fs, path = fsspec.core.url_to_fs(arrow_path)
@@ -352,8 +351,8 @@ class GuardedDownloader:
             table = pa.ipc.open_file(f).read_all()
         schema = download_schema(table.schema)
         rows = table.to_pylist()
-        writer = WebDatasetSampleWriter(shard_id, self.output_folder, True, OOM_SHARD_COUNT,
-                                        schema, self.config.encode_format)
+        writer = DownloadShardWriter(self.output_folder, shard_name(shard_id), schema,
+                                     self.config.encode_format)
         statuses: Counter[str] = Counter()
         counts: Counter[str] = Counter()
         try:
