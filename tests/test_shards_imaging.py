@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from pipeline.core.net import FetchConfig
 from pipeline.shards.download import DownloadConfig, GuardedDownloader, to_input_table
-from pipeline.shards.guard import FetchConfig
 from schemas.candidates import CANDIDATES
 from tests.conftest import loopback_server
 
