@@ -22,7 +22,8 @@ The whole table for docs/benchmarks.md, in one command (run it on a quiet machin
      wit shards  - the whole stage: guarded download (robots.txt, SSRF guard, header pixel
                    bound, pHash) + the Beam job (filters, dedup, resharding) + report
    alternately --repeat times, the order rotating (a shared machine's load changes between
-   runs); the load average is taken before each run. Printed: wall and CPU seconds of each
+   runs); before each run it waits (--quiet-below, --quiet-wait) until the 1-minute load
+   average is under 1 and records it. Printed: wall and CPU seconds of each
    run, the download phase of `wit shards` alone (first shard start -> last shard end, from
    its _stats.json), the ratios (wall, images per CPU-second, download phase), and the mean
    SSIM of our 256-px images against img2dataset's for the same URLs.
@@ -282,7 +283,8 @@ def compare_images(i2d_out: Path, wit_out: Path, limit: int = 500) -> tuple[floa
 
 
 def download_bench(rows: int, processes: int, threads: int, repeat: int, mix: str,
-                   baseline: Path | None = None) -> None:
+                   baseline: Path | None = None, quiet_below: float = 1.0,
+                   quiet_wait: float = 300) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -334,7 +336,7 @@ def download_bench(rows: int, processes: int, threads: int, repeat: int, mix: st
                 names = names[attempt % len(names):] + names[:attempt % len(names)]
                 timing, loads = {}, {}
                 for name in names:
-                    loads[name] = os.getloadavg()[0]
+                    loads[name] = wait_for_quiet(quiet_below, quiet_wait)
                     print(f"  ({name}, load average {loads[name]:.1f})", flush=True)
                     timing[name] = commands[name](Path(tmp) / f"{name}{attempt}")
                 i2d_out, wit_out = Path(tmp) / f"i2d{attempt}", Path(tmp) / f"wit{attempt}"
@@ -440,6 +442,16 @@ def hash_bench(count: int, bits: int = 10) -> None:
     print(f"  ratio brute / faiss: {brute_s / faiss_s:.1f}x")
 
 
+def wait_for_quiet(below: float, limit_s: float) -> float:
+    """Wait (up to ``limit_s``) until the 1-minute load average is under ``below``; returns it.
+    A run's own load decays slowly (about 2 minutes from 10 to 1 on 2 cores), so without the
+    wait the next run would start on a machine that looks busy, though nothing else runs."""
+    deadline = time.monotonic() + limit_s
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=3000)
@@ -457,6 +469,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="600 rows, one round, no hash benchmark: checks that it all runs")
     parser.add_argument("--skip-download", action="store_true")
+    parser.add_argument("--quiet-below", type=float, default=1.0,
+                        help="before each run, wait until the 1-minute load average is below "
+                        "this (default %(default)s; the load is recorded either way)")
+    parser.add_argument("--quiet-wait", type=float, default=300,
+                        help="wait at most this many seconds for it (default %(default)s)")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.repeat, args.hashes = 600, 1, 0
@@ -465,7 +482,8 @@ def main() -> None:
     if args.skip_download:
         pass
     elif OPENCLIPART.is_dir():
-        download_bench(args.rows, args.processes, args.threads, args.repeat, args.mix, args.baseline_repo)
+        download_bench(args.rows, args.processes, args.threads, args.repeat, args.mix, args.baseline_repo,
+                       quiet_below=args.quiet_below, quiet_wait=args.quiet_wait)
     else:
         print(f"download: skipped, {OPENCLIPART} missing (apt-get install openclipart-png)")
     if args.hashes:
