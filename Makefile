@@ -28,13 +28,16 @@ help: ## list every target
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
 	@echo "variables: OUT=$(OUT) RUNNER=$(RUNNER) BEAM_ARGS='$(BEAM_ARGS)' WIKI PAGEVIEWS *_ARGS"
 
+# torch first and pinned: a bare requirement would pull a multi-GB CUDA build. pip's and
+# setuptools' own notices go to a log, shown only when an install fails, so that `make demo`
+# and `make test` print nothing but the project's output.
 $(VENV)/.installed: setup.py
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	# torch first and pinned: a bare requirement would pull a multi-GB CUDA build.
-	$(VENV)/bin/pip install -q torch==$(TORCH_VERSION)
-	$(VENV)/bin/pip install -q -e '.[dev]'
-	touch $@
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@echo "setup: installing into $(VENV) (pip's log: $(VENV)/install.log)"
+	@$(VENV)/bin/pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(VENV)/bin/pip install -q torch==$(TORCH_VERSION) >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(VENV)/bin/pip install -q -e '.[dev]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $@
 
 setup: $(VENV)/.installed ## create .venv and install the project (idempotent)
 
