@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.stats import binomial_tolerance
 
 from pipeline.cli import main
 from pipeline.crawl.balancing import (
-    binomial_tolerance,
     entry_probability,
     keep,
     keep_probability,

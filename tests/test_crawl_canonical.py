@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from conftest import loopback_server
+from helpers.servers import loopback_server
 
 from pipeline.beam import make_pipeline
 from pipeline.cli import main

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import loopback_server
+from helpers.servers import loopback_server
 
 from pipeline.cli import main
 from pipeline.core.net import retry_after_seconds, robots_crawl_delay

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from crawl_fixtures import wat_envelope, write_metadata, write_warc, write_wat
+from helpers.crawl import wat_envelope, write_metadata, write_warc, write_wat
 
 from pipeline.cli import main
 from pipeline.crawl.balancing import keep, keep_texts, text_draw_key

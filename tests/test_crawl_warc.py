@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pyarrow as pa
 import pytest
-from conftest import shared_file
+from helpers.data import shared_file
 from warcio.archiveiterator import ArchiveIterator
 
 from pipeline.cli import main

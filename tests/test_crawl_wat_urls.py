@@ -76,7 +76,7 @@ def test_wat_links(tmp_path: Path) -> None:
 
 
 def test_real_whirlwind_wat_has_no_links() -> None:
-    from conftest import shared_file
+    from helpers.data import shared_file
 
     counts: Counter[str] = Counter()
     assert list(wat_pairs(str(shared_file("webarchive/whirlwind.warc.wat.gz")), counts)) == []

@@ -17,7 +17,7 @@ import urllib.request
 
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from helpers.data import SHARED_DATA
 from PIL import Image
 
 from pipeline.cli import main

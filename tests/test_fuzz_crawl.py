@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections import Counter
 
-from crawl_fixtures import wat_envelope
+from helpers.crawl import wat_envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from warcio.statusandheaders import StatusAndHeaders

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_shards_support import TRUSTED, Server, real_images, send, to_jpeg, write_candidates
+from helpers.shards import TRUSTED, Server, real_images, send, to_jpeg, write_candidates
 
 from pipeline import cliargs
 from pipeline.cli import COMMANDS, _OneLineParser

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from crawl_fixtures import wat_envelope, write_metadata, write_warc, write_wat
+from helpers.crawl import wat_envelope, write_metadata, write_warc, write_wat
 
 PAGE = "<html><body><img src='/{name}.jpg' alt='fox {name}'></body></html>"
 

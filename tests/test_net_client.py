@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 
 import pytest
-from test_shards_support import TRUSTED, Server, send
+from helpers.shards import TRUSTED, Server, send
 
 from pipeline.core.net import ClientConfig, FetchConfig, Fetcher, FetchError, HttpClient
 

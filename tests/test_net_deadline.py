@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from net_servers import RawServer, drip_body, drip_headers
-from test_shards_support import TRUSTED, Server, send
+from helpers.servers import RawServer, drip_body, drip_headers
+from helpers.shards import TRUSTED, Server, send
 
 from pipeline.core.net import ClientConfig, FetchConfig, Fetcher, FetchError, HttpClient
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site

@@ -8,7 +8,7 @@ import ssl
 import subprocess
 
 import pytest
-from test_shards_support import TRUSTED, Server, real_images, to_jpeg
+from helpers.shards import TRUSTED, Server, real_images, to_jpeg
 
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
 

@@ -6,7 +6,7 @@ only), and the same name connects once its network is trusted."""
 from __future__ import annotations
 
 import pytest
-from test_shards_support import Server
+from helpers.shards import Server
 
 from pipeline.core.net import FetchConfig, Fetcher, FetchError, system_resolver
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_shards_support import TRUSTED, Server, served_rows, write_candidates
+from helpers.shards import TRUSTED, Server, served_rows, write_candidates
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_shards_support import TRUSTED, Server, send
+from helpers.shards import TRUSTED, Server, send
 
 from pipeline.core.net import FetchConfig, Fetcher, FetchError, robots_crawl_delay
 from pipeline.core.net.robots import MAX_CRAWL_DELAY

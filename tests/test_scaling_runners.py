@@ -22,8 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import shared_file
-from test_shards_support import TRUSTED, Server, served_rows, write_candidates
+from helpers.data import shared_file
+from helpers.shards import TRUSTED, Server, served_rows, write_candidates
 
 from pipeline.cli import main
 from pipeline.shards.download import DownloadConfig, FetchConfig

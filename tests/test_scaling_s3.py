@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.shards import TRUSTED, Server, served_rows, write_candidates
 from test_scaling_runners import QUERIES_ARGS, crawl_inputs
-from test_shards_support import TRUSTED, Server, served_rows, write_candidates
 
 from pipeline.cli import main
 from pipeline.crawl.cli import _seed_urls

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import torch
 from apache_beam.testing.util import assert_that, equal_to
-from test_shards_support import TRUSTED, Server, served_rows, write_candidates
-from tinyclip import train_tiny_checkpoint
+from helpers.shards import TRUSTED, Server, served_rows, write_candidates
+from helpers.tinyclip import train_tiny_checkpoint
 
 from pipeline.cli import main as wit
 from pipeline.shards.clipscore import ClipFilter, ClipFilterConfig, clip_reason, quantize

@@ -11,10 +11,10 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from helpers.shards import png_header_bomb, real_images, to_jpeg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
-from test_shards_support import png_header_bomb, real_images, to_jpeg
 
 from pipeline.core.net import retry_after_seconds as parse_retry_after
 from pipeline.shards.dedup import (

@@ -7,7 +7,7 @@ import json
 import tarfile
 
 import pandas as pd
-from test_shards_support import TRUSTED, Server, real_images, send, to_jpeg
+from helpers.shards import TRUSTED, Server, real_images, send, to_jpeg
 
 from pipeline.cli import main
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image, ImageEnhance
-from test_shards_support import (
+from helpers.shards import (
     TRUSTED,
     Server,
     english_caption,
@@ -22,6 +21,7 @@ from test_shards_support import (
     to_jpeg,
     write_candidates,
 )
+from PIL import Image, ImageEnhance
 
 from pipeline.core.net import FetchConfig
 from pipeline.shards.download import DownloadConfig

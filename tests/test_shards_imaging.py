@@ -16,12 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.servers import loopback_server
 from PIL import Image
 
 from pipeline.core.net import FetchConfig
 from pipeline.shards.download import DownloadConfig, GuardedDownloader, to_input_table
 from schemas.candidates import CANDIDATES
-from tests.conftest import loopback_server
 
 SIZE = (320, 240)
 

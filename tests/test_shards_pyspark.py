@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+from helpers.shards import Server, english_caption, real_images, to_jpeg, write_candidates
 from test_shards_faults import options
-from test_shards_support import Server, english_caption, real_images, to_jpeg, write_candidates
 
 from pipeline.shards.job import run_shards
 

@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from test_shards_faults import options
-from test_shards_support import (
+from helpers.shards import (
     TRUSTED,
     Server,
     english_caption,
@@ -24,6 +23,7 @@ from test_shards_support import (
     wit_env,
     write_candidates,
 )
+from test_shards_faults import options
 
 from pipeline.shards.job import run_shards
 

@@ -9,10 +9,11 @@ import random
 
 import pytest
 import torch
-from conftest import shared_file
+from helpers.data import shared_file
+from helpers.mnist import render_mnist
 
 from pipeline.cli import main as wit
-from training.evaluate import load_labelled_set, render_mnist
+from training.evaluate import load_labelled_set
 from training.synthetic import make_shards
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

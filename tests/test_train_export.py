@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from tinyclip import train_tiny_checkpoint
+from helpers.tinyclip import train_tiny_checkpoint
 
 from pipeline.cli import main as wit
 from training import evaluate

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from tinyclip import train_tiny_checkpoint
+from helpers.tinyclip import train_tiny_checkpoint
 
 from pipeline.cli import main as wit
 from pipeline.errors import InputError

@@ -500,7 +500,3 @@ def environment_world() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment."""
     return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
             int(os.environ.get("LOCAL_RANK", 0)))
-
-
-def dump_sizes(sizes: dict[str, int]) -> str:
-    return json.dumps({_shard_name(k): v for k, v in sizes.items()})

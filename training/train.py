@@ -85,13 +85,6 @@ class TrainResult:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def unwrap(model: nn.Module) -> CLIP:
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or model._orig_mod  # type: ignore[assignment]
-    assert isinstance(model, CLIP)
-    return model
-
-
 def build_model(cfg: ModelConfig, tokenizer: CaptionTokenizer) -> CLIP:
     return CLIP(cfg, vocab_size=tokenizer.vocab_size, eot_id=tokenizer.eot_id)
 

@@ -16,7 +16,6 @@ if any.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable, Mapping
 
 DEFAULT_T = 20_000
@@ -66,13 +65,3 @@ def keep_texts(uid: str, matched: Iterable[tuple[int, Iterable[int]]],
     ``(text index, entry ids)`` for every text of the image that matched an entry."""
     return [index for index, entry_ids in matched
             if keep(text_draw_key(uid, index), entry_ids, counts, t, seed)]
-
-
-def expected_kept(count: int, t: int) -> float:
-    """Expected number of pairs kept for an entry whose pairs match nothing else."""
-    return count * entry_probability(count, t)
-
-
-def binomial_tolerance(n: int, p: float, sigmas: float = 5.0) -> float:
-    """``sigmas`` standard deviations of Binomial(n, p): the tolerance tests use."""
-    return sigmas * math.sqrt(n * p * (1.0 - p))

@@ -106,7 +106,3 @@ def to_faiss_codes(values: Sequence[int] | np.ndarray) -> np.ndarray:
     """uint64 hashes -> (n, 8) uint8 codes, big-endian so bit order matches the ints."""
     array = np.asarray(values, dtype=np.uint64).astype(">u8")
     return array.view(np.uint8).reshape(-1, 8)
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()

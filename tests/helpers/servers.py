@@ -1,13 +1,16 @@
 """Loopback servers for the network-layer tests (no tests here): a raw socket server whose
 handler writes whatever bytes it likes, at its own pace (slow drips, broken responses), and
-records what it managed to send. ``/robots.txt`` is always a 404 (no rules)."""
+records what it managed to send. ``/robots.txt`` is always a 404 (no rules). And
+``loopback_server``: an ``http.server`` handler served on 127.0.0.1 in a thread."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 Handler = Callable[[socket.socket, "RawServer", str], None]
 
@@ -82,3 +85,16 @@ def drip_headers(every: float = 0.5) -> Handler:
             conn.sendall(b"X")
             server.sent += 1
     return handler
+
+
+@contextlib.contextmanager
+def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 (a free port) in a thread; yields ``http://127.0.0.1:P``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
