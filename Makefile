@@ -22,10 +22,10 @@ PYTEST_ARGS ?=
 BEAM := -- --runner=$(RUNNER) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint queries crawl shards train eval export demo bench clean
+.PHONY: help setup test test-fast lint queries crawl shards train eval export demo bench clean
 
 help: ## list every target
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
 	@echo "variables: OUT=$(OUT) RUNNER=$(RUNNER) BEAM_ARGS='$(BEAM_ARGS)' WIKI PAGEVIEWS *_ARGS"
 
 # torch first and pinned: a bare requirement would pull a multi-GB CUDA build. pip's and
@@ -41,8 +41,11 @@ $(VENV)/.installed: setup.py
 
 setup: $(VENV)/.installed ## create .venv and install the project (idempotent)
 
-test: setup ## run the test suite
+test: setup ## run the whole test suite (what CI runs)
 	NO_ALBUMENTATIONS_UPDATE=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: setup ## the unit tier only: no servers, runners, subprocesses (-m "not integration")
+	NO_ALBUMENTATIONS_UPDATE=1 $(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: setup ## ruff on everything, mypy on the core packages
 	$(VENV)/bin/ruff check .

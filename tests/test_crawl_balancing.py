@@ -70,6 +70,7 @@ def run_crawl(urls: str, meta: str, out: Path, beam_args: list[str],
     return pa.concat_tables(read_validated(str(p), CANDIDATES) for p in parts)
 
 
+@pytest.mark.integration
 def test_balancing_and_determinism_across_runners(tmp_path: Path) -> None:
     urls, meta = write_inputs(tmp_path)
     memory = run_crawl(urls, meta, tmp_path / "a", [], ("--num-shards", "3"))
@@ -109,6 +110,7 @@ def test_balancing_and_determinism_across_runners(tmp_path: Path) -> None:
     assert stats_b["sources"] == stats["sources"]
 
 
+@pytest.mark.integration
 def test_other_seed_other_sample(tmp_path: Path) -> None:
     urls, meta = write_inputs(tmp_path)
     a = run_crawl(urls, meta, tmp_path / "a", [])

@@ -67,6 +67,7 @@ def test_part_numbering() -> None:
         num_parts(5, rows_per_part=0)
 
 
+@pytest.mark.integration
 def test_negative_num_shards_is_a_usage_error(tmp_path: Path, capsys) -> None:
     meta = tmp_path / "metadata.json"
     meta.write_text(json.dumps(["cat"]))
@@ -101,6 +102,7 @@ def crawl_urls(out: Path, lists: list[str], meta: Path, *options: str) -> None:
                  "--t", "100", "--seed", "3", *options]) == 0
 
 
+@pytest.mark.integration
 def test_shuffled_url_lists_give_identical_files(tmp_path: Path) -> None:
     meta = tmp_path / "metadata.json"
     meta.write_text(json.dumps(["cat", "dog", "bird"]))
@@ -126,6 +128,7 @@ def test_shuffled_url_lists_give_identical_files(tmp_path: Path) -> None:
     assert [Path(f).name for f in found] == [part_name(p, 4) for p in range(4)]
 
 
+@pytest.mark.integration
 def test_empty_parts_written_and_default_part_count(tmp_path: Path) -> None:
     meta = tmp_path / "metadata.json"
     meta.write_text(json.dumps(["dog"]))
@@ -196,6 +199,7 @@ def jittery_site() -> Iterator[str]:
         yield base + "/"
 
 
+@pytest.mark.integration
 def test_live_crawl_twice_gives_identical_files(jittery_site: str, tmp_path: Path) -> None:
     meta = tmp_path / "metadata.json"
     meta.write_text(json.dumps(["photo", "logo"]))

@@ -146,6 +146,7 @@ OPTIONS = CrawlerOptions(user_agent=UA, max_depth=2, max_pages=50, delay=0.0, co
                          allowed_networks=("127.0.0.0/8",), retries=1, max_retry_after=2.0)
 
 
+@pytest.mark.integration
 def test_crawl_faults(site) -> None:
     base, state = site
     counts: Counter[str] = Counter()
@@ -174,6 +175,7 @@ def test_crawl_faults(site) -> None:
     assert state.max_in_flight <= OPTIONS.concurrency
 
 
+@pytest.mark.integration
 def test_private_targets_blocked_without_permission(site) -> None:
     base, state = site
     counts: Counter[str] = Counter()
@@ -183,6 +185,7 @@ def test_private_targets_blocked_without_permission(site) -> None:
     assert sum(state.hits.values()) == 0  # not a single request reached the server
 
 
+@pytest.mark.integration
 def test_politeness_delay_and_page_limit(site) -> None:
     base, state = site
     counts: Counter[str] = Counter()
@@ -201,6 +204,7 @@ def test_politeness_delay_and_page_limit(site) -> None:
     assert counts["skipped:page_limit"] > 0
 
 
+@pytest.mark.integration
 def test_robots_crawl_delay(site) -> None:
     base, state = site
     state.robots = "User-agent: witbot\nCrawl-delay: 0.25\nDisallow: /private/\n"
@@ -227,6 +231,7 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("soon") is None
 
 
+@pytest.mark.integration
 def test_cli_live_crawl(site, tmp_path: Path) -> None:
     base, _ = site
     meta = tmp_path / "metadata.json"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from helpers.crawl import wat_envelope, write_metadata, write_warc, write_wat
 
 from pipeline.cli import main
@@ -53,6 +54,7 @@ def test_keep_texts_per_text_draws() -> None:
             u, [1], counts, 500_000, 3)
 
 
+@pytest.mark.integration
 def test_crawl_counts_each_text_and_keeps_them(tmp_path: Path) -> None:
     warc = write_warc(tmp_path / "p.warc.gz", [("https://e.com/", f"<html>{THREE}"
                                                 "<img src='/b.jpg' alt='a fox den'></html>")])

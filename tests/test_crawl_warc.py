@@ -153,6 +153,7 @@ def write_metadata(path: Path, entries: list[str]) -> str:
     return str(path)
 
 
+@pytest.mark.integration
 def test_cli_on_samples(tmp_path: Path, capsys) -> None:
     warcs = [str(shared_file(n)) for n in SAMPLES]
     malformed = str(shared_file("webarchive/malformed/example-wrong-chunks.warc.gz"))
@@ -185,6 +186,7 @@ def test_cli_on_samples(tmp_path: Path, capsys) -> None:
     assert "warc" in printed and "kept" in printed
 
 
+@pytest.mark.integration
 def test_cli_errors(tmp_path: Path, capsys) -> None:
     meta = write_metadata(tmp_path / "m.json", ["a"])
     assert main(["crawl", "--metadata", meta, "--out", str(tmp_path)]) == 1

@@ -140,6 +140,7 @@ def test_url_list_columns_and_errors(tmp_path: Path) -> None:
     assert counts["skipped:bad_json_line"] == 2
 
 
+@pytest.mark.integration
 def test_cli_mixed_sources_dedup(tmp_path: Path) -> None:
     """A WAT and a URL list in one run; the pair found in both is kept once."""
     from pipeline.cli import main

@@ -64,6 +64,7 @@ def test_miniweb_serves_pages_and_images(tmp_path):
             urllib.request.urlopen(web.url + "img/../../../etc/passwd", timeout=10)
 
 
+@pytest.mark.integration
 def test_missing_prerequisites_stop_before_anything_runs(tmp_path, capsys):
     out = tmp_path / "out"
     with socket.socket() as busy:
@@ -94,6 +95,7 @@ def demo_run(tmp_path_factory):
     return out, code, stdout.getvalue()
 
 
+@pytest.mark.integration
 def test_demo_end_to_end(demo_run):
     out, code, text = demo_run
     assert code == 0, text[-3000:]
@@ -128,6 +130,7 @@ CHROMIUM = shutil.which("chromium")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (.ci/run installs it)")
+@pytest.mark.integration
 def test_report_renders_in_headless_chromium(demo_run, tmp_path):
     out, code, text = demo_run
     assert code == 0, text[-3000:]

@@ -59,6 +59,7 @@ def stage_args(tmp: Path) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.integration
 def test_out_pointing_at_a_file_is_one_line_error_in_every_command(tmp_path):
     regular = tmp_path / "results.txt"
     regular.write_text("an earlier run's notes\n")
@@ -95,6 +96,7 @@ BAD_NUMBERS = [
 ]
 
 
+@pytest.mark.integration
 def test_the_issues_nonsense_numbers_are_usage_errors_via_the_real_command(tmp_path):
     args = stage_args(tmp_path)
     for stage, option, value in BAD_NUMBERS[:5]:
@@ -122,6 +124,7 @@ def _parser(stage: str) -> argparse.ArgumentParser:
 
 
 @pytest.mark.parametrize("stage", list(COMMANDS))
+@pytest.mark.integration
 def test_every_numeric_option_uses_a_validated_type(stage):
     """Stays fixed: an option added later with a bare ``type=int``/``float`` fails here."""
     for action in _parser(stage)._actions:
@@ -163,6 +166,7 @@ def shards_command(candidates: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.integration
 def test_killed_launcher_takes_its_download_workers_with_it(tmp_path):
     server = Server()
     images = real_images(2)
@@ -207,6 +211,7 @@ def image_hits(server: Server) -> int:
     return sum(n for path, n in server.hits.items() if path.startswith("/img/"))
 
 
+@pytest.mark.integration
 def test_a_shard_left_undone_fails_the_run_naming_it(tmp_path):
     server = Server()
     rows = []

@@ -17,6 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.crawl import wat_envelope, write_metadata, write_warc, write_wat
 
+pytestmark = pytest.mark.integration
+
 PAGE = "<html><body><img src='/{name}.jpg' alt='fox {name}'></body></html>"
 
 

@@ -91,6 +91,7 @@ PAGEVIEW_LINES = [
 ]
 
 
+@pytest.mark.integration
 def test_a_dump_and_pageviews_full_of_junk_keep_every_good_record(tmp_path):
     dump = tmp_path / "wiki.xml.bz2"
     dump.write_bytes(bz2.compress(PAGE_CASES["no_title"][0].encode()))
@@ -115,6 +116,7 @@ def test_a_dump_and_pageviews_full_of_junk_keep_every_good_record(tmp_path):
     assert all(entry.isprintable() for entry in entries)  # not the control-character title
 
 
+@pytest.mark.integration
 def test_a_failed_rerun_leaves_no_result_that_looks_like_its_own(tmp_path):
     good = tmp_path / "good.xml"
     good.write_text(PAGE_CASES["no_title"][0])

@@ -100,6 +100,7 @@ def shards(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.integration
 def test_hostile_checkpoints_are_refused_before_anything_runs(shards, tmp_path):
     marker = tmp_path / "MARKER"
     for name, payload in evil_checkpoints(tmp_path, marker).items():
@@ -120,6 +121,7 @@ def test_hostile_checkpoints_are_refused_before_anything_runs(shards, tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.integration
 def test_saved_checkpoints_load_weights_only_and_resume_exactly(shards, tmp_path):
     """Everything we save (optimizer, scheduler, RNG of python/numpy/torch, stream positions)
     is tensors and plain values, so the weights-only loader reads it; resuming restores
@@ -144,6 +146,7 @@ def test_saved_checkpoints_load_weights_only_and_resume_exactly(shards, tmp_path
 # ---------------------------------------------------------------- shards
 
 
+@pytest.mark.integration
 def test_damaged_shards_and_images_are_skipped_and_counted(shards, tmp_path):
     """0-byte, truncated and garbage tars among good ones (no sizes.json: every shard is
     counted by reading it), undecodable images and samples without an image or caption:

@@ -31,6 +31,7 @@ def server():
     s.close()
 
 
+@pytest.mark.integration
 def test_http_errors_carry_the_status_as_a_field(server) -> None:
     server.routes["/gone"] = lambda h: send(h, 404, b"nope", "text/plain")
     server.routes["/down"] = lambda h: send(h, 503, b"later", "text/plain")
@@ -46,6 +47,7 @@ def test_http_errors_carry_the_status_as_a_field(server) -> None:
     assert server.hits["/down"] == 2
 
 
+@pytest.mark.integration
 def test_retry_after_is_honoured_and_capped(server) -> None:
     tries: Counter[str] = Counter()
 
@@ -99,6 +101,7 @@ def test_error_texts_are_deterministic() -> None:
         listener.close()
 
 
+@pytest.mark.integration
 def test_keep_alive_reuses_one_connection_per_host(server) -> None:
     peers: set[int] = set()
 
@@ -113,6 +116,7 @@ def test_keep_alive_reuses_one_connection_per_host(server) -> None:
     assert server.hits["/a.jpg"] == 5 and len(peers) == 1
 
 
+@pytest.mark.integration
 def test_size_caps_before_and_after_decoding(server) -> None:
     server.routes["/big"] = b"x" * 5000
     bomb = gzip.compress(b"\0" * 2_000_000)
@@ -130,6 +134,7 @@ def test_size_caps_before_and_after_decoding(server) -> None:
     assert client(max_bytes=100_000).get(server.url("/bomb")).body == bomb
 
 
+@pytest.mark.integration
 def test_userinfo_is_refused_with_its_own_status(server) -> None:
     server.routes["/a.jpg"] = b"image"
     server.routes["/to-creds"] = lambda h: send(
@@ -154,6 +159,7 @@ REDIRECT_TRICKS = [
 
 
 @pytest.mark.parametrize("target", REDIRECT_TRICKS)
+@pytest.mark.integration
 def test_redirect_ssrf_tricks_are_refused(server, target: str) -> None:
     victim = Server("127.0.0.1")
     victim.routes["/"] = b"secret"

@@ -14,6 +14,8 @@ from helpers.shards import TRUSTED, Server, send
 from pipeline.core.net import ClientConfig, FetchConfig, Fetcher, FetchError, HttpClient
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site
 
+pytestmark = pytest.mark.integration
+
 LOOPBACK = ("127.0.0.1/32",)
 BODY = 60  # bytes: 30 s of drip
 

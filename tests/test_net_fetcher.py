@@ -12,6 +12,8 @@ from helpers.shards import TRUSTED, Server, real_images, to_jpeg
 
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def tls_server(tmp_path, monkeypatch):

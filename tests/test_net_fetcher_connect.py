@@ -10,6 +10,8 @@ from helpers.shards import Server
 
 from pipeline.core.net import FetchConfig, Fetcher, FetchError, system_resolver
 
+pytestmark = pytest.mark.integration
+
 
 def test_downloader_blocks_private_addresses_by_name_and_literal() -> None:
     if system_resolver("localhost", 80) != ["127.0.0.1"]:

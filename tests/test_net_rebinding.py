@@ -141,6 +141,7 @@ def test_guarded_connect_checks_every_answer_before_connecting() -> None:
         listener.close()
 
 
+@pytest.mark.integration
 def test_crawler_refuses_dns_rebinding_at_connect_time() -> None:
     # the victim listens on the same port as the site, on an address the guard blocks
     for _ in range(20):
@@ -168,6 +169,7 @@ def test_crawler_refuses_dns_rebinding_at_connect_time() -> None:
         victim.close()
 
 
+@pytest.mark.integration
 def test_crawler_connects_to_checked_address_and_keeps_the_name(site: Site) -> None:
     resolver = RecordingResolver(lambda host, n: [ALLOWED])
     counts: Counter[str] = Counter()
@@ -191,6 +193,7 @@ def make_cert(tmp_path: Path, name: str) -> tuple[Path, Path]:
     return key, cert
 
 
+@pytest.mark.integration
 def test_https_keeps_sni_and_certificate_check_by_name(tmp_path: Path, monkeypatch) -> None:
     key, cert = make_cert(tmp_path, "site.test")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -216,6 +219,7 @@ def test_https_keeps_sni_and_certificate_check_by_name(tmp_path: Path, monkeypat
         server.close()
 
 
+@pytest.mark.integration
 def test_proxies_do_not_bypass_the_guard(site: Site, monkeypatch) -> None:
     proxy = Site()  # would see every request if the environment's proxy were used
     try:

@@ -40,6 +40,7 @@ POLICY = {
 
 
 @pytest.mark.parametrize("code", sorted(POLICY))
+@pytest.mark.integration
 def test_downloader_robots_policy(code: int) -> None:
     server = Server()
     server.routes["/robots.txt"] = robots_route(code)
@@ -64,6 +65,7 @@ def test_downloader_robots_policy(code: int) -> None:
         server.close()
 
 
+@pytest.mark.integration
 def test_one_robots_fetch_per_origin_under_concurrency() -> None:
     server = Server()
     server.routes["/robots.txt"] = robots_route(200)
@@ -80,6 +82,7 @@ def test_one_robots_fetch_per_origin_under_concurrency() -> None:
 
 @pytest.mark.parametrize("code,pages,skipped", [(403, 1, None), (503, 0, "robots_unavailable"),
                                                 (200, 1, "robots_disallowed")])
+@pytest.mark.integration
 def test_live_crawler_uses_the_same_policy(code: int, pages: int, skipped: str | None) -> None:
     server = Server()
     server.routes["/robots.txt"] = robots_route(code)

@@ -11,6 +11,8 @@ import pytest
 
 from pipeline.cli import main
 
+pytestmark = pytest.mark.integration
+
 FAST = ["--sources", "unigram", "--min-count", "5"]
 
 

@@ -99,6 +99,7 @@ def _outputs(out: Path) -> tuple[bytes, bytes]:
             (out / "queries" / "metadata.parquet").read_bytes())
 
 
+@pytest.mark.integration
 def test_identical_across_runs_and_runners(tmp_path, wiki_sample):
     settings = dict(wiki=wiki_sample, min_count=20, min_pmi=12.0, min_bigram_count=5,
                     min_inlinks=3)
@@ -111,6 +112,7 @@ def test_identical_across_runs_and_runners(tmp_path, wiki_sample):
     assert len(json.loads(first[0])) > 1000
 
 
+@pytest.mark.integration
 def test_cli_writes_the_three_outputs_with_wordnet(tmp_path, wiki_sample, capsys):
     assert main(["queries", "--wiki", str(wiki_sample), "--out", str(tmp_path), *SAMPLE_ARGS]) == 0
     out = tmp_path / "queries"

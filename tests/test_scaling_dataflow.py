@@ -27,6 +27,8 @@ from pipeline.shards.transform import BuildShards, DownloadedShard, TransformCon
 from queries.job import BuildQueries
 from queries.transform import QueryConfig
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = ("queries", "pipeline", "schemas", "training")
 BUCKET = "gs://wit-dry-run-bucket"

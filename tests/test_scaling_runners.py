@@ -22,13 +22,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.data import shared_file
+from helpers.scaling import QUERIES_ARGS, crawl_inputs
 from helpers.shards import TRUSTED, Server, served_rows, write_candidates
 
 from pipeline.cli import main
 from pipeline.shards.download import DownloadConfig, FetchConfig
 from pipeline.shards.filters import FilterConfig
 from pipeline.shards.job import ShardsOptions, run_shards
+
+pytestmark = pytest.mark.integration
 
 MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 
@@ -105,10 +107,6 @@ def assert_all_equal(outputs: dict[str, dict]) -> None:
 
 # -- queries ---------------------------------------------------------------------------------
 
-QUERIES_ARGS = ["--sources", "unigram,bigram,title", "--min-count", "20", "--min-pmi", "12",
-                "--min-bigram-count", "5", "--min-inlinks", "3"]
-
-
 def queries_outputs(out: Path) -> dict:
     folder = out / "queries"
     return {"metadata.json": (folder / "metadata.json").read_bytes(),
@@ -128,26 +126,6 @@ def test_queries_same_on_every_runner(tmp_path, wiki_sample, job_endpoint):
 
 
 # -- crawl -----------------------------------------------------------------------------------
-
-
-def crawl_inputs(tmp_path: Path) -> list[str]:
-    """The sample WARCs + WAT, a malformed WARC, and a URL list whose 'cat' entry is far above
-    t, so balancing draws (seeded) really decide which rows stay."""
-    warcs = [str(shared_file(f"webarchive/{n}")) for n in
-             ("cc-main-2020-34-sample.warc.gz", "clipped.warc.gz", "whirlwind.warc.gz")]
-    malformed = str(shared_file("webarchive/malformed/example-wrong-chunks.warc.gz"))
-    wat = str(shared_file("webarchive/whirlwind.warc.wat.gz"))
-    urls = tmp_path / "list.parquet"
-    rows = ([(f"https://img.test/cat/{i}.jpg", f"my cat number {i}") for i in range(400)]
-            + [(f"https://img.test/dog/{i}.jpg", f"a dog, photo {i}") for i in range(20)]
-            + [("https://img.test/cat/0.jpg", "my cat number 0")] * 3)
-    pq.write_table(pa.table({"url": [u for u, _ in rows], "caption": [c for _, c in rows]}),
-                   urls, row_group_size=100)
-    meta = tmp_path / "metadata.json"
-    meta.write_text(json.dumps(["Houston Press", "Biquipedia", "Hovenier", "Escopete", "the",
-                                "cat", "dog"]))
-    return ["--warc", *warcs, malformed, "--wat", wat, "--urls", str(urls),
-            "--metadata", str(meta), "--t", "40", "--seed", "5"]
 
 
 def crawl_outputs(out: Path) -> dict:

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.scaling import QUERIES_ARGS, crawl_inputs
 from helpers.shards import TRUSTED, Server, served_rows, write_candidates
-from test_scaling_runners import QUERIES_ARGS, crawl_inputs
 
 from pipeline.cli import main
 from pipeline.crawl.cli import _seed_urls
+
+pytestmark = pytest.mark.integration
 
 BUCKET = "wit-scaling-test"
 

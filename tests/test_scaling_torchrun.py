@@ -15,6 +15,8 @@ import torch
 
 from training.synthetic import make_shards, shape_dataset
 
+pytestmark = pytest.mark.integration
+
 STEPS, BATCH, WORLD = 3, 8, 2
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.cli import main
+
+pytestmark = pytest.mark.integration
 
 
 def test_wrong_columns_name_the_file(tmp_path, capsys):

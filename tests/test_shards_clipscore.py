@@ -22,6 +22,8 @@ from pipeline.shards.clipscore import ClipFilter, ClipFilterConfig, clip_reason,
 from training import data
 from training.evaluate import load_model
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):

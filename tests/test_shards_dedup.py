@@ -149,6 +149,7 @@ def test_crowded_keys_are_split_to_the_bound():
             [lsh_key(int(value), table, config, splits) for value in distinct]
 
 
+@pytest.mark.integration
 def test_near_duplicates_beam_job_equals_the_pure_driver():
     """The Beam composite (real pipeline, with salted same-hash groups and split keys at a
     small bound) gives the pure driver's marks."""

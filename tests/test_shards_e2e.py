@@ -7,9 +7,12 @@ import json
 import tarfile
 
 import pandas as pd
+import pytest
 from helpers.shards import TRUSTED, Server, real_images, send, to_jpeg
 
 from pipeline.cli import main
+
+pytestmark = pytest.mark.integration
 
 WORDS = ["tiger", "house", "flower", "guitar", "tree", "castle"]
 

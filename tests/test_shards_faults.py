@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers.shards import (
-    TRUSTED,
     Server,
     english_caption,
     fault_routes,
     huge_png,
+    options,
     png_header_bomb,
     real_images,
     to_jpeg,
@@ -23,20 +23,9 @@ from helpers.shards import (
 )
 from PIL import Image, ImageEnhance
 
-from pipeline.core.net import FetchConfig
-from pipeline.shards.download import DownloadConfig
-from pipeline.shards.filters import FilterConfig
-from pipeline.shards.job import ShardsOptions, run_shards
+from pipeline.shards.job import run_shards
 
-
-def options(candidates: Path, out: Path, **overrides) -> ShardsOptions:
-    fetch = FetchConfig(timeout=2.0, retries=1, max_backoff=2.0, allowed_networks=(TRUSTED,))
-    download = DownloadConfig(fetch=fetch, image_size=128, thread_count=16, max_pixels=3_000_000)
-    base = dict(candidates=str(candidates), out=str(out), download=download,
-                filters=FilterConfig(max_pixels=3_000_000, min_bytes=5000), processes=1,
-                download_shard_size=8, samples_per_shard=5)
-    base.update(overrides)
-    return ShardsOptions(**base)
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ from pipeline.core.net import FetchConfig
 from pipeline.shards.download import DownloadConfig, GuardedDownloader, to_input_table
 from schemas.candidates import CANDIDATES
 
+pytestmark = pytest.mark.integration
+
 SIZE = (320, 240)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
-from helpers.shards import Server, english_caption, real_images, to_jpeg, write_candidates
-from test_shards_faults import options
+import pytest
+from helpers.shards import Server, english_caption, options, real_images, to_jpeg, write_candidates
 
 from pipeline.shards.job import run_shards
+
+pytestmark = pytest.mark.integration
 
 
 def test_pyspark_distributor_local(tmp_path):

@@ -13,19 +13,22 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from helpers.shards import (
     TRUSTED,
     Server,
     english_caption,
+    options,
     real_images,
     send,
     to_jpeg,
     wit_env,
     write_candidates,
 )
-from test_shards_faults import options
 
 from pipeline.shards.job import run_shards
+
+pytestmark = pytest.mark.integration
 
 
 def wit_shards(candidates: Path, out: Path) -> list[str]:

@@ -16,6 +16,8 @@ from training.configs import get_config
 from training.loss import clip_loss
 from training.model import CLIP
 
+pytestmark = pytest.mark.integration
+
 BATCH, VOCAB = 8, 300
 
 

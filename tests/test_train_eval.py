@@ -16,6 +16,8 @@ from pipeline.cli import main as wit
 from training.evaluate import load_labelled_set
 from training.synthetic import make_shards
 
+pytestmark = pytest.mark.integration
+
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 CAPTIONS = ["a photo of the number {}.", "handwritten digit {}", "the number {} written by hand",
             "a {} on a black background"]

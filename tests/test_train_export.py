@@ -16,6 +16,8 @@ from pipeline.cli import main as wit
 from training import evaluate
 from training.synthetic import shape_dataset
 
+pytestmark = pytest.mark.integration
+
 transformers = pytest.importorskip("transformers", reason="the hf extra: pip install -e '.[hf]'")
 CAPTIONS = ["a red circle on white", "a <pad> caption", "<end_of_text> logo <start_of_text>",
             "golden retriever " * 30, "LOGO", "a photo of a frog."]

@@ -96,6 +96,7 @@ def test_zero_shot_class_names_from_folders_and_files(tmp_path):
     assert load_labelled_set(str(table)).names == ["golden retriever"]
 
 
+@pytest.mark.integration
 def test_wit_eval_prompts_use_the_display_names(tmp_path):
     root = _folder_set(tmp_path / "set", ["red_circle", "blue_square"])
     checkpoint = train_tiny_checkpoint(tmp_path, steps=2)

@@ -100,6 +100,7 @@ def test_resume_continues_the_same_loss_trajectory(shards, tmp_path):
     assert a[8] < a[1]
 
 
+@pytest.mark.integration
 def test_cli_train_then_eval(shards, tmp_path, capsys):
     out = tmp_path / "run"
     rc = wit(["train", "--shards", f"{shards}/{{00000..00002}}.tar", "--config", "tiny",
@@ -139,6 +140,7 @@ def test_cli_train_then_eval(shards, tmp_path, capsys):
     assert "zero-shot top-1" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_cli_errors_name_the_input(shards, tmp_path, capsys):
     rc = wit(["train", "--shards", str(tmp_path / "{00000..00001}.tar"), "--out", str(tmp_path / "o")])
     assert rc == 1
@@ -246,6 +248,7 @@ def test_split_shards_by_rank_and_worker(shards, tmp_path):
                            workers=4, split_shards=True))
 
 
+@pytest.mark.integration
 def test_benchmark_runs_every_phase_on_cpu(shards, tmp_path):
     """bench/train.py end to end on the CPU, its phase in its own process: bf16 autocast (the
     GPU path), MFU (against --peak-tflops), the multi-worker loader feeding training steps,
