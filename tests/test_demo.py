@@ -51,6 +51,7 @@ def test_heldout_split_is_disjoint_and_stable():
     assert {i.category for i in first.heldout} == set(heldout.EVAL_CLASSES)
 
 
+@pytest.mark.integration
 def test_miniweb_serves_pages_and_images(tmp_path):
     items = list(miniweb.clip_arts())[:30]
     assert miniweb.write_site(items, tmp_path, per_page=25) == 2

@@ -59,6 +59,7 @@ def entries(out: Path, source: str) -> dict:
     return {r["entry"]: (r["count"], r["score"]) for r in table if r["source"] == source}
 
 
+@pytest.mark.integration
 def test_counts_equal_plain_python_reference(tmp_path, wiki_sample, reference):
     unigrams, bigrams, inlinks, articles = reference
     # small flush size: partial counts are flushed many times and summed by the combine;
@@ -133,6 +134,7 @@ def test_cli_writes_the_three_outputs_with_wordnet(tmp_path, wiki_sample, capsys
     assert "queries:" in capsys.readouterr().out  # the summary
 
 
+@pytest.mark.integration
 def test_titles_from_pageviews(tmp_path, wiki_sample):
     views = tmp_path / "pageviews-20240101-000000.gz"
     with gzip.open(views, "wt") as f:

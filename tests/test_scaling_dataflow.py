@@ -27,8 +27,6 @@ from pipeline.shards.transform import BuildShards, DownloadedShard, TransformCon
 from queries.job import BuildQueries
 from queries.transform import QueryConfig
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = ("queries", "pipeline", "schemas", "training")
 BUCKET = "gs://wit-dry-run-bucket"
@@ -38,7 +36,7 @@ DATAFLOW_ARGS = ["--runner=DataflowRunner", "--dry_run=True", "--project=wit-dry
 
 
 # Beam's stager and job service leave temporary folders behind (conftest.py)
-pytestmark = pytest.mark.usefixtures("beam_temp_files")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("beam_temp_files")]
 
 
 def dry_run(build) -> tuple[beam_runner_api_pb2.Pipeline, dict[str, str]]:

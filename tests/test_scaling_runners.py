@@ -30,13 +30,11 @@ from pipeline.shards.download import DownloadConfig, FetchConfig
 from pipeline.shards.filters import FilterConfig
 from pipeline.shards.job import ShardsOptions, run_shards
 
-pytestmark = pytest.mark.integration
-
 MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 
 
 # Beam's stager and job service leave temporary folders behind (conftest.py)
-pytestmark = pytest.mark.usefixtures("beam_temp_files")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("beam_temp_files")]
 
 
 def _free_port() -> int:

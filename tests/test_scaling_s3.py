@@ -24,12 +24,10 @@ from helpers.shards import TRUSTED, Server, served_rows, write_candidates
 from pipeline.cli import main
 from pipeline.crawl.cli import _seed_urls
 
-pytestmark = pytest.mark.integration
-
 BUCKET = "wit-scaling-test"
 
 # Beam's stager and job service leave temporary folders behind (conftest.py)
-pytestmark = pytest.mark.usefixtures("beam_temp_files")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("beam_temp_files")]
 
 
 @dataclass
