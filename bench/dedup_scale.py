@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -39,11 +38,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
-sys.path.append(str(Path(__file__).resolve().parent))
 
 from dedup_hashes import realistic_hashes  # noqa: E402
+from timing import peak_rss_mb  # noqa: E402
 
 from pipeline.shards.dedup import (  # noqa: E402
     NearDupConfig,
@@ -197,7 +195,7 @@ def main() -> None:
         beam_cpu.append(cpu)
         print(f"Beam NearDuplicates, in-process runner, N={n}: {cpu:.1f} CPU-s, "
               f"{1e6 * cpu / n:.0f} us per record, {marks} marks, peak RSS "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+              f"{peak_rss_mb():.0f} MB, "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
     if len(beam_sizes) > 1:
         print(f"Beam fitted exponent: {fit(beam_sizes, beam_cpu):.2f}")

@@ -36,15 +36,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from timing import cpu_seconds, peak_rss_mb  # noqa: E402
+
 SHARED = Path(os.environ.get("WIT_SHARED_DATA", REPO.parent / "shared" / "data"))
 WORDNET = Path("/usr/share/wordnet")
 WIKI = SHARED / "wikipedia" / "enwiki-sample-pages-articles.xml.bz2"
 WARCS = sorted((SHARED / "webarchive").glob("*.warc.gz"))
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def wordnet_lemmas() -> list[str]:
@@ -149,8 +146,7 @@ def child_job(args) -> None:
     """Run the whole crawl job on a URL list; print peak RSS (for the --rss runs)."""
     from pipeline.cli import main
     code = main(["crawl", "--urls", args.urls, "--metadata", args.meta, "--out", args.out])
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"code": code, "max_rss_mb": rss / 1024}))
+    print(json.dumps({"code": code, "max_rss_mb": peak_rss_mb()}))
 
 
 def write_url_list(path: Path, texts: list[str]) -> None:
@@ -261,8 +257,7 @@ def main() -> int:
     subprocess.run([sys.executable, __file__, "--child", "--urls", str(urls),
                     "--meta", str(meta_path), "--out", str(tmp / "job")],
                    capture_output=True, text=True, check=True)
-    job_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-    job_cpu_s = job_cpu.ru_utime + job_cpu.ru_stime
+    job_cpu_s = cpu_seconds(resource.RUSAGE_CHILDREN)
 
     rate = {name: n / cpu for name, n, cpu in [
         ("naive", args.naive, naive_cpu), ("scan", len(texts), scan_cpu),

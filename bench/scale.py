@@ -35,9 +35,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
-sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 SIZES = (1, 4, 16)
 STAGES = ("queries", "crawl", "shards")

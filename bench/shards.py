@@ -43,15 +43,15 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from timing import run_timed
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 OPENCLIPART = Path("/usr/share/openclipart/png")
 HOST = "127.0.0.2"
 
@@ -200,18 +200,14 @@ def candidate_urls(rows: int, port: int, mix: str, distinct: int) -> list[str]:
 
 def timed(command: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the command and its children); prints its phase logs."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, cwd=cwd)
-    wall = time.perf_counter() - start
+    wall, cpu, done = run_timed(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, cwd=cwd)
     if done.returncode:
         sys.exit(f"{command[1]} failed (rc {done.returncode}):\n{done.stderr[-3000:]}")
     for line in done.stderr.splitlines():
         if line.startswith("INFO pipeline.shards.job"):
             print("    phase:", line.split(": ", 1)[1])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 IMG2DATASET = """

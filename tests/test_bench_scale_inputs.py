@@ -13,7 +13,7 @@ from queries.dump import iter_pages
 from queries.tokenize import count_text
 from queries.wikitext import to_plain_text
 
-# bench/ is not a package, and bench/queries.py would shadow the queries package on sys.path
+# bench/ is not a package: load the generator module from its file
 _PATH = Path(__file__).resolve().parents[1] / "bench" / "scale_inputs" / "__init__.py"
 _SPEC = importlib.util.spec_from_file_location("scale_inputs", _PATH)
 assert _SPEC and _SPEC.loader

@@ -15,7 +15,7 @@ repeated K times (xK): "MB/CPU-s" is the rate at xK, start-up included; "margina
 imports, pipeline construction). With ``--baseline DIR`` (a checkout of an earlier commit,
 e.g. ``git archive HEAD | tar -x -C DIR``) the core loop and the Beam job of that code run too,
 in the same rounds, so a change is measured against its base under the same machine load.
-Usage: python bench/queries.py [--dump FILE] [--repeat K] [--baseline DIR]
+Usage: python bench/queries_speed.py [--dump FILE] [--repeat K] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import importlib.util
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,20 +33,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from timing import run_timed
+
 REPO = Path(__file__).resolve().parents[1]
-# This file is named like the `queries` package: keep bench/ off the import path.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 SAMPLE = REPO.parent / "shared" / "data" / "wikipedia" / "enwiki-sample-pages-articles.xml.bz2"
 
 
 def child_cpu(command: list[str], **kwargs) -> tuple[float, float]:
     """(CPU seconds of the command and its children, wall seconds)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, check=True, **kwargs)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+    timed = run_timed(command, check=True, **kwargs)
+    return timed.cpu, timed.wall
 
 
 def repeated_dump(source: Path, repeat: int, target: Path) -> int:
@@ -104,7 +99,7 @@ def main() -> int:
         print(core_loop(args.core_loop_only))
         return 0
     if not args.dump.exists():
-        print(f"bench/queries.py: {args.dump} not found; pass --dump", file=sys.stderr)
+        print(f"bench/queries_speed.py: {args.dump} not found; pass --dump", file=sys.stderr)
         return 2
     env = {**os.environ, "WIT_PROGRESS": "0"}
     with tempfile.TemporaryDirectory() as tmp:
