@@ -79,9 +79,10 @@ demo: setup ## the whole system end to end on the embedded default inputs
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEMO_APT); fi
 	$(WIT) demo --out $(OUT) $(DEMO_ARGS) $(BEAM)
 
+# Only scripts with a __main__ run: bench/timing.py is a module the benchmarks share.
 bench: setup ## run the benchmarks in bench/ (ratios against their anchors)
 	$(VENV)/bin/pip install -q -e '.[bench]'
-	@for b in bench/*.py; do echo "== $$b"; NO_ALBUMENTATIONS_UPDATE=1 $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do grep -q __main__ $$b || continue; echo "== $$b"; NO_ALBUMENTATIONS_UPDATE=1 $(PY) $$b || exit 1; done
 
 clean: ## remove outputs and caches (not the venv)
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
