@@ -214,16 +214,16 @@ def synthetic_batches(cfg: Any, batch: int, device: torch.device) -> Iterator[tu
 
 def loader_batches(shards: str, cfg: Any, args: argparse.Namespace, device: torch.device
                    ) -> Iterator[tuple]:
-    from training import data
+    from training import batch_stream, shard_reading
     from training.tokenizer import train_tokenizer
-    paths = data.resolve_shards(shards)
-    tok = train_tokenizer(data.captions(paths, 5000), cfg.vocab_size)
-    total = sum(data.shard_sizes(paths).values())
-    stream = data.StreamConfig(shards=paths, batch_size=args.batch_size, image_size=cfg.image_size,
+    paths = shard_reading.resolve_shards(shards)
+    tok = train_tokenizer(shard_reading.captions(paths, 5000), cfg.vocab_size)
+    total = sum(shard_reading.shard_sizes(paths).values())
+    stream = batch_stream.StreamConfig(shards=paths, batch_size=args.batch_size, image_size=cfg.image_size,
                                context_length=cfg.context_length,
-                               steps_per_epoch=data.steps_per_epoch(total, args.batch_size),
+                               steps_per_epoch=batch_stream.steps_per_epoch(total, args.batch_size),
                                shuffle_buffer=1000)
-    loader = data.make_loader(stream, tok, args.workers, pin_memory=device.type == "cuda")
+    loader = batch_stream.make_loader(stream, tok, args.workers, pin_memory=device.type == "cuda")
     return ((images, tokens) for images, tokens, _ in loader)
 
 

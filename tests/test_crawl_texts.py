@@ -22,7 +22,7 @@ from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.wat import wat_pairs
 from pipeline.shards.download import INPUT_COLUMNS, to_input_table
 from schemas import CANDIDATES, ENTRY_COUNTS, read_validated
-from training.data import pick_text, sample_texts
+from training.sample_decoding import pick_text, sample_texts
 
 THREE = ('<img src="/a.jpg" alt="a red fox" title="fox in the snow" '
          'data-image-title="arctic wildlife">')
@@ -127,7 +127,7 @@ def test_shard_stream_draws_a_text_per_epoch(tmp_path: Path) -> None:
     import io
     import tarfile
 
-    from training.data import ShardStream, StreamConfig
+    from training.batch_stream import ShardStream, StreamConfig
 
     texts = ["a red fox", "fox in the snow", "arctic wildlife"]
     shard = tmp_path / "00000.tar"

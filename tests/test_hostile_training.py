@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training import data
+from training import batch_stream, shard_reading
 from training.checkpoint import FORMAT, load_checkpoint
 from training.tokenizer import train_tokenizer
 
@@ -164,7 +164,7 @@ def test_damaged_shards_and_images_are_skipped_and_counted(shards, tmp_path):
     whole = (shards / "00000.tar").read_bytes()
     (folder / "00004.tar").write_bytes(whole[: len(whole) // 2 + 100])  # cut mid-member
     (folder / "00005.tar").write_bytes(os.urandom(3000))
-    sizes = data.shard_sizes(data.resolve_shards(str(folder)))
+    sizes = shard_reading.shard_sizes(shard_reading.resolve_shards(str(folder)))
     assert [sizes[str(folder / f"0000{i}.tar")] for i in range(6)][:4] == [24, 24, 12, 0]
     assert 0 < sizes[str(folder / "00004.tar")] < 24
     out = tmp_path / "train"
@@ -193,10 +193,10 @@ def test_dropped_images_keep_batches_full_and_resume_exact(tmp_path):
     tok = train_tokenizer([s[2] for s in samples], 300)
 
     def batches(start: int, positions: dict, n: int, workers: int) -> list:
-        cfg = data.StreamConfig(shards=[str(shard)], batch_size=5, image_size=16,
+        cfg = batch_stream.StreamConfig(shards=[str(shard)], batch_size=5, image_size=16,
                                 context_length=12, steps_per_epoch=4, seed=2, start_batch=start,
                                 shuffle_buffer=1, start_positions=positions)
-        loader = data.make_loader(cfg, tok, workers=workers, pin_memory=False)
+        loader = batch_stream.make_loader(cfg, tok, workers=workers, pin_memory=False)
         out = []
         for batch in loader:
             out.append(batch)

@@ -15,7 +15,7 @@ import torch
 from pipeline.cli import main as wit
 from pipeline.errors import InputError
 from schemas import TRAIN_LOG, validate
-from training import data
+from training import batch_stream, shard_reading
 from training.synthetic import make_shards, shape_dataset
 from training.tokenizer import train_tokenizer
 from training.train import TrainOptions, train
@@ -39,28 +39,28 @@ def shards(tmp_path_factory) -> Path:
 
 
 def test_shard_patterns_and_sizes(shards, tmp_path):
-    brace = data.resolve_shards(f"{shards}/{{00000..00002}}.tar")
+    brace = shard_reading.resolve_shards(f"{shards}/{{00000..00002}}.tar")
     assert [Path(p).name for p in brace] == ["00000.tar", "00001.tar", "00002.tar"]
-    assert data.resolve_shards(str(shards)) == brace
-    assert data.resolve_shards(f"{shards}/*.tar") == brace
+    assert shard_reading.resolve_shards(str(shards)) == brace
+    assert shard_reading.resolve_shards(f"{shards}/*.tar") == brace
     with pytest.raises(InputError, match="00003.tar: no such shard file .5 of 8 missing"):
-        data.resolve_shards(f"{shards}/{{00000..00007}}.tar")
-    assert data.shard_sizes(brace) == dict.fromkeys(brace, 80)
+        shard_reading.resolve_shards(f"{shards}/{{00000..00007}}.tar")
+    assert shard_reading.shard_sizes(brace) == dict.fromkeys(brace, 80)
     # without sizes.json: img2dataset's NNNNN_stats.json, then counting the tar
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "00000.tar").write_bytes((shards / "00000.tar").read_bytes())
     (copy / "00000_stats.json").write_text((shards / "00000_stats.json").read_text())
     (copy / "00001.tar").write_bytes((shards / "00001.tar").read_bytes())
-    assert list(data.shard_sizes(data.resolve_shards(str(copy))).values()) == [80, 80]
+    assert list(shard_reading.shard_sizes(shard_reading.resolve_shards(str(copy))).values()) == [80, 80]
 
 
 def _batches(shards: Path, start: int, n: int, workers: int) -> list:
-    tok = train_tokenizer(data.captions(data.resolve_shards(str(shards)), 100), 300)
-    cfg = data.StreamConfig(shards=data.resolve_shards(str(shards)), batch_size=16,
+    tok = train_tokenizer(shard_reading.captions(shard_reading.resolve_shards(str(shards)), 100), 300)
+    cfg = batch_stream.StreamConfig(shards=shard_reading.resolve_shards(str(shards)), batch_size=16,
                             image_size=32, context_length=16, steps_per_epoch=5, seed=3,
                             start_batch=start, shuffle_buffer=64)
-    loader = data.make_loader(cfg, tok, workers=workers, pin_memory=False)
+    loader = batch_stream.make_loader(cfg, tok, workers=workers, pin_memory=False)
     out = []
     for batch in loader:
         out.append(batch)
@@ -122,7 +122,7 @@ def test_cli_train_then_eval(shards, tmp_path, capsys):
     assert log.column("step").to_pylist() == [6]  # logged every 10 steps and at the end
     # a labelled set as an image folder per class, from the shards' own images
     folder = tmp_path / "classes"
-    for raw, caption, key in data.iterate_pairs(data.resolve_shards(str(shards)), 40):
+    for raw, caption, key in shard_reading.iterate_pairs(shard_reading.resolve_shards(str(shards)), 40):
         shape = caption.split()[2]
         (folder / shape).mkdir(parents=True, exist_ok=True)
         (folder / shape / f"{key}.jpg").write_bytes(raw)
@@ -171,10 +171,10 @@ def test_bad_samples_are_counted_and_batches_stay_full(shards, tmp_path):
         add("x2.jpg", members[0].name.encode())  # garbage too, and no caption
         add("x3.txt", b"a caption without an image")
     tok = train_tokenizer(["a broken picture", "a red circle"], 300)
-    cfg = data.StreamConfig(shards=[str(bad)], batch_size=5, image_size=32, context_length=16,
+    cfg = batch_stream.StreamConfig(shards=[str(bad)], batch_size=5, image_size=32, context_length=16,
                             steps_per_epoch=2, shuffle_buffer=1)
     skipped: dict[str, int] = {}
-    for i, (images, tokens, info) in enumerate(data.make_loader(cfg, tok, 0, False)):
+    for i, (images, tokens, info) in enumerate(batch_stream.make_loader(cfg, tok, 0, False)):
         assert images.shape == (5, 3, 32, 32) and tokens.shape == (5, 16)
         for k, v in info.skipped.items():
             skipped[k] = skipped.get(k, 0) + v
@@ -189,7 +189,7 @@ def test_bad_samples_are_counted_and_batches_stay_full(shards, tmp_path):
         pass
     cfg.shards = [str(empty)]
     with pytest.raises(InputError, match="no shard has an"):
-        next(iter(data.make_loader(cfg, tok, 0, False)))
+        next(iter(batch_stream.make_loader(cfg, tok, 0, False)))
 
 
 def test_bf16_checkpointing_compile_and_tensorboard(shards, tmp_path):
@@ -225,23 +225,23 @@ def test_bf16_checkpointing_compile_and_tensorboard(shards, tmp_path):
 
 def test_split_shards_by_rank_and_worker(shards, tmp_path):
     """--split-shards: in an epoch every (rank, worker) reads its own shards, together all."""
-    paths = data.resolve_shards(str(shards))
-    tok = train_tokenizer(data.captions(paths, 100), 300)
-    images_of = {p: {raw for raw, _, _ in data.iterate_pairs([p])} for p in paths}
+    paths = shard_reading.resolve_shards(str(shards))
+    tok = train_tokenizer(shard_reading.captions(paths, 100), 300)
+    images_of = {p: {raw for raw, _, _ in shard_reading.iterate_pairs([p])} for p in paths}
     for epoch in (0, 1):
-        by_rank = [data.split_shards(paths, epoch, 3, rank, 3, 0, 1) for rank in range(3)]
-        by_worker = [data.split_shards(paths, epoch, 3, 0, 1, worker, 3) for worker in range(3)]
+        by_rank = [batch_stream.split_shards(paths, epoch, 3, rank, 3, 0, 1) for rank in range(3)]
+        by_worker = [batch_stream.split_shards(paths, epoch, 3, 0, 1, worker, 3) for worker in range(3)]
         for parts in (by_rank, by_worker):
             assert [len(p) for p in parts] == [1, 1, 1] and set(sum(parts, [])) == set(paths)
         assert by_rank == by_worker  # the same deal: slot = rank x workers + worker
     with pytest.raises(InputError, match="3 shard.s. cannot be split between 2 process.es. x 2"):
-        data.split_shards(paths, 0, 3, 0, 2, 0, 2)
+        batch_stream.split_shards(paths, 0, 3, 0, 2, 0, 2)
     # the stream of rank 1 of 3 (one worker) reads exactly its one shard in the epoch
-    cfg = data.StreamConfig(shards=paths, batch_size=16, image_size=32, context_length=16,
+    cfg = batch_stream.StreamConfig(shards=paths, batch_size=16, image_size=32, context_length=16,
                             steps_per_epoch=5, seed=3, rank=1, world_size=3, shuffle_buffer=1,
                             resampled=False)
-    stream = data.ShardStream(cfg, tok)._samples(epoch=0, worker=0, workers=1)
-    (mine,) = data.split_shards(paths, 0, 3, 1, 3, 0, 1)
+    stream = batch_stream.ShardStream(cfg, tok)._samples(epoch=0, worker=0, workers=1)
+    (mine,) = batch_stream.split_shards(paths, 0, 3, 1, 3, 0, 1)
     assert {next(stream)[0] for _ in range(80)} == images_of[mine]
     with pytest.raises(InputError, match="cannot be split"):
         train(TrainOptions(shards=str(shards), out=str(tmp_path / "s"), batch_size=16, steps=1,

@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from training import data
+from training import batch_stream, sample_decoding
 from training.configs import get_config
 from training.evaluate import recall_at_k
 from training.loss import clip_loss
@@ -103,17 +103,17 @@ def test_cosine_schedule_with_warmup():
 
 def test_transforms_shapes_and_determinism():
     img, _ = next(shape_dataset(1, size=80))
-    a = data.random_resized_crop(img, 32, random.Random(3))
-    b = data.random_resized_crop(img, 32, random.Random(3))
+    a = sample_decoding.random_resized_crop(img, 32, random.Random(3))
+    b = sample_decoding.random_resized_crop(img, 32, random.Random(3))
     assert a.size == (32, 32) and a.tobytes() == b.tobytes()
-    t = data.to_uint8_tensor(data.center_crop(img.resize((90, 60)), 32))
+    t = sample_decoding.to_uint8_tensor(sample_decoding.center_crop(img.resize((90, 60)), 32))
     assert t.shape == (3, 32, 32) and t.dtype == torch.uint8
 
 
 def test_shuffle_buffer_is_a_seeded_permutation():
-    out = list(data.shuffled(iter(range(1000)), 100, random.Random(1), initial=50))
+    out = list(batch_stream.shuffled(iter(range(1000)), 100, random.Random(1), initial=50))
     assert sorted(out) == list(range(1000)) and out != list(range(1000))
-    assert out == list(data.shuffled(iter(range(1000)), 100, random.Random(1), initial=50))
+    assert out == list(batch_stream.shuffled(iter(range(1000)), 100, random.Random(1), initial=50))
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
@@ -138,7 +138,7 @@ def test_tiny_model_overfits_one_batch():
     assert len(set(captions)) == 8
     tok = train_tokenizer(captions * 20, vocab_size=300)
     cfg = get_config("tiny")
-    images = torch.stack([data.to_uint8_tensor(data.center_crop(img, cfg.image_size)) for img, _ in pairs])
+    images = torch.stack([sample_decoding.to_uint8_tensor(sample_decoding.center_crop(img, cfg.image_size)) for img, _ in pairs])
     tokens = tok.encode(captions, cfg.context_length)
     model = CLIP(cfg, tok.vocab_size, tok.eot_id)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)

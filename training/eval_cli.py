@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     from pipeline import fsio
     from pipeline.errors import InputError
-    from training import data, evaluate
+    from training import evaluate, shard_reading
 
     if not (args.zeroshot or args.linear_probe or args.retrieval):
         raise InputError("nothing to evaluate: give --zeroshot, --linear-probe and/or --retrieval")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         results["linear_probe"] = {"source": args.linear_probe, **evaluate.linear_probe(
             feats.numpy(), dataset.labels, seed=args.seed, cs=args.probe_c)}
     if args.retrieval:
-        shards = data.resolve_shards(args.retrieval)
+        shards = shard_reading.resolve_shards(args.retrieval)
         results["retrieval"] = {"source": args.retrieval, **evaluate.retrieval(
             model, tokenizer, shards, device, args.retrieval_samples, args.batch_size)}
     path = fsio.join(args.out, "eval.json")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from pipeline.errors import InputError
 from pipeline.progress import Progress
-from training import data
+from training import sample_decoding, shard_reading
 from training.checkpoint import load_checkpoint
 from training.configs import ModelConfig
 from training.model import CLIP
@@ -155,7 +155,7 @@ def _read_image(path: str, size: int) -> torch.Tensor:
     try:
         with fsspec.open(path, "rb") as f:
             raw = f.read()
-        return data.to_uint8_tensor(data.center_crop(data.decode_image(raw, size), size))
+        return sample_decoding.to_uint8_tensor(sample_decoding.center_crop(sample_decoding.decode_image(raw, size), size))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read image: {exc}") from exc
 
@@ -306,12 +306,12 @@ def retrieval(model: CLIP, tokenizer: CaptionTokenizer, shards: list[str], devic
 
     def images() -> Iterator[torch.Tensor]:
         chunk: list[torch.Tensor] = []
-        for raw, text, key in data.iterate_pairs(shards, limit, skipped):
+        for raw, text, key in shard_reading.iterate_pairs(shards, limit, skipped):
             try:
-                img = data.decode_image(raw, size)
+                img = sample_decoding.decode_image(raw, size)
             except (OSError, ValueError) as exc:
                 raise InputError(f"{shards}: sample {key}: undecodable image: {exc}") from exc
-            chunk.append(data.to_uint8_tensor(data.center_crop(img, size)))
+            chunk.append(sample_decoding.to_uint8_tensor(sample_decoding.center_crop(img, size)))
             caps.append(text)
             if len(chunk) == batch_size:
                 yield torch.stack(chunk)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from pipeline import fsio
 from pipeline.errors import InputError
 from pipeline.progress import Progress
-from training import data
+from training import batch_stream, shard_reading
 from training.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from training.configs import ModelConfig, get_config
 from training.loss import clip_loss
@@ -102,21 +102,21 @@ def _tokenizer(opts: TrainOptions, shards: list[str], cfg: ModelConfig,
     if opts.tokenizer:
         return load_tokenizer(opts.tokenizer)
     # deterministic: every rank trains the same vocabulary from the same first captions
-    texts = list(data.captions(shards, opts.tokenizer_samples))
+    texts = list(shard_reading.captions(shards, opts.tokenizer_samples))
     if not texts:
         raise InputError(f"{opts.shards}: no captions to train a tokenizer on")
     return train_tokenizer(texts, cfg.vocab_size)
 
 
 def _setup_distributed(device: torch.device) -> tuple[int, int]:
-    rank, world, _ = data.environment_world()
+    rank, world, _ = batch_stream.environment_world()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world
 
 
 def train(opts: TrainOptions) -> TrainResult:
-    rank, world, local_rank = data.environment_world()
+    rank, world, local_rank = batch_stream.environment_world()
     device = _device(opts.device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -132,7 +132,7 @@ def train(opts: TrainOptions) -> TrainResult:
     if state is None and fsio.exists(checkpoint_path):
         raise InputError(f"{checkpoint_path} exists: pass --resume {checkpoint_path} to "
                          "continue that run, or choose another --out")
-    shards = data.resolve_shards(opts.shards)
+    shards = shard_reading.resolve_shards(opts.shards)
     if state is not None:
         cfg = ModelConfig.from_dict(state["model_config"])
     else:
@@ -141,7 +141,7 @@ def train(opts: TrainOptions) -> TrainResult:
     tokenizer = _tokenizer(opts, shards, cfg, state)
 
     global_batch = opts.batch_size * world
-    sizes = data.shard_sizes(shards)
+    sizes = shard_reading.shard_sizes(shards)
     empty = [s for s in shards if sizes[s] <= 0]  # every sample dropped, or unreadable
     if empty:
         log.warning("%d shard(s) without samples left out: %s", len(empty),
@@ -153,9 +153,9 @@ def train(opts: TrainOptions) -> TrainResult:
     if epoch_samples < global_batch:
         raise InputError(f"{opts.shards}: {epoch_samples} samples per epoch, fewer than one "
                          f"global batch of {global_batch}")
-    steps_per_epoch = data.steps_per_epoch(epoch_samples, global_batch)
+    steps_per_epoch = batch_stream.steps_per_epoch(epoch_samples, global_batch)
     if opts.split_shards:  # fails early, naming the shards, if too few to split
-        data.split_shards(shards, 0, opts.seed, rank, world, 0, max(1, opts.workers))
+        batch_stream.split_shards(shards, 0, opts.seed, rank, world, 0, max(1, opts.workers))
     total = opts.steps or (opts.samples // global_batch if opts.samples else steps_per_epoch)
     warmup = opts.warmup if opts.warmup is not None else max(1, total // 20)
 
@@ -185,13 +185,13 @@ def train(opts: TrainOptions) -> TrainResult:
     if opts.compile:
         train_model = torch.compile(train_model, backend=opts.compile_backend)  # type: ignore[assignment]
 
-    stream = data.StreamConfig(
+    stream = batch_stream.StreamConfig(
         shards=shards, batch_size=opts.batch_size, image_size=cfg.image_size,
         context_length=cfg.context_length, steps_per_epoch=steps_per_epoch, seed=opts.seed,
         start_batch=step, rank=rank, world_size=world, shuffle_buffer=opts.shuffle_buffer,
         resampled=not opts.split_shards, start_positions=_positions(state, rank, world, opts.workers),
         text=opts.text)
-    loader = data.make_loader(stream, tokenizer, opts.workers, pin_memory=device.type == "cuda")
+    loader = batch_stream.make_loader(stream, tokenizer, opts.workers, pin_memory=device.type == "cuda")
 
     if main:
         fsio.makedirs(opts.out)

@@ -67,14 +67,14 @@ class ClipScorer:
         """(score, None) per pair, or (None, error) for an image that does not decode."""
         import torch
 
-        from training import data
+        from training import sample_decoding
 
         size = self.model.cfg.image_size
         tensors: list[torch.Tensor] = []
         results: list[tuple[float | None, str | None]] = []
         for raw in images:
             try:
-                tensors.append(data.to_uint8_tensor(data.center_crop(data.decode_image(raw, size), size)))
+                tensors.append(sample_decoding.to_uint8_tensor(sample_decoding.center_crop(sample_decoding.decode_image(raw, size), size)))
                 results.append((0.0, None))
             except Exception as exc:  # noqa: BLE001 - an undecodable image is a row status
                 results.append((None, f"CLIP score: undecodable image: {exc}"))
