@@ -13,8 +13,15 @@ folder name/label with "_" read as a space (golden_retriever -> "golden retrieve
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
+from typing import Any
 
 from pipeline.cliargs import non_negative_int, output_dir, positive_float, positive_int
+from training import eval_job
+from training.eval_job import EvalOptions
+
+# the defaults live in EvalOptions alone
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(EvalOptions)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,57 +38,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(default: 'a photo of a {}.' and 7 more CLIP templates)")
     a("--linear-probe", help="labelled set for the linear probe (split 60/20/20 into "
                              "train/validation/test, stratified)")
-    a("--probe-c", default="0.001,0.01,0.1,1,10,100", type=_c_values,
+    a("--probe-c", default=",".join(f"{c:g}" for c in _DEFAULTS["probe_c"]), type=_c_values,
       help="inverse regularisation strengths C swept on the validation split, comma-separated "
            "(default: %(default)s)")
     a("--retrieval", help="held-out shards (brace pattern, glob, directory) for "
                           "image<->text Recall@1/5/10")
-    a("--retrieval-samples", type=positive_int, default=1000,
+    a("--retrieval-samples", type=positive_int, default=_DEFAULTS["retrieval_samples"],
       help="the first N samples of --retrieval are used (default: %(default)s)")
-    a("--batch-size", type=positive_int, default=256, help="images per forward pass (default: %(default)s)")
-    a("--seed", type=non_negative_int, default=0, help="seed of the linear-probe split (default: %(default)s)")
-    a("--device", default="auto", help="cpu, cuda, cuda:N (default: %(default)s)")
+    a("--batch-size", type=positive_int, default=_DEFAULTS["batch_size"], help="images per forward pass (default: %(default)s)")
+    a("--seed", type=non_negative_int, default=_DEFAULTS["seed"], help="seed of the linear-probe split (default: %(default)s)")
+    a("--device", default=_DEFAULTS["device"], help="cpu, cuda, cuda:N (default: %(default)s)")
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    import torch
-
-    from pipeline import fsio
-    from pipeline.errors import InputError
-    from training import evaluate, shard_reading
-
-    if not (args.zeroshot or args.linear_probe or args.retrieval):
-        raise InputError("nothing to evaluate: give --zeroshot, --linear-probe and/or --retrieval")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
-                          if args.device == "auto" else args.device)
-    model, tokenizer = evaluate.load_model(args.checkpoint, device)
-    results: dict = {"checkpoint": args.checkpoint}
-    cached: dict[str, tuple] = {}
-
-    def features(source: str) -> tuple:
-        if source not in cached:
-            names = args.classnames if source == args.zeroshot else None
-            dataset = evaluate.load_labelled_set(source, names)
-            cached[source] = (dataset, evaluate.labelled_features(model, dataset, device, args.batch_size))
-        return cached[source]
-
-    if args.zeroshot:
-        dataset, feats = features(args.zeroshot)
-        templates = evaluate.read_templates(args.templates) if args.templates else evaluate.DEFAULT_TEMPLATES
-        results["zeroshot"] = {"source": args.zeroshot, **evaluate.zero_shot(
-            model, tokenizer, dataset, device, templates, features=feats)}
-    if args.linear_probe:
-        dataset, feats = features(args.linear_probe)
-        results["linear_probe"] = {"source": args.linear_probe, **evaluate.linear_probe(
-            feats.numpy(), dataset.labels, seed=args.seed, cs=args.probe_c)}
-    if args.retrieval:
-        shards = shard_reading.resolve_shards(args.retrieval)
-        results["retrieval"] = {"source": args.retrieval, **evaluate.retrieval(
-            model, tokenizer, shards, device, args.retrieval_samples, args.batch_size)}
-    path = fsio.join(args.out, "eval.json")
-    fsio.atomic_write_json(path, results)
-    print(format_table(results))
-    print(f"wit eval: results -> {path}")
+    names = {f.name for f in fields(EvalOptions)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    eval_job.run(EvalOptions(**{**values, "probe_c": tuple(args.probe_c)}))
     return 0
 
 
@@ -91,20 +63,3 @@ def _c_values(text: str) -> list[float]:
     if not values:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated positive numbers")
     return values
-
-
-def format_table(results: dict) -> str:
-    rows = []
-    if "zeroshot" in results:
-        z = results["zeroshot"]
-        topk = next(k for k in z if k.startswith("top") and k != "top1")
-        rows += [("zero-shot top-1", z["top1"]), (f"zero-shot {topk[:3]}-{topk[3:]}", z[topk]),
-                 ("(chance)", z["chance"])]
-    if "linear_probe" in results:
-        p = results["linear_probe"]
-        rows += [(f"linear probe (C={p['best_C']:g})", p["accuracy"]), ("(chance)", p["chance"])]
-    if "retrieval" in results:
-        r = results["retrieval"]
-        rows += [(key.replace("_", " "), value) for key, value in r.items() if "R@" in key]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"  {name:<{width}}  {value:6.3f}" for name, value in rows)
