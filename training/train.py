@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 TOKENIZER = "tokenizer.json"
-LOG = "log.jsonl"
+LOG_FILE = "log.jsonl"
 
 
 @dataclass
@@ -292,7 +292,7 @@ class _Logger:
     def __init__(self, out: str, total: int, enabled: bool):
         self.enabled = enabled
         self.progress = Progress("train", total=total, unit="step") if enabled else None
-        self.jsonl = fsio.join(out, LOG)
+        self.jsonl = fsio.join(out, LOG_FILE)
         self.tb = None
         if enabled:
             try:
