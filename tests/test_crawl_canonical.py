@@ -122,8 +122,7 @@ def test_shuffled_url_lists_give_identical_files(tmp_path: Path) -> None:
     assert len(rows) == stats["sources"]["urls"]["kept"]
     assert 100 < len(rows) < 540  # 'cat' (500 > t) was thinned, so the draw decided rows
     # the shards stage takes the parts in part order (its sample keys follow this row order)
-    from pipeline.shards.download import candidate_files  # imports img2dataset: only here
-
+    from pipeline.shards.reader import candidate_files
     found = candidate_files(str(tmp_path / "one" / "candidates"))
     assert [Path(f).name for f in found] == [part_name(p, 4) for p in range(4)]
 

@@ -20,7 +20,7 @@ from pipeline.crawl.balancing import keep, keep_texts, text_draw_key
 from pipeline.crawl.html_extract import extract_pairs
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.wat import wat_pairs
-from pipeline.shards.download import INPUT_COLUMNS, to_input_table
+from pipeline.shards.reader import INPUT_COLUMNS, to_input_table
 from schemas import CANDIDATES, ENTRY_COUNTS, read_validated
 from training.sample_decoding import pick_text, sample_texts
 

@@ -26,8 +26,10 @@ from helpers.scaling import QUERIES_ARGS, crawl_inputs
 from helpers.shards import TRUSTED, Server, served_rows, write_candidates
 
 from pipeline.cli import main
-from pipeline.shards.download import DownloadConfig, FetchConfig
+from pipeline.core.net import FetchConfig
+from pipeline.shards.download import DownloadConfig
 from pipeline.shards.filters import FilterConfig
+from pipeline.shards.imaging import ResizeConfig
 from pipeline.shards.job import ShardsOptions, run_shards
 
 MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -156,7 +158,8 @@ def test_crawl_same_on_every_runner(tmp_path, job_endpoint):
 
 def shards_options(candidates: Path, out: Path) -> ShardsOptions:
     fetch = FetchConfig(timeout=5.0, retries=1, max_backoff=2.0, allowed_networks=(TRUSTED,))
-    download = DownloadConfig(fetch=fetch, image_size=64, thread_count=4, max_pixels=3_000_000)
+    download = DownloadConfig(fetch=fetch, resize=ResizeConfig(image_size=64, max_pixels=3_000_000),
+                              thread_count=4)
     return ShardsOptions(candidates=str(candidates), out=str(out), download=download,
                          filters=FilterConfig(max_pixels=3_000_000), processes=1,
                          download_shard_size=4, samples_per_shard=3)

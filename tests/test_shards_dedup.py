@@ -28,10 +28,11 @@ from pipeline.shards.dedup import (
     preference,
     table_keys,
 )
-from pipeline.shards.download import jpeg_is_truncated, precheck
 from pipeline.shards.filters import FilterConfig, filter_reason
+from pipeline.shards.imaging import ResizeConfig, jpeg_is_truncated, process_image
 from pipeline.shards.phash import phash_bytes, phash_image, to_hex
-from pipeline.shards.transform import NearDuplicates, read_tar_images
+from pipeline.shards.tario import read_tar_images
+from pipeline.shards.transform import NearDuplicates
 
 NEAR_DUP_BITS = 10  # the --near-dup-bits default
 
@@ -213,18 +214,21 @@ def test_basic_filters():
 
 
 def test_header_checks_bound_pixels_before_decoding():
-    bomb = png_header_bomb(30000, 30000)
-    status, error, _, _ = precheck(bomb, 40_000_000)
-    assert status == "filtered:max_pixels" and "pixels" in error
+    def status(data: bytes, max_pixels: int = 40_000_000) -> tuple[str, str | None]:
+        done = process_image(data, ResizeConfig(max_pixels=max_pixels))
+        return done.status, done.error
+
+    state, error = status(png_header_bomb(30000, 30000))
+    assert state == "filtered:max_pixels" and error is not None and "pixels" in error
     image = to_jpeg(real_images(1)[0][1])
-    assert precheck(image, 40_000_000)[0] == "success"
+    assert status(image)[0] == "success"
     assert not jpeg_is_truncated(image) and jpeg_is_truncated(image[: len(image) // 2])
-    assert precheck(image[: len(image) // 2], 40_000_000)[0] == "failed_to_resize"
-    assert precheck(b"<html>", 40_000_000)[0] == "failed_to_resize"
+    assert status(image[: len(image) // 2])[0] == "failed_to_resize"
+    assert status(b"<html>")[0] == "failed_to_resize"
     big = Image.new("L", (5000, 5000))
     buffer = io.BytesIO()
     big.save(buffer, "PNG")
-    assert precheck(buffer.getvalue(), 20_000_000)[:2] == (
+    assert status(buffer.getvalue(), 20_000_000) == (
         "filtered:max_pixels", "5000x5000 = 25000000 pixels exceeds --max-pixels 20000000")
 
 

@@ -20,7 +20,8 @@ from helpers.servers import loopback_server
 from PIL import Image
 
 from pipeline.core.net import FetchConfig
-from pipeline.shards.download import DownloadConfig, GuardedDownloader, to_input_table
+from pipeline.shards.download import DownloadConfig, GuardedDownloader
+from pipeline.shards.reader import to_input_table
 from schemas.candidates import CANDIDATES
 
 pytestmark = pytest.mark.integration

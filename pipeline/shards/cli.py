@@ -150,6 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.core.net import FetchConfig
     from pipeline.shards.download import DownloadConfig
+    from pipeline.shards.imaging import ResizeConfig
     from pipeline.shards.job import ShardsOptions, run_shards, shards_dir
 
     clip = None
@@ -170,11 +171,12 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
                           languages=args.languages, min_side=args.min_side,
                           max_aspect=args.max_aspect, min_bytes=args.min_bytes,
                           max_pixels=args.max_pixels)
-    download = DownloadConfig(
-        fetch=fetch, image_size=args.image_size, resize_mode=args.resize_mode,
+    resize = ResizeConfig(
+        image_size=args.image_size, resize_mode=args.resize_mode,
         resize_only_if_bigger=args.resize_only_if_bigger, encode_format=args.encode_format,
-        encode_quality=args.encode_quality, max_pixels=args.max_pixels,
-        thread_count=args.threads,
+        encode_quality=args.encode_quality, max_pixels=args.max_pixels)
+    download = DownloadConfig(
+        fetch=fetch, resize=resize, thread_count=args.threads,
         min_words=filters.min_words, min_chars=filters.min_chars)
     changes = preset_changes(filters)
     if changes:

@@ -85,6 +85,14 @@ def clean_error(text: str) -> str:
     return _ADDRESS.sub("", text)
 
 
+def jpeg_is_truncated(data: bytes) -> bool:
+    """A JPEG whose last scan has no end-of-image marker after it was cut short (decoders
+    would silently fill the rest grey). In entropy-coded data 0xFF is always stuffed, so
+    FFD9 only appears as a marker."""
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan != -1 and data.find(b"\xff\xd9", last_scan) == -1
+
+
 def scaled_size(width: int, height: int, config: ResizeConfig) -> tuple[int, int]:
     """The size the picture is scaled to (before a centre crop or padding)."""
     mode, size = config.resize_mode, config.image_size

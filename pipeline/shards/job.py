@@ -29,20 +29,22 @@ from pipeline import fsio
 from pipeline.errors import InputError, WitError
 from pipeline.shards.decontaminate import hash_eval_images
 from pipeline.shards.download import (
-    INPUT_COLUMNS,
     RETRYABLE_STATUSES,
     DownloadConfig,
     GuardedDownloader,
+    run_distributor,
+)
+from pipeline.shards.filters import FilterConfig, preset_changes
+from pipeline.shards.reader import (
+    INPUT_COLUMNS,
     candidate_files,
     done_shards,
     iter_candidate_batches,
-    run_distributor,
     shard_count,
     shard_name,
     to_input_table,
     write_input_shards,
 )
-from pipeline.shards.filters import FilterConfig, preset_changes
 
 if TYPE_CHECKING:
     from pipeline.shards.transform import DownloadedShard
@@ -245,12 +247,12 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
         clip_config = {**asdict(opts.clip), "model_config": check_checkpoint(opts.clip.checkpoint),
                        "checkpoint_sha256": file_fingerprint(opts.clip.checkpoint)["sha256"]}
     config = {
-        "download": asdict(opts.download),
+        "download": opts.download.flat(),
         "download_shard_size": opts.download_shard_size,
     }
     # what shapes the downloaded files; fetch settings (timeouts, retries, ...) may change
     # between runs, e.g. a longer --timeout for --retry-failed
-    shaping = {k: v for k, v in asdict(opts.download).items() if k not in ("fetch", "thread_count")}
+    shaping = {k: v for k, v in opts.download.flat().items() if k not in ("fetch", "thread_count")}
     _check_work_config(opts.out, {"inputs": fingerprints, "download": shaping,
                                   "download_shard_size": opts.download_shard_size})
 
@@ -275,8 +277,8 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     transform_config = TransformConfig(
         out_folder=out_folder, filters=opts.filters, near_dup_bits=opts.near_dup_bits,
         contamination_bits=opts.contamination_bits, samples_per_shard=opts.samples_per_shard,
-        block_size=opts.download_shard_size, encode_format=opts.download.encode_format,
-        resize_mode=opts.download.resize_mode, clip=opts.clip)
+        block_size=opts.download_shard_size, encode_format=opts.download.resize.encode_format,
+        resize_mode=opts.download.resize.resize_mode, clip=opts.clip)
     downloaded = _downloaded_shards(opts.out)
     if downloaded:
         beam_started = time.monotonic()
@@ -319,7 +321,7 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
         "seconds": round(time.time() - started, 3),
     }
     write_report(out_folder, manifest, opts.candidates, opts.report_samples,
-                 opts.download.encode_format)
+                 opts.download.resize.encode_format)
     fsio.atomic_write_json(fsio.join(out_folder, "manifest.json"), manifest)
     log.info("manifest and report: %.1fs", time.monotonic() - report_started)
     return manifest

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from pipeline import fsio
-from pipeline.shards.transform import read_tar_images
+from pipeline.shards.tario import read_tar_images
 
 SIDE_BINS = np.array([0, 64, 128, 200, 256, 384, 512, 768, 1024, 1536, 2048, 4096, 8192, 1 << 30])
 CAPTION_BINS = np.array([0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 1 << 30])

@@ -26,6 +26,7 @@ from PIL import Image
 from pipeline.core.net import FetchConfig
 from pipeline.shards.download import DownloadConfig
 from pipeline.shards.filters import FilterConfig
+from pipeline.shards.imaging import ResizeConfig
 from pipeline.shards.job import ShardsOptions
 from schemas.candidates import CANDIDATES
 
@@ -287,7 +288,8 @@ def served_rows(server: Server, count: int = 7) -> list[dict]:
 def options(candidates: Path, out: Path, **overrides) -> ShardsOptions:
     """Shards options for the loopback origin: short timeouts, small shards, trusts TRUSTED."""
     fetch = FetchConfig(timeout=2.0, retries=1, max_backoff=2.0, allowed_networks=(TRUSTED,))
-    download = DownloadConfig(fetch=fetch, image_size=128, thread_count=16, max_pixels=3_000_000)
+    download = DownloadConfig(fetch=fetch, resize=ResizeConfig(image_size=128, max_pixels=3_000_000),
+                              thread_count=16)
     base = dict(candidates=str(candidates), out=str(out), download=download,
                 filters=FilterConfig(max_pixels=3_000_000, min_bytes=5000), processes=1,
                 download_shard_size=8, samples_per_shard=5)
