@@ -18,6 +18,7 @@ import fsspec
 from pipeline import fsio
 from pipeline.cliargs import finite_float, non_negative_int, output_dir, positive_int
 from pipeline.errors import InputError
+from pipeline.jobs import print_summary
 from queries.dump import check_header
 from queries.transform import QueryConfig, shards_for
 from schemas.queries import SOURCES
@@ -71,22 +72,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output root; results go to DIR/queries/ (local or fsspec path)")
 
 
-def _print_summary(stats: dict, file=None) -> None:
-    file = file or sys.stdout
+def summary_text(stats: dict) -> str:
     inputs = stats["inputs"]
-    print(f"queries: {stats['entries']:,} entries -> {stats['outputs']['metadata.json']}",
-          file=file)
+    lines = [f"queries: {stats['entries']:,} entries -> {stats['outputs']['metadata.json']}"]
     if inputs.get("files"):
-        print(f"  dump: {inputs.get('files', 0)} file(s), {inputs.get('pages', 0):,} pages, "
-              f"{inputs.get('articles', 0):,} articles, {inputs.get('redirects', 0):,} "
-              f"redirects, {inputs.get('tokens', 0):,} tokens", file=file)
-    print(f"  {'source':<9}{'candidates':>12}{'kept':>10}{'dup':>8}{'capped':>9}{'invalid':>9}",
-          file=file)
+        lines.append(f"  dump: {inputs.get('files', 0)} file(s), {inputs.get('pages', 0):,} "
+                     f"pages, {inputs.get('articles', 0):,} articles, "
+                     f"{inputs.get('redirects', 0):,} redirects, {inputs.get('tokens', 0):,} tokens")
+    lines.append(f"  {'source':<9}{'candidates':>12}{'kept':>10}{'dup':>8}{'capped':>9}"
+                 f"{'invalid':>9}")
     for source, row in stats["entries_per_source"].items():
-        print(f"  {source:<9}{row['candidates']:>12,}{row['kept']:>10,}{row['duplicates']:>8,}"
-              f"{row['capped']:>9,}{row['invalid']:>9,}", file=file)
+        lines.append(f"  {source:<9}{row['candidates']:>12,}{row['kept']:>10,}"
+                     f"{row['duplicates']:>8,}{row['capped']:>9,}{row['invalid']:>9,}")
     if stats.get("title_rule"):
-        print(f"  titles: {stats['title_rule']}", file=file)
+        lines.append(f"  titles: {stats['title_rule']}")
+    return "\n".join(lines)
 
 
 def _size(path: str) -> int:
@@ -125,5 +125,5 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if config.needs_dump:
         print(f"queries: counting {len(wiki)} dump file(s) ...", file=sys.stderr)
     stats = job.run(config, names, args.out, beam_args)
-    _print_summary(stats)
+    print_summary(summary_text(stats))
     return 0

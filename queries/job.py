@@ -4,16 +4,13 @@ execute it. Outputs go to ``OUT/queries/`` (schemas in ``schemas.queries``)."""
 from __future__ import annotations
 
 import io
-import platform
 from dataclasses import asdict
-from importlib import metadata as importlib_metadata
 
 import apache_beam as beam
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import fsio
+from pipeline import fsio, jobs
 from pipeline.beam import make_pipeline
 from queries.select import (
     Candidate,
@@ -40,13 +37,8 @@ PMI_FORMULA = "PMI(a b) = log2(c(a b) * N / (c(a) * c(b))), N = word tokens (nlt
 
 
 def versions(wordnet_version: str | None) -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in ("webimagetext", "apache-beam", "nltk", "mwparserfromhell", "mwxml",
-                    "pyarrow"):
-        try:
-            found[package] = importlib_metadata.version(package)
-        except importlib_metadata.PackageNotFoundError:
-            found[package] = "unknown"
+    found = jobs.versions(("webimagetext", "apache-beam", "nltk", "mwparserfromhell", "mwxml",
+                           "pyarrow"), python=True, missing="unknown")
     if wordnet_version:
         found["wordnet"] = wordnet_version
     return found
@@ -178,10 +170,7 @@ STALE_OUTPUTS = ("metadata.json", "metadata.parquet", "stats.json", ".tmp-*")
 def remove_stale_outputs(out_dir: str) -> None:
     """Delete an earlier run's outputs before this run starts, so a run that fails never
     leaves the previous metadata.json/stats.json looking like its own result."""
-    fs, _, (root,) = fsspec.get_fs_token_paths(fsio.join(out_dir, "queries"))
-    for pattern in STALE_OUTPUTS:
-        for path in fs.glob(f"{root}/{pattern}"):
-            fs.rm(path)
+    jobs.remove_outputs(fsio.join(out_dir, "queries"), STALE_OUTPUTS)
 
 
 def run(config: QueryConfig, wordnet_names: list[str], out_dir: str,

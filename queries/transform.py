@@ -34,7 +34,7 @@ from queries.select import pmi
 from queries.tokenize import count_text
 from queries.wikitext import normalize_title, to_plain_text
 
-LOG = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class CountDumpFn(beam.DoFn):
             try:
                 text, page_links = to_plain_text(page.text, namespaces)
             except Exception as exc:  # noqa: BLE001 - one bad page must not stop the dump
-                LOG.warning("%s: page %r: wikitext not parsed (%s)", path, page.title, exc)
+                log.warning("%s: page %r: wikitext not parsed (%s)", path, page.title, exc)
                 stats["unparsable_pages"] += 1
                 continue
             stats["articles"] += 1

@@ -13,12 +13,10 @@ records and why), then prints a summary. Details: docs/crawl.md.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import fsspec
 
 from pipeline import fsio
-from pipeline.beam import make_pipeline
 from pipeline.cliargs import (
     non_negative_float,
     non_negative_int,
@@ -30,16 +28,13 @@ from pipeline.core.net import parse_networks
 from pipeline.crawl.balancing import DEFAULT_T
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import DEFAULT_USER_AGENT, CrawlerOptions
-from pipeline.crawl.matching import load_metadata
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS
-from pipeline.crawl.transform import Crawl, CrawlConfig, read_stats
+from pipeline.crawl.transform import CrawlConfig
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES
 from pipeline.crawl.writer import ROWS_PER_PART
 from pipeline.errors import InputError
 
 USES_BEAM = True
-# .tmp-*: temporary names of files a crashed run did not finish
-STALE_OUTPUTS = ("part-*.parquet", "entry_counts.parquet", "stats.json", ".tmp-*")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,43 +166,8 @@ def config_from_args(args: argparse.Namespace) -> CrawlConfig:
         num_shards=args.num_shards, crawler=crawler)
 
 
-def remove_stale_outputs(out: str) -> None:
-    """Delete outputs of an earlier run, so a crash never leaves a mix that looks done
-    (stats.json is written last and marks a complete run)."""
-    fs, _, (root,) = fsspec.get_fs_token_paths(out)
-    for pattern in STALE_OUTPUTS:
-        for path in fs.glob(f"{root}/{pattern}"):
-            fs.rm(path)
-
-
-def summary_table(stats: dict[str, Any]) -> str:
-    columns = ("pages", "images", "with_text", "duplicates", "matched", "kept")
-    rows = [("source", *columns, "skipped")]
-    for name, doc in [*stats["sources"].items(), ("total", stats["totals"])]:
-        skipped = doc.get("skipped", {})
-        skipped_text = ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "-"
-        if name == "total":
-            skipped_text = ""
-        rows.append((name, *(str(doc.get(c, 0)) for c in columns), skipped_text))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(columns) + 1)]
-    lines = []
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(row[1:-1], widths[1:])]
-        lines.append("  ".join(cells) + "  " + row[-1])
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    config = config_from_args(args)
-    entries = len(load_metadata(config.metadata))  # fail early, on the launcher
-    fsio.makedirs(config.out)
-    remove_stale_outputs(config.out)
-    pipeline = make_pipeline(beam_args)
-    _ = pipeline | "Crawl" >> Crawl(config)
-    pipeline.run().wait_until_finish()
-    stats = read_stats(config.out)
-    print(summary_table(stats))
-    b = stats["balancing"]
-    print(f"{entries} entries, t={b['t']}, seed={b['seed']}; wrote {config.out}/ "
-          f"({', '.join(stats['outputs'])})")
+    from pipeline.crawl import job
+
+    job.run(config_from_args(args), beam_args)
     return 0

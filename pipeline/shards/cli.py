@@ -22,6 +22,7 @@ from pipeline.cliargs import (
     positive_float,
     positive_int,
 )
+from pipeline.jobs import print_summary
 from pipeline.shards.filters import PRESETS, describe_changes, from_preset, preset_changes
 from pipeline.shards.language import parse_languages
 
@@ -193,8 +194,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         report_samples=args.report_samples, clip=clip)
     manifest = run_shards(options, beam_args)
     counts = manifest["counts"]
-    print(f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
-          f"{manifest['shards']['count']} shard(s) under {shards_dir(args.out)}", file=sys.stderr)
-    print("  " + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items()), file=sys.stderr)
+    print_summary(f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
+                  f"{manifest['shards']['count']} shard(s) under {shards_dir(args.out)}\n  "
+                  + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items()))
     return 0
 

@@ -12,7 +12,6 @@ from the rounds, so the final shards are the same as those of an uninterrupted r
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
 import threading
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 
 from pipeline import fsio
 from pipeline.errors import InputError, WitError
+from pipeline.jobs import remove_outputs, versions
 from pipeline.shards.decontaminate import hash_eval_images
 from pipeline.shards.download import (
     RETRYABLE_STATUSES,
@@ -184,25 +184,11 @@ def _downloaded_shards(out: str) -> list[DownloadedShard]:
     return shards
 
 
-def _clear_outputs(folder: str) -> None:
-    fs, _, (root,) = fsspec.get_fs_token_paths(folder)
-    if not fs.exists(root):
-        return
-    for pattern in ("*.tar", "*.parquet", "*_stats.json", "sizes.json", "manifest.json",
-                    "report.html", ".tmp-*"):
-        for path in fs.glob(f"{root}/{pattern}"):
-            fs.rm(path)
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for package in ("webimagetext", "img2dataset", "apache-beam", "faiss-cpu", "imagehash",
-                    "pyarrow", "Pillow", "opencv-python-headless", "webdataset"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return found
+# every output of the Beam job and the report; .tmp-*: temporary names a crashed run left
+OUTPUTS = ("*.tar", "*.parquet", "*_stats.json", "sizes.json", "manifest.json", "report.html",
+           ".tmp-*")
+VERSIONED = ("webimagetext", "img2dataset", "apache-beam", "faiss-cpu", "imagehash", "pyarrow",
+             "Pillow", "opencv-python-headless", "webdataset")
 
 
 class BeamImport:
@@ -273,7 +259,7 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     from pipeline.shards.transform import BuildShards, TransformConfig
 
     out_folder = shards_dir(opts.out)
-    _clear_outputs(out_folder)
+    remove_outputs(out_folder, OUTPUTS)
     transform_config = TransformConfig(
         out_folder=out_folder, filters=opts.filters, near_dup_bits=opts.near_dup_bits,
         contamination_bits=opts.contamination_bits, samples_per_shard=opts.samples_per_shard,
@@ -316,7 +302,7 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
             "download_rounds": existing_rounds(opts.out),
             "clip_filter": clip_config,
         },
-        "versions": versions(),
+        "versions": versions(VERSIONED),
         "inputs": fingerprints,
         "seconds": round(time.time() - started, 3),
     }
