@@ -50,7 +50,7 @@ def test_crawl_then_shards(tmp_path, capsys):
     assert df["status"].str.startswith("duplicate_of:").sum() == 1
     report = (out / "shards" / "report.html").read_text()
     assert "tiger" in report  # entry names from the crawl's entry_counts.parquet
-    assert "kept in 2 shard(s)" in capsys.readouterr().err
+    assert "kept in 2 shard(s)" in capsys.readouterr().out  # the summary, on stdout
     house = df[df["caption"] == "a picture of a house in the sun"].iloc[0]
     assert list(house["texts"]) == ["a picture of a house in the sun", "a red house"]
     metas, txts = [], {}
