@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.loader import first_batches
 from PIL import Image
 
 from training import batch_stream, shard_reading
@@ -196,13 +197,7 @@ def test_dropped_images_keep_batches_full_and_resume_exact(tmp_path):
         cfg = batch_stream.StreamConfig(shards=[str(shard)], batch_size=5, image_size=16,
                                 context_length=12, steps_per_epoch=4, seed=2, start_batch=start,
                                 shuffle_buffer=1, start_positions=positions)
-        loader = batch_stream.make_loader(cfg, tok, workers=workers, pin_memory=False)
-        out = []
-        for batch in loader:
-            out.append(batch)
-            if len(out) == n:
-                return out
-        raise AssertionError("stream ended")
+        return first_batches(cfg, tok, n, workers)
 
     for workers in (0, 2):
         full = batches(0, {}, 6, workers)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.json
 import pytest
 import torch
+from helpers.loader import first_batches
 
 from pipeline.cli import main as wit
 from pipeline.errors import InputError
@@ -60,13 +61,7 @@ def _batches(shards: Path, start: int, n: int, workers: int) -> list:
     cfg = batch_stream.StreamConfig(shards=shard_reading.resolve_shards(str(shards)), batch_size=16,
                             image_size=32, context_length=16, steps_per_epoch=5, seed=3,
                             start_batch=start, shuffle_buffer=64)
-    loader = batch_stream.make_loader(cfg, tok, workers=workers, pin_memory=False)
-    out = []
-    for batch in loader:
-        out.append(batch)
-        if len(out) == n:
-            return out
-    raise AssertionError("stream ended")
+    return first_batches(cfg, tok, n, workers)
 
 
 def test_stream_resumes_at_any_batch(shards):
