@@ -120,7 +120,7 @@ def beam_cost(items: list, config: NearDupConfig) -> tuple[float, int]:
     in-process runner (this process: its CPU includes the runner's own shuffle)."""
     import apache_beam as beam
 
-    from pipeline.beam import make_pipeline
+    from pipeline.core.beam import make_pipeline
     from pipeline.shards.phash import to_hex
     from pipeline.shards.transform import NearDuplicates
 

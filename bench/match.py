@@ -120,7 +120,7 @@ def run_beam_stage(meta_path: str, urls_path: str) -> tuple[int, int]:
     the in-process runner; returns (digest of (uid, ids), matched)."""
     import apache_beam as beam
 
-    from pipeline.beam import make_pipeline
+    from pipeline.core.beam import make_pipeline
     from pipeline.crawl.transform import CrawlConfig, ReadFiles
 
     def fold(elements):

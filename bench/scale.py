@@ -124,7 +124,7 @@ def run_shards(inputs: Path, out: Path, mode: dict):
 
 
 def child(stage: str, inputs: Path, out: Path, mode: dict) -> None:
-    from pipeline.beam import make_pipeline
+    from pipeline.core.beam import make_pipeline
 
     if os.environ.get("WIT_SCALE_NO_GC") == "1":  # experiment: Python's GC cost vs heap size
         import gc

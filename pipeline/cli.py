@@ -15,8 +15,8 @@ import os
 import sys
 from typing import NoReturn
 
+from pipeline.core.errors import user_message
 from pipeline.core.offline import stay_offline
-from pipeline.errors import user_message
 
 # subcommand -> (module, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -15,10 +15,10 @@ import sys
 
 import fsspec
 
-from pipeline import fsio
-from pipeline.cliargs import finite_float, non_negative_int, output_dir, positive_int
-from pipeline.errors import InputError
-from pipeline.jobs import print_summary
+from pipeline.core import fsio
+from pipeline.core.cliargs import finite_float, non_negative_int, output_dir, positive_int
+from pipeline.core.errors import InputError
+from pipeline.core.jobs import print_summary
 from queries.dump import check_header
 from queries.transform import QueryConfig, shards_for
 from schemas.queries import SOURCES

@@ -18,7 +18,7 @@ import mwxml.errors
 from mwxml.element_iterator import ElementIterator
 from mwxml.iteration.site_info import SiteInfo
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 MAIN_NAMESPACE = 0
 

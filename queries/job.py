@@ -10,8 +10,8 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import fsio, jobs
-from pipeline.beam import make_pipeline
+from pipeline.core import fsio, jobs
+from pipeline.core.beam import make_pipeline
 from queries.select import (
     Candidate,
     merge,

@@ -26,8 +26,8 @@ import fsspec
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from pipeline.errors import InputError
-from pipeline.progress import Progress
+from pipeline.core.errors import InputError
+from pipeline.core.progress import Progress
 from queries import pageviews as pv
 from queries.dump import MAIN_NAMESPACE, iter_pages
 from queries.select import pmi

@@ -19,7 +19,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 DEBIAN_WNDB = "/usr/share/wordnet"
 WNDB_FILES = (

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from pipeline.cliargs import (
+from pipeline.core.cliargs import (
     finite_float,
     non_negative_int,
     positive_float,

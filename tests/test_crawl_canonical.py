@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.servers import loopback_server
 
-from pipeline.beam import make_pipeline
 from pipeline.cli import main
+from pipeline.core.beam import make_pipeline
 from pipeline.crawl.transform import Crawl, CrawlConfig
 from pipeline.crawl.writer import ROWS_PER_PART, num_parts, part_name, part_of
 from schemas import CANDIDATES, read_validated

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.core.errors import InputError
 from pipeline.crawl.matching import Matcher, load_metadata, naive_match, spacing
-from pipeline.errors import InputError
 
 # Small alphabets make collisions (and so matches and overlaps) likely.
 ALPHABET = "ab c,.;:?!`\t\n\ré-日"

@@ -17,9 +17,9 @@ from helpers.data import shared_file
 from warcio.archiveiterator import ArchiveIterator
 
 from pipeline.cli import main
+from pipeline.core.errors import InputError
 from pipeline.crawl.matching import Matcher, load_metadata
 from pipeline.crawl.warc_source import warc_pairs
-from pipeline.errors import InputError
 from schemas import CANDIDATES, ENTRY_COUNTS, read_validated
 
 SAMPLES = ["webarchive/cc-main-2020-34-sample.warc.gz", "webarchive/clipped.warc.gz",

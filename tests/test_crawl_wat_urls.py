@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from warcio.warcwriter import WARCWriter
 
+from pipeline.core.errors import InputError
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.wat import wat_pairs
-from pipeline.errors import InputError
 
 
 def wat_envelope(page_url: str, links: list[dict] | None, base: str | None = None) -> dict:

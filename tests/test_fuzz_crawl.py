@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from pipeline.core.errors import InputError
 from pipeline.crawl.html_extract import extract_page
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import warc_pairs
 from pipeline.crawl.wat import wat_record_pairs
-from pipeline.errors import InputError
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from helpers.shards import TRUSTED, Server, real_images, send, to_jpeg, write_candidates
 
-from pipeline import cliargs
 from pipeline.cli import COMMANDS, _OneLineParser
 from pipeline.cli import main as wit_main
+from pipeline.core import cliargs
 
 WIT = [sys.executable, "-m", "pipeline.cli"]
 
@@ -129,7 +129,7 @@ def test_every_numeric_option_uses_a_validated_type(stage):
     """Stays fixed: an option added later with a bare ``type=int``/``float`` fails here."""
     for action in _parser(stage)._actions:
         name = "/".join(action.option_strings)
-        assert action.type not in (int, float), f"wit {stage} {name}: use pipeline.cliargs"
+        assert action.type not in (int, float), f"wit {stage} {name}: use pipeline.core.cliargs"
         if action.dest == "out":
             assert action.type is cliargs.output_dir, f"wit {stage} --out: use output_dir"
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from queries import wordnet
 from queries.select import Candidate, is_valid_entry, merge, numeral_candidates
 

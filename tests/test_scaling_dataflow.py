@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from apache_beam.portability.api import beam_runner_api_pb2
 
-from pipeline.beam import make_pipeline
+from pipeline.core.beam import make_pipeline
 from pipeline.crawl.transform import Crawl, CrawlConfig
 from pipeline.shards.transform import BuildShards, DownloadedShard, TransformConfig
 from queries.job import BuildQueries

@@ -12,7 +12,7 @@ import torch
 from helpers.tinyclip import train_tiny_checkpoint
 
 from pipeline.cli import main as wit
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from training.configs import get_config
 from training.evaluate import load_labelled_set, recall_at_k
 from training.model import CLIP

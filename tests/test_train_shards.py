@@ -14,7 +14,7 @@ import torch
 from helpers.loader import first_batches
 
 from pipeline.cli import main as wit
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from schemas import TRAIN_LOG, validate
 from training import batch_stream, shard_reading
 from training.synthetic import make_shards, shape_dataset

@@ -76,7 +76,7 @@ def test_tokenizer_trains_saves_and_loads(tmp_path):
 
 
 def test_bad_tokenizer_file_is_a_clear_error(tmp_path):
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
     bad = tmp_path / "tokenizer.json"
     bad.write_text('{"model": 3}')
     with pytest.raises(InputError, match="tokenizer.json"):
@@ -158,7 +158,7 @@ def test_tiny_model_overfits_one_batch():
 def test_labelled_tables_parquet_and_errors(tmp_path):
     import pandas as pd
 
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
     from training.evaluate import load_labelled_set
 
     pd.DataFrame({"path": ["a.png", "/abs/b.png", "c.png"], "label": ["cat", "dog", "cat"]}
@@ -172,7 +172,7 @@ def test_labelled_tables_parquet_and_errors(tmp_path):
 
 
 def test_named_configs_and_vit_b_32_sizes():
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
     cfg = get_config("ViT-B-32")  # CLIP's (Radford et al. 2021)
     assert (cfg.image_size, cfg.patch_size, cfg.vision_width, cfg.vision_layers) == (224, 32, 768, 12)
     assert (cfg.text_width, cfg.text_layers, cfg.context_length, cfg.embed_dim) == (512, 12, 77, 512)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from training.sample_decoding import (
     center_crop,
     decode_image,

@@ -21,8 +21,8 @@ import fsspec
 import numpy as np
 import torch
 
-from pipeline.errors import InputError
-from pipeline.fsio import atomic_write_bytes
+from pipeline.core.errors import InputError
+from pipeline.core.fsio import atomic_write_bytes
 
 # 2: text pooled at the end token's id, special tokens renumbered (pad, end, start)
 # 3: weights-only loadable (no numpy objects); files of earlier formats are refused

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 
 @dataclass(frozen=True)

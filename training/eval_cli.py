@@ -16,7 +16,7 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
-from pipeline.cliargs import non_negative_int, output_dir, positive_float, positive_int
+from pipeline.core.cliargs import non_negative_int, output_dir, positive_float, positive_int
 from training import eval_job
 from training.eval_job import EvalOptions
 

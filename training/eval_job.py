@@ -33,8 +33,8 @@ def run(opts: EvalOptions) -> dict[str, Any]:
     """The results written to OUT/eval.json (also printed as a table)."""
     import torch
 
-    from pipeline import fsio
-    from pipeline.errors import InputError
+    from pipeline.core import fsio
+    from pipeline.core.errors import InputError
     from training import evaluate, shard_reading
 
     if not (opts.zeroshot or opts.linear_probe or opts.retrieval):

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.errors import InputError
-from pipeline.progress import Progress
+from pipeline.core.errors import InputError
+from pipeline.core.progress import Progress
 from training import sample_decoding, shard_reading
 from training.checkpoint import load_checkpoint
 from training.configs import ModelConfig

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cliargs import output_dir
+from pipeline.core.cliargs import output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
     from training.evaluate import load_model
 
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from training.configs import ModelConfig
 from training.model import CLIP, IMAGE_MEAN, IMAGE_STD
 from training.tokenizer import EOT, PAD, SOT, CaptionTokenizer

@@ -16,8 +16,8 @@ import braceexpand
 import fsspec
 from webdataset.tariterators import group_by_keys
 
-from pipeline import fsio
-from pipeline.errors import InputError
+from pipeline.core import fsio
+from pipeline.core.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import fsspec
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 PAD, SOT, EOT = "<pad>", "<start_of_text>", "<end_of_text>"
 # A trained vocabulary numbers them in this order (pad 0, end 1, start 2). The end token must
@@ -53,7 +53,7 @@ class CaptionTokenizer:
         return self.tokenizer.to_str()
 
     def save(self, path: str) -> None:
-        from pipeline.fsio import atomic_write_bytes
+        from pipeline.core.fsio import atomic_write_bytes
         atomic_write_bytes(path, self.to_json().encode("utf-8"))
 
     @staticmethod

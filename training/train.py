@@ -19,9 +19,9 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import fsio
-from pipeline.errors import InputError
-from pipeline.progress import Progress
+from pipeline.core import fsio
+from pipeline.core.errors import InputError
+from pipeline.core.progress import Progress
 from training import batch_stream, shard_reading
 from training.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from training.configs import ModelConfig, get_config

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from pipeline.cliargs import (
+from pipeline.core.cliargs import (
     non_negative_float,
     non_negative_int,
     output_dir,

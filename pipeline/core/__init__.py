@@ -1,1 +1,6 @@
-"""Infrastructure shared by every stage (the network layer in :mod:`pipeline.core.net`)."""
+"""Infrastructure shared by every stage; stages import it and ``schemas``, never each other.
+
+errors (one-line user errors), fsio (atomic writes, any fsspec filesystem), progress,
+beam (runner selection), cliargs (validated option types), jobs (output cleanup, versions,
+summaries), offline (no phoning home) and the network layer in :mod:`pipeline.core.net`.
+"""

@@ -22,7 +22,7 @@ import fsspec
 from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 WARC_MAGIC = b"WARC/1."

@@ -16,14 +16,15 @@ import argparse
 
 import fsspec
 
-from pipeline import fsio
-from pipeline.cliargs import (
+from pipeline.core import fsio
+from pipeline.core.cliargs import (
     non_negative_float,
     non_negative_int,
     output_dir,
     positive_float,
     positive_int,
 )
+from pipeline.core.errors import InputError
 from pipeline.core.net import parse_networks
 from pipeline.crawl.balancing import DEFAULT_T
 from pipeline.crawl.html_extract import TEXT_FIELDS
@@ -32,7 +33,6 @@ from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS
 from pipeline.crawl.transform import CrawlConfig
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES
 from pipeline.crawl.writer import ROWS_PER_PART
-from pipeline.errors import InputError
 
 USES_BEAM = True
 

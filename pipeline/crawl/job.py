@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline import fsio
-from pipeline.beam import make_pipeline
+from pipeline.core import fsio
+from pipeline.core.beam import make_pipeline
+from pipeline.core.jobs import print_summary, remove_outputs
 from pipeline.crawl.matching import load_metadata
 from pipeline.crawl.transform import Crawl, CrawlConfig, read_stats
-from pipeline.jobs import print_summary, remove_outputs
 
 # stats.json is written last and marks a complete run; .tmp-*: temporary names of files a
 # crashed run did not finish

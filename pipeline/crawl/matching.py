@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import ahocorasick
 import fsspec
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 PUNCTS_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
 CHARS_TO_SPACE = ("\t", "\n", "\r")

@@ -24,7 +24,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
 
-from pipeline import fsio
+from pipeline.core import fsio
+from pipeline.core.progress import Progress
 from pipeline.crawl.balancing import DEFAULT_T, keep_texts
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
@@ -40,7 +41,6 @@ from pipeline.crawl.writer import (
     write_entry_counts,
     write_part,
 )
-from pipeline.progress import Progress
 
 STATS = "stats"
 StatKey = tuple[str, str]

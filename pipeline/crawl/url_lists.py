@@ -24,8 +24,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.core.errors import InputError
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, clean_texts, make_pair, resolve_url
-from pipeline.errors import InputError
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl")
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")

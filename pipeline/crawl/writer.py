@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import fsio
+from pipeline.core import fsio
 from pipeline.crawl.balancing import entry_probability
 from schemas import validate
 from schemas.candidates import CANDIDATES, ENTRY_COUNTS

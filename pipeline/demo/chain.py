@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from pipeline.core.errors import InputError, WitError
+from pipeline.core.progress import Progress
 from pipeline.demo import heldout, miniweb, report, summary
 from pipeline.demo.inputs import wikipedia_sample
-from pipeline.errors import InputError, WitError
-from pipeline.progress import Progress
 
 # Thresholds for the 106-article sample (the CLI defaults are for a full Wikipedia).
 SAMPLE_QUERY_ARGS = ["--min-count", "20", "--min-pmi", "12", "--min-bigram-count", "5",

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.cliargs import bounded, output_dir, positive_int
+from pipeline.core.cliargs import bounded, output_dir, positive_int
 from pipeline.demo.chain import DemoConfig, run_demo
 
 USES_BEAM = True

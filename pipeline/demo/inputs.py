@@ -13,7 +13,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from pipeline.errors import WitError
+from pipeline.core.errors import WitError
 
 GENSIM_WHEEL = "gensim==4.4.0"
 WIKI_MEMBER = ("gensim/test/test_data/"

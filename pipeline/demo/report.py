@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline import fsio
+from pipeline.core import fsio
 from pipeline.demo.summary import rows
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}"

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from pipeline.cliargs import (
+from pipeline.core.cliargs import (
     bounded,
     non_negative_float,
     non_negative_int,
@@ -22,7 +22,7 @@ from pipeline.cliargs import (
     positive_float,
     positive_int,
 )
-from pipeline.jobs import print_summary
+from pipeline.core.jobs import print_summary
 from pipeline.shards.filters import PRESETS, describe_changes, from_preset, preset_changes
 from pipeline.shards.language import parse_languages
 
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         clip = ClipFilterConfig(args.clip_filter, args.min_clip_score, args.clip_top_fraction,
                                 args.clip_batch_size, args.clip_device)
     elif args.min_clip_score is not None or args.clip_top_fraction is not None:
-        from pipeline.errors import InputError
+        from pipeline.core.errors import InputError
         raise InputError("--min-clip-score/--clip-top-fraction need --clip-filter CHECKPOINT")
     fetch = FetchConfig(
         timeout=args.timeout, retries=args.retries, max_backoff=args.max_backoff,

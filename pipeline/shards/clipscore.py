@@ -22,7 +22,7 @@ import fsspec
 import numpy as np
 from apache_beam.utils import shared
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.shards.transform import (
     DownloadedShard,
     ReadDownloadedShard,

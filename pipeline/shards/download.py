@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass
 import fsspec
 import pyarrow as pa
 
-from pipeline import fsio
+from pipeline.core import fsio
+from pipeline.core.errors import InputError
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
-from pipeline.errors import InputError
 from pipeline.shards.filters import FilterConfig, caption_reason
 from pipeline.shards.imaging import ResizeConfig, clean_error, jpeg_is_truncated, process_image
 from pipeline.shards.phash import to_hex

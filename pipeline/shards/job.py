@@ -24,9 +24,9 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import fsio
-from pipeline.errors import InputError, WitError
-from pipeline.jobs import remove_outputs, versions
+from pipeline.core import fsio
+from pipeline.core.errors import InputError, WitError
+from pipeline.core.jobs import remove_outputs, versions
 from pipeline.shards.decontaminate import hash_eval_images
 from pipeline.shards.download import (
     RETRYABLE_STATUSES,
@@ -204,7 +204,7 @@ class BeamImport:
     @staticmethod
     def _work() -> None:
         try:
-            import pipeline.beam  # noqa: F401
+            import pipeline.core.beam  # noqa: F401
             import pipeline.shards.transform  # noqa: F401
         except Exception:  # noqa: BLE001 - the import after the download reports it
             pass
@@ -255,7 +255,7 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     eval_hashes, eval_skipped = hash_eval_images(opts.eval_images, opts.filters.max_pixels) \
         if opts.eval_images else ([], [])
     importing.join()
-    from pipeline.beam import make_pipeline
+    from pipeline.core.beam import make_pipeline
     from pipeline.shards.transform import BuildShards, TransformConfig
 
     out_folder = shards_dir(opts.out)

@@ -14,8 +14,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import fsio
-from pipeline.errors import InputError
+from pipeline.core import fsio
+from pipeline.core.errors import InputError
 
 # Columns of the per-shard Arrow input files (img2dataset's convention: caption, url last).
 INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts", "caption",

@@ -13,7 +13,7 @@ import fsspec
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline import fsio
+from pipeline.core import fsio
 from pipeline.shards.tario import read_tar_images
 
 SIDE_BINS = np.array([0, 64, 128, 200, 256, 384, 512, 768, 1024, 1536, 2048, 4096, 8192, 1 << 30])

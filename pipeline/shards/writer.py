@@ -18,7 +18,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import fsio
+from pipeline.core import fsio
 from schemas import validate
 from schemas.shards import SAMPLES
 

@@ -23,7 +23,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
-from pipeline.errors import WitError
+from pipeline.core.errors import WitError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -8,7 +8,7 @@ from typing import Any
 
 import fsspec
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 GLOB_CHARS = set("*?[")
 
