@@ -54,10 +54,10 @@ def shard_jpegs(count: int, side: int = 256) -> tuple[list[bytes], str]:
 
 
 def checkpoint_of(config: str, folder: str) -> str:
-    from training.checkpoint import save_checkpoint
-    from training.configs import get_config
-    from training.model import CLIP
-    from training.tokenizer import train_tokenizer
+    from training.clip.checkpoint import save_checkpoint
+    from training.clip.configs import get_config
+    from training.clip.model import CLIP
+    from training.clip.tokenizer import train_tokenizer
 
     cfg = get_config(config)
     tokenizer = train_tokenizer(["a photo of a cat", "a drawing of a dog"] * 50, vocab_size=cfg.vocab_size)

@@ -215,7 +215,7 @@ def synthetic_batches(cfg: Any, batch: int, device: torch.device) -> Iterator[tu
 def loader_batches(shards: str, cfg: Any, args: argparse.Namespace, device: torch.device
                    ) -> Iterator[tuple]:
     from training import batch_stream, shard_reading
-    from training.tokenizer import train_tokenizer
+    from training.clip.tokenizer import train_tokenizer
     paths = shard_reading.resolve_shards(shards)
     tok = train_tokenizer(shard_reading.captions(paths, 5000), cfg.vocab_size)
     total = sum(shard_reading.shard_sizes(paths).values())
@@ -232,7 +232,7 @@ class OurStep:
     --precision bf16), symmetric loss, AdamW, clipping, temperature clamp."""
 
     def __init__(self, cfg: Any, device: torch.device, bf16: bool, compile_model: bool):
-        from training.model import CLIP
+        from training.clip.model import CLIP
         from training.optim import make_optimizer
         torch.manual_seed(0)
         self.device, self.bf16 = device, bf16
@@ -347,7 +347,7 @@ class OpenClipStep:
 
 
 def run_phase(name: str, args: argparse.Namespace) -> dict:
-    from training.configs import get_config
+    from training.clip.configs import get_config
     cfg = get_config(args.config)
     device = device_of(args)
     if device.type == "cuda":
@@ -460,7 +460,7 @@ def summarise(results: dict) -> None:
 
 
 def main_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from training.configs import get_config
+    from training.clip.configs import get_config
     cfg = get_config(args.config)
     cache = Path(args.cache)
     device = device_of(args)
@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
     if args.prepare:
-        from training.configs import get_config
+        from training.clip.configs import get_config
         site, shards = prepare(Path(args.cache), get_config(args.config), args.batch_size)
         size = sum(f.stat().st_size for f in Path(args.cache).rglob("*") if f.is_file())
         print(f"prepared {args.cache} ({size / 2 ** 20:.1f} MiB): packages in {site}, shards {shards}")

@@ -21,8 +21,8 @@ from helpers.loader import first_batches
 from PIL import Image
 
 from training import batch_stream, shard_reading
-from training.checkpoint import FORMAT, load_checkpoint
-from training.tokenizer import train_tokenizer
+from training.clip.checkpoint import FORMAT, load_checkpoint
+from training.clip.tokenizer import train_tokenizer
 
 COLORS = [(200, 30, 30), (30, 160, 40), (30, 60, 210), (230, 200, 40)]
 
@@ -127,7 +127,7 @@ def test_saved_checkpoints_load_weights_only_and_resume_exactly(shards, tmp_path
     """Everything we save (optimizer, scheduler, RNG of python/numpy/torch, stream positions)
     is tensors and plain values, so the weights-only loader reads it; resuming restores
     the RNG states bit for bit."""
-    from training.checkpoint import rng_states, set_rng_states
+    from training.rng_state import rng_states, set_rng_states
 
     np.random.seed(5)
     before = rng_states()

@@ -137,9 +137,9 @@ def test_setup_file_sdist_installs_and_imports_elsewhere(staged_jobs, tmp_path):
     code = (f"import site, sys; site.addsitedir({site_packages!r}); "
             f"sys.path.insert(0, {str(target)!r})\n"
             "import queries.job, pipeline.crawl.transform, pipeline.shards.transform, "
-            "training.model, schemas, pipeline.cli\n"
+            "training.clip.model, schemas, pipeline.cli\n"
             "for m in (queries.job, pipeline.crawl.transform, pipeline.shards.transform, "
-            "training.model, schemas):\n"
+            "training.clip.model, schemas):\n"
             "    print(m.__file__)\n")
     env = {"PATH": os.environ.get("PATH", ""), "NO_ALBUMENTATIONS_UPDATE": "1"}
     result = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env,

@@ -19,8 +19,8 @@ from helpers.tinyclip import train_tiny_checkpoint
 
 from pipeline.cli import main as wit
 from pipeline.shards.clipscore import ClipFilter, ClipFilterConfig, clip_reason, quantize
-from training import sample_decoding
-from training.evaluate import load_model
+from training.clip import preprocess
+from training.clip.checkpoint import load_model
 
 pytestmark = pytest.mark.integration
 
@@ -67,8 +67,8 @@ def test_clip_top_fraction_end_to_end(checkpoint, tmp_path):
                 continue
             record = json.loads(payload)
             kept_json[record["key"]] = record["clip_score"]
-            image = sample_decoding.to_uint8_tensor(sample_decoding.center_crop(
-                sample_decoding.decode_image(members[name.replace(".json", ".jpg")], size), size))
+            image = preprocess.to_uint8_tensor(preprocess.center_crop(
+                preprocess.decode_image(members[name.replace(".json", ".jpg")], size), size))
             with torch.no_grad():
                 expected = float(model.encode_image(image[None]) @ model.encode_text(
                     tokenizer.encode([record["caption"]], model.cfg.context_length)).T)

@@ -12,9 +12,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from training.configs import get_config
+from training.clip.configs import get_config
+from training.clip.model import CLIP
 from training.loss import clip_loss
-from training.model import CLIP
 
 pytestmark = pytest.mark.integration
 

@@ -14,6 +14,7 @@ from helpers.tinyclip import train_tiny_checkpoint
 
 from pipeline.cli import main as wit
 from training import evaluate
+from training.clip.checkpoint import load_model
 from training.synthetic import shape_dataset
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def test_hf_export_gives_the_same_embeddings(checkpoint, tmp_path):
     out = tmp_path / "hf"
     assert wit(["export", "--checkpoint", str(checkpoint), "--format", "hf", "--out", str(out)]) == 0
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
-    model, tokenizer = evaluate.load_model(str(checkpoint))
+    model, tokenizer = load_model(str(checkpoint))
     hf = transformers.CLIPModel.from_pretrained(str(out)).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(str(out))
     assert json.loads((out / "config.json").read_text())["text_config"]["eos_token_id"] == tokenizer.eot_id

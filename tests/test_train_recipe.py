@@ -13,11 +13,11 @@ from helpers.tinyclip import train_tiny_checkpoint
 
 from pipeline.cli import main as wit
 from pipeline.core.errors import InputError
-from training.configs import get_config
+from training.clip.configs import get_config
+from training.clip.model import CLIP
+from training.clip.tokenizer import EOT, PAD, SOT, train_tokenizer
 from training.evaluate import load_labelled_set, recall_at_k
-from training.model import CLIP
 from training.synthetic import draw_shape
-from training.tokenizer import EOT, PAD, SOT, train_tokenizer
 
 CAPTIONS = ["a red circle", "a blue square on white", "a green triangle", "logo"] * 20
 

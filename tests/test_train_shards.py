@@ -17,8 +17,8 @@ from pipeline.cli import main as wit
 from pipeline.core.errors import InputError
 from schemas import TRAIN_LOG, validate
 from training import batch_stream, shard_reading
+from training.clip.tokenizer import train_tokenizer
 from training.synthetic import make_shards, shape_dataset
-from training.tokenizer import train_tokenizer
 from training.train import TrainOptions, train
 
 

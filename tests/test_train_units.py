@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from training import batch_stream, sample_decoding
-from training.configs import get_config
+from training.clip import preprocess
+from training.clip.configs import get_config
+from training.clip.model import CLIP, LOGIT_SCALE_MAX, count_parameters
+from training.clip.tokenizer import load_tokenizer, train_tokenizer
 from training.evaluate import recall_at_k
 from training.loss import clip_loss
-from training.model import CLIP, LOGIT_SCALE_MAX, count_parameters
 from training.optim import cosine_with_warmup, param_groups
 from training.synthetic import shape_dataset
-from training.tokenizer import load_tokenizer, train_tokenizer
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +107,7 @@ def test_transforms_shapes_and_determinism():
     a = sample_decoding.random_resized_crop(img, 32, random.Random(3))
     b = sample_decoding.random_resized_crop(img, 32, random.Random(3))
     assert a.size == (32, 32) and a.tobytes() == b.tobytes()
-    t = sample_decoding.to_uint8_tensor(sample_decoding.center_crop(img.resize((90, 60)), 32))
+    t = preprocess.to_uint8_tensor(preprocess.center_crop(img.resize((90, 60)), 32))
     assert t.shape == (3, 32, 32) and t.dtype == torch.uint8
 
 
@@ -138,7 +139,7 @@ def test_tiny_model_overfits_one_batch():
     assert len(set(captions)) == 8
     tok = train_tokenizer(captions * 20, vocab_size=300)
     cfg = get_config("tiny")
-    images = torch.stack([sample_decoding.to_uint8_tensor(sample_decoding.center_crop(img, cfg.image_size)) for img, _ in pairs])
+    images = torch.stack([preprocess.to_uint8_tensor(preprocess.center_crop(img, cfg.image_size)) for img, _ in pairs])
     tokens = tok.encode(captions, cfg.context_length)
     model = CLIP(cfg, tok.vocab_size, tok.eot_id)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)

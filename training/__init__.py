@@ -1,7 +1,9 @@
 """Stage 4: the bundled CLIP trainer (``wit train``) and its evaluation (``wit eval``).
 
-Modules: ``configs`` (named model sizes), ``model`` (ViT + causal text transformer),
-``loss`` (symmetric contrastive loss over the global batch), ``tokenizer`` (byte-level BPE),
-``data`` (WebDataset streaming), ``optim``, ``checkpoint``, ``train`` (the loop),
-``evaluate`` (zero-shot, linear probe, retrieval), ``synthetic`` (test/benchmark shards).
+``clip/`` is the model as a library (configs, model, tokenizer, checkpoint format,
+inference preprocessing) that the trainer, evaluation, export and the shards stage's CLIP
+filter import. The trainer: ``shard_reading`` and ``batch_stream`` (WebDataset streaming),
+``sample_decoding`` (training crops and texts), ``loss`` (symmetric contrastive loss over the
+global batch), ``optim``, ``rng_state``, ``train`` (the loop); ``evaluate`` (zero-shot, linear
+probe, retrieval), ``export_hf`` (transformers CLIPModel), ``synthetic`` (test/benchmark shards).
 """

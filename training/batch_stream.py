@@ -30,14 +30,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipeline.core.errors import InputError
-from training.sample_decoding import (
-    center_crop,
-    decode_image,
-    mix_seed,
-    pick_text,
-    random_resized_crop,
-    to_uint8_tensor,
-)
+from training.clip.preprocess import center_crop, decode_image, to_uint8_tensor
+from training.sample_decoding import mix_seed, pick_text, random_resized_crop
 from training.shard_reading import image_and_text, iterate_shard
 
 log = logging.getLogger(__name__)

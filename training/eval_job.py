@@ -36,12 +36,13 @@ def run(opts: EvalOptions) -> dict[str, Any]:
     from pipeline.core import fsio
     from pipeline.core.errors import InputError
     from training import evaluate, shard_reading
+    from training.clip.checkpoint import load_model
 
     if not (opts.zeroshot or opts.linear_probe or opts.retrieval):
         raise InputError("nothing to evaluate: give --zeroshot, --linear-probe and/or --retrieval")
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if opts.device == "auto" else opts.device)
-    model, tokenizer = evaluate.load_model(opts.checkpoint, device)
+    model, tokenizer = load_model(opts.checkpoint, device)
     results: dict[str, Any] = {"checkpoint": opts.checkpoint}
     # a set given to both --zeroshot and --linear-probe is loaded and embedded once
     cached: dict[str, tuple] = {}

@@ -16,11 +16,10 @@ import torch.nn.functional as F
 
 from pipeline.core.errors import InputError
 from pipeline.core.progress import Progress
-from training import sample_decoding, shard_reading
-from training.checkpoint import load_checkpoint
-from training.configs import ModelConfig
-from training.model import CLIP
-from training.tokenizer import CaptionTokenizer
+from training import shard_reading
+from training.clip import preprocess
+from training.clip.model import CLIP
+from training.clip.tokenizer import CaptionTokenizer
 
 # CLIP's own first template plus a few of its ImageNet ensemble (Radford et al. 2021, A.1)
 DEFAULT_TEMPLATES = (
@@ -86,16 +85,6 @@ def read_classnames(path: str, classes: Sequence[str]) -> list[str]:
     return [given.get(c) or display_name(c) for c in classes]
 
 
-def load_model(checkpoint: str, device: str | torch.device = "cpu"
-               ) -> tuple[CLIP, CaptionTokenizer]:
-    state = load_checkpoint(checkpoint)
-    tokenizer = CaptionTokenizer.from_json(state["tokenizer"])
-    model = CLIP(ModelConfig.from_dict(state["model_config"]), tokenizer.vocab_size,
-                 tokenizer.eot_id)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), tokenizer
-
-
 # ---------------------------------------------------------------- labelled sets
 
 def load_labelled_set(source: str, classnames: str | None = None) -> LabelledSet:
@@ -155,7 +144,7 @@ def _read_image(path: str, size: int) -> torch.Tensor:
     try:
         with fsspec.open(path, "rb") as f:
             raw = f.read()
-        return sample_decoding.to_uint8_tensor(sample_decoding.center_crop(sample_decoding.decode_image(raw, size), size))
+        return preprocess.image_tensor(raw, size)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read image: {exc}") from exc
 
@@ -308,10 +297,10 @@ def retrieval(model: CLIP, tokenizer: CaptionTokenizer, shards: list[str], devic
         chunk: list[torch.Tensor] = []
         for raw, text, key in shard_reading.iterate_pairs(shards, limit, skipped):
             try:
-                img = sample_decoding.decode_image(raw, size)
+                img = preprocess.decode_image(raw, size)
             except (OSError, ValueError) as exc:
                 raise InputError(f"{shards}: sample {key}: undecodable image: {exc}") from exc
-            chunk.append(sample_decoding.to_uint8_tensor(sample_decoding.center_crop(img, size)))
+            chunk.append(preprocess.to_uint8_tensor(preprocess.center_crop(img, size)))
             caps.append(text)
             if len(chunk) == batch_size:
                 yield torch.stack(chunk)

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.core.errors import InputError
-    from training.evaluate import load_model
+    from training.clip.checkpoint import load_model
 
     try:
         import transformers  # noqa: F401

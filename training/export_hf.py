@@ -1,7 +1,7 @@
 """A checkpoint of `wit train` as a Hugging Face ``transformers`` ``CLIPModel`` folder:
 ``config.json`` + ``model.safetensors``, the tokenizer (``tokenizer.json`` with the
 ``<start_of_text> ... <end_of_text>`` wrapping, ``split_special_tokens`` on) and a
-``preprocessor_config.json``. Our model has CLIPModel's exact layout (training/model.py), so
+``preprocessor_config.json``. Our model has CLIPModel's exact layout (training/clip/model.py), so
 the weights map one to one: only the fused attention projection is split into q/k/v and the
 projection matrices are transposed into bias-free Linear weights."""
 
@@ -15,11 +15,11 @@ from typing import Any
 import torch
 
 from pipeline.core.errors import InputError
-from training.configs import ModelConfig
-from training.model import CLIP, IMAGE_MEAN, IMAGE_STD
-from training.tokenizer import EOT, PAD, SOT, CaptionTokenizer
+from training.clip.configs import ModelConfig
+from training.clip.model import CLIP, IMAGE_MEAN, IMAGE_STD
+from training.clip.tokenizer import EOT, PAD, SOT, CaptionTokenizer
 
-LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which training/model.py uses
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which training/clip/model.py uses
 
 
 def hf_config(cfg: ModelConfig, tokenizer: CaptionTokenizer, logit_scale: float) -> dict[str, Any]:

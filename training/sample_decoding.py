@@ -1,21 +1,18 @@
-"""One sample's parts: its image decoded and cropped (random-resized for training, centre
-for evaluation), its texts, and the seeds that make every random choice reproducible."""
+"""One training sample's parts: its image randomly resized and cropped, its texts, and the
+seeds that make every random choice reproducible. Decoding and the centre crop (evaluation,
+the CLIP-score filter) are the library's: ``training/clip/preprocess.py``."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import random
 from typing import Any
 
-import numpy as np
-import torch
 from PIL import Image
 
-# bound decoded pixels: a hostile or huge image must not exhaust a worker's memory
-Image.MAX_IMAGE_PIXELS = 64_000_000
+from training.clip.preprocess import center_crop
 
 
 def mix_seed(*parts: int | str) -> int:
@@ -25,12 +22,6 @@ def mix_seed(*parts: int | str) -> int:
 
 
 # ---------------------------------------------------------------- images
-
-def decode_image(data: bytes, size: int) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when much larger
-    return img.convert("RGB")
-
 
 def random_resized_crop(img: Image.Image, size: int, rng: random.Random,
                         scale: tuple[float, float] = (0.9, 1.0),
@@ -48,19 +39,6 @@ def random_resized_crop(img: Image.Image, size: int, rng: random.Random,
             left, top = rng.randint(0, width - w), rng.randint(0, height - h)
             return img.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + w, top + h))
     return center_crop(img, size)
-
-
-def center_crop(img: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` and take the centre square (evaluation)."""
-    width, height = img.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    return img.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
-
-
-def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-
 
 
 # ---------------------------------------------------------------- texts

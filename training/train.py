@@ -23,12 +23,13 @@ from pipeline.core import fsio
 from pipeline.core.errors import InputError
 from pipeline.core.progress import Progress
 from training import batch_stream, shard_reading
-from training.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
-from training.configs import ModelConfig, get_config
+from training.clip.checkpoint import load_checkpoint, save_checkpoint
+from training.clip.configs import ModelConfig, get_config
+from training.clip.model import CLIP, count_parameters
+from training.clip.tokenizer import CaptionTokenizer, load_tokenizer, train_tokenizer
 from training.loss import clip_loss
-from training.model import CLIP, count_parameters
 from training.optim import make_optimizer, make_scheduler
-from training.tokenizer import CaptionTokenizer, load_tokenizer, train_tokenizer
+from training.rng_state import rng_states, set_rng_states
 
 log = logging.getLogger(__name__)
 

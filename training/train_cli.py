@@ -21,7 +21,7 @@ from pipeline.core.cliargs import (
     positive_float,
     positive_int,
 )
-from training.configs import CONFIGS
+from training.clip.configs import CONFIGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -56,7 +56,7 @@ class ClipScorer:
     def __init__(self, checkpoint: str, device: str = "cpu"):
         import torch
 
-        from training.evaluate import load_model  # through training/checkpoint.py
+        from training.clip.checkpoint import load_model
 
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                                    if device == "auto" else device)
@@ -67,14 +67,14 @@ class ClipScorer:
         """(score, None) per pair, or (None, error) for an image that does not decode."""
         import torch
 
-        from training import sample_decoding
+        from training.clip.preprocess import image_tensor
 
         size = self.model.cfg.image_size
         tensors: list[torch.Tensor] = []
         results: list[tuple[float | None, str | None]] = []
         for raw in images:
             try:
-                tensors.append(sample_decoding.to_uint8_tensor(sample_decoding.center_crop(sample_decoding.decode_image(raw, size), size)))
+                tensors.append(image_tensor(raw, size))
                 results.append((0.0, None))
             except Exception as exc:  # noqa: BLE001 - an undecodable image is a row status
                 results.append((None, f"CLIP score: undecodable image: {exc}"))
@@ -226,7 +226,7 @@ class ClipFilter(beam.PTransform):
 
 def check_checkpoint(path: str) -> dict[str, Any]:
     """Fail before any download when the checkpoint does not load; its config for the manifest."""
-    from training.checkpoint import load_checkpoint
+    from training.clip.checkpoint import load_checkpoint
 
     state = load_checkpoint(path)
     if "model_config" not in state or "tokenizer" not in state:

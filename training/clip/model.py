@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from training.configs import ModelConfig
+from training.clip.configs import ModelConfig
 
 # CLIP's normalisation constants (the images arrive as uint8 and are normalised on device)
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -1,55 +1,35 @@
-"""Checkpoints: one file with everything needed to continue exactly (model, optimizer,
-scheduler, step, RNG states, model config, tokenizer), written atomically (temporary name,
-then rename) so an interrupted save never leaves a file that looks complete.
+"""The checkpoint format: one file with everything needed to continue exactly (model,
+optimizer, scheduler, step, RNG states, model config, tokenizer), written atomically
+(temporary name, then rename) so an interrupted save never leaves a file that looks complete;
+``load_model`` builds the model and tokenizer a checkpoint holds (evaluation, export, the
+CLIP-score filter).
 
 A checkpoint is a file from anywhere (downloaded, shared): it is read with
 ``torch.load(weights_only=True)``, whose unpickler only builds tensors and plain values
 (dict, list, tuple, str, numbers, None) and refuses any other object *before* creating it,
 so a pickle that would run code on load is rejected with a one-line :class:`InputError`.
 Everything we save is therefore tensors and plain values: the numpy RNG state is stored as
-a tensor plus numbers, not as numpy objects."""
+a tensor plus numbers, not as numpy objects (``training/rng_state.py``)."""
 
 from __future__ import annotations
 
 import io
 import pickle
-import random
 import warnings
 from typing import Any
 
 import fsspec
-import numpy as np
 import torch
 
 from pipeline.core.errors import InputError
 from pipeline.core.fsio import atomic_write_bytes
+from training.clip.configs import ModelConfig
+from training.clip.model import CLIP
+from training.clip.tokenizer import CaptionTokenizer
 
 # 2: text pooled at the end token's id, special tokens renumbered (pad, end, start)
 # 3: weights-only loadable (no numpy objects); files of earlier formats are refused
 FORMAT = "webimagetext-clip-3"
-
-
-def rng_states() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    states: dict[str, Any] = {
-        "python": random.getstate(),  # (version, tuple of ints, None): plain values
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = states["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached_gaussian"]))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def save_checkpoint(path: str, state: dict[str, Any]) -> None:
@@ -94,3 +74,14 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
                          f"found {found!r}" + ("; written by an older version: retrain or "
                                                "resave it" if found else "") + ")")
     return state
+
+
+def load_model(checkpoint: str, device: str | torch.device = "cpu"
+               ) -> tuple[CLIP, CaptionTokenizer]:
+    """The checkpoint's model (in eval mode, on ``device``) and tokenizer."""
+    state = load_checkpoint(checkpoint)
+    tokenizer = CaptionTokenizer.from_json(state["tokenizer"])
+    model = CLIP(ModelConfig.from_dict(state["model_config"]), tokenizer.vocab_size,
+                 tokenizer.eot_id)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), tokenizer
