@@ -47,9 +47,10 @@ test: setup ## run the whole test suite (what CI runs)
 test-fast: setup ## the unit tier only: no servers, runners, subprocesses (-m "not integration")
 	NO_ALBUMENTATIONS_UPDATE=1 $(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
 
-lint: setup ## ruff on everything, mypy on the core packages
+lint: setup ## ruff on everything, mypy on the core packages, the import rules (.importlinter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy queries schemas pipeline training
+	$(VENV)/bin/lint-imports --config .importlinter
 
 queries: setup ## build the query list: make queries WIKI=dump.xml.bz2 [PAGEVIEWS=...]
 	@test -n "$(WIKI)" || { echo "make queries: set WIKI=<pages-articles dump(s)>, e.g. WIKI=../shared/data/wikipedia/enwiki-sample-pages-articles.xml.bz2"; exit 2; }
@@ -85,4 +86,4 @@ bench: setup ## run the benchmarks in bench/ (ratios against their anchors)
 	@for b in bench/*.py; do grep -q __main__ $$b || continue; echo "== $$b"; NO_ALBUMENTATIONS_UPDATE=1 $(PY) $$b || exit 1; done
 
 clean: ## remove outputs and caches (not the venv)
-	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -45,6 +45,9 @@ EXTRAS = {
         "hypothesis>=6.80",
         "ruff>=0.5",
         "mypy>=1.8",
+        # `make lint`: the import rules between the stages (.importlinter); the version tested
+        # with its wildcards and overlapping forbidden modules
+        "import-linter>=2.17",
         "pyspark>=3.4",
         # the Dataflow dry-run tests (tests/test_scaling_dataflow.py); Beam's --setup_file
         # staging runs `setup.py sdist`, which needs setuptools in the venv (3.12+ has none)
