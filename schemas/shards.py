@@ -5,19 +5,49 @@
 - ``{shard}.parquet``: :data:`SAMPLES`, img2dataset's per-shard metadata: the kept samples of
   the tar **and** every dropped candidate whose key falls between them, each with a status.
   Every candidate row appears in exactly one of these files.
-- ``{shard}_stats.json``: img2dataset's per-shard counts plus ``status_dict``.
+- ``{shard}_stats.json``: :func:`shard_stats`, img2dataset's per-shard counts plus
+  ``status_dict`` (the same shape in the download rounds of ``_work/``, plus timings).
 - ``sizes.json``: ``{"00000.tar": n, ...}``, samples per tar (open_clip's convention).
 - ``manifest.json``: :data:`MANIFEST_KEYS`: counts at every step and reason, config,
   versions, input fingerprints.
 - ``report.html``: the dataset card.
 """
 
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
 import pyarrow as pa
 
-# success | failed_to_download | failed_to_resize | filtered:<reason> | duplicate_of:<key>
-# | contaminated   (filtered:clip_score: below --min-clip-score / outside --clip-top-fraction)
-STATUS_PREFIXES = ("success", "failed_to_download", "failed_to_resize", "filtered:",
-                   "duplicate_of:", "contaminated")
+from schemas import status as st
+
+# Columns of the per-shard Arrow inputs of the downloader (``_work/input/{shard}.arrow``),
+# img2dataset's convention: caption, url last.
+DOWNLOAD_INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts",
+                          "caption", "url"]
+
+# img2dataset's output columns, which the downloader adds after the input ones in the
+# download Parquets of ``_work/round{r}/``.
+DOWNLOAD_FIELDS = [
+    pa.field("status", pa.string()),
+    pa.field("error_message", pa.string()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("original_width", pa.int32()),
+    pa.field("original_height", pa.int32()),
+    pa.field("sha256", pa.string()),
+    pa.field("original_bytes", pa.int64()),
+    # pHash of the stored image, computed by the downloader where it is in hand
+    pa.field("phash", pa.string()),
+]
+
+
+def download_schema(input_schema: pa.Schema) -> pa.Schema:
+    """A download Parquet's schema: the input columns (``key`` among them), then
+    :data:`DOWNLOAD_FIELDS`."""
+    return pa.schema([*input_schema, *DOWNLOAD_FIELDS])
 
 SAMPLES = pa.schema(
     [
@@ -33,6 +63,8 @@ SAMPLES = pa.schema(
         pa.field("page_url", pa.string()),
         pa.field("source", pa.string()),
         pa.field("matched_entry_ids", pa.list_(pa.int64())),
+        # schemas/status.py: success | failed_to_download | failed_to_resize |
+        # filtered:<reason> | contaminated | duplicate_of:<key>
         pa.field("status", pa.string(), nullable=False),
         pa.field("error_message", pa.string()),
         # stored (resized) image size
@@ -57,3 +89,31 @@ SAMPLES = pa.schema(
 )
 
 MANIFEST_KEYS = ("counts", "statuses", "filtered", "shards", "config", "versions", "inputs")
+
+
+def shard_stats(statuses: Iterable[str], **timing: float) -> dict[str, Any]:
+    """``{shard}_stats.json`` of the statuses of one shard's rows: img2dataset's counts
+    (``count``, ``successes``, ``failed_to_download``, ``failed_to_resize``), the other
+    status groups (``filtered``, ``duplicates``, ``contaminated``) and ``status_dict``, every
+    status with its count in status order (``duplicate_of:<key>`` left out: one per kept
+    sample would only repeat the Parquet). The download rounds add ``timing``
+    (img2dataset's ``duration``, ``start_time``, ``end_time``) after them."""
+    counts = Counter(statuses)
+    groups: Counter[str] = Counter()
+    for status, n in counts.items():
+        groups[st.status_group(status)] += n
+    return {
+        "count": sum(counts.values()),
+        "successes": groups[st.SUCCESS],
+        "failed_to_download": groups[st.FAILED_TO_DOWNLOAD],
+        "failed_to_resize": groups[st.FAILED_TO_RESIZE],
+        "filtered": groups[st.FILTERED],
+        "duplicates": groups[st.DUPLICATE],
+        "contaminated": groups[st.CONTAMINATED],
+        "status_dict": {k: v for k, v in sorted(counts.items()) if not st.is_duplicate(k)},
+        **timing,
+    }
+
+
+SHARD_STATS_KEYS = ("count", "successes", "failed_to_download", "failed_to_resize", "filtered",
+                    "duplicates", "contaminated", "status_dict")

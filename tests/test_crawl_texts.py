@@ -20,8 +20,9 @@ from pipeline.crawl.balancing import keep, keep_texts, text_draw_key
 from pipeline.crawl.html_extract import extract_pairs
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.wat import wat_pairs
-from pipeline.shards.reader import INPUT_COLUMNS, to_input_table
+from pipeline.shards.reader import to_input_table
 from schemas import CANDIDATES, ENTRY_COUNTS, read_validated
+from schemas.shards import DOWNLOAD_INPUT_COLUMNS
 from training.sample_decoding import pick_text, sample_texts
 
 THREE = ('<img src="/a.jpg" alt="a red fox" title="fox in the snow" '
@@ -99,7 +100,7 @@ def test_shards_input_carries_texts() -> None:
                       "texts": [["a", "b"]], "page_url": [None], "source": ["warc"],
                       "matched_entry_ids": [[1]]})
     out = to_input_table(table, 0)
-    assert out.column_names == INPUT_COLUMNS
+    assert out.column_names == DOWNLOAD_INPUT_COLUMNS
     assert out.column("texts").to_pylist() == [["a", "b"]]
     assert out.column("caption").to_pylist() == ["a"]
     # candidates written before texts existed: the caption alone

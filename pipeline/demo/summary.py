@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.shards.filters import describe_changes
+from schemas import status as st
 
 
 def _json(path: Path) -> Any:
@@ -48,9 +49,9 @@ def rows(facts: dict[str, Any]) -> list[tuple[str, str, str]]:
         out.append(("shards", f"filtered: {reason}", f"{n:,}"))
     dups = shards.get("duplicates", {})
     out.append(("shards", "duplicates exact / near",
-                f"{dups.get('exact', 0):,} / {dups.get('near', 0):,}"))
+                f"{dups.get(st.EXACT, 0):,} / {dups.get(st.NEAR, 0):,}"))
     out.append(("shards", "contaminated (near an eval image)",
-                f"{shards.get('statuses', {}).get('contaminated', 0):,}"))
+                f"{shards.get('statuses', {}).get(st.CONTAMINATED, 0):,}"))
     out.append(("shards", "written", f"{counts.get('kept', 0):,} in "
                 f"{shards.get('shards', {}).get('count', '?')} shard(s)"))
     log = facts["train"]

@@ -17,13 +17,12 @@ redoes only unfinished shards.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
-import threading
 import time
 import traceback
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -39,8 +38,8 @@ from pipeline.shards.imaging import ResizeConfig, clean_error, jpeg_is_truncated
 from pipeline.shards.phash import to_hex
 from pipeline.shards.reader import shard_name
 from pipeline.shards.writer import DownloadShardWriter
-
-RETRYABLE_STATUSES = ("failed_to_download", "failed_to_resize")
+from schemas import status as st
+from schemas.shards import download_schema, shard_stats
 
 
 @dataclass(frozen=True)
@@ -62,38 +61,19 @@ class DownloadConfig:
         return out
 
 
-def download_schema(input_schema: pa.Schema) -> pa.Schema:
-    """img2dataset's output columns after the input ones (key is already an input column)."""
-    fields = [f for f in input_schema]
-    fields += [
-        pa.field("status", pa.string()),
-        pa.field("error_message", pa.string()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("original_width", pa.int32()),
-        pa.field("original_height", pa.int32()),
-        pa.field("sha256", pa.string()),
-        pa.field("original_bytes", pa.int64()),
-        # pHash of the stored image, computed here where it is in hand (parallel workers)
-        pa.field("phash", pa.string()),
-    ]
-    return pa.schema(fields)
-
-
 # -- the per-shard downloader -------------------------------------------------------------------
 
-# One Fetcher per worker process and config, filled lazily in the worker: img2dataset's
-# distributors unpickle the downloader for every shard, and the robots.txt cache must outlive
-# a shard. Nothing on the launcher fills it.
-_FETCHERS: dict[FetchConfig, Fetcher] = {}
-_FETCHERS_LOCK = threading.Lock()
-
-
+@functools.cache
 def process_fetcher(config: FetchConfig) -> Fetcher:
-    with _FETCHERS_LOCK:
-        if config not in _FETCHERS:
-            _FETCHERS[config] = Fetcher(config)
-        return _FETCHERS[config]
+    """The worker process's one Fetcher for ``config``, built on first use in the worker.
+
+    Download workers are img2dataset's process pool (or Spark's Python workers), not Beam:
+    the per-process object is a ``functools.cache`` of a builder keyed by the frozen config
+    (as ``language.py`` loads its model), the non-Beam form of the code base's one idiom
+    (docs/architecture.md, "Per-worker state"). Not built in a pool initializer: Spark has
+    none, and the distributors unpickle the downloader for every shard while the robots.txt
+    cache and the keep-alive pools must outlive a shard. Nothing on the launcher calls it."""
+    return Fetcher(config)
 
 
 def unordered_map(pool: ThreadPoolExecutor, fn, items: list, window: int) -> Iterator[tuple]:
@@ -153,7 +133,7 @@ class GuardedDownloader:
         reason = caption_reason(caption, FilterConfig(min_words=self.config.min_words,
                                                       min_chars=self.config.min_chars))
         if reason:
-            meta.update(status=f"filtered:{reason}", error_message=f"basic filter: {reason}")
+            meta.update(status=st.filtered(reason), error_message=f"basic filter: {reason}")
             return meta, None
         try:
             data = self._fetcher.fetch(url)
@@ -162,14 +142,14 @@ class GuardedDownloader:
             return meta, None
         meta["original_bytes"] = len(data)
         if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
-            meta.update(status="failed_to_resize",
+            meta.update(status=st.FAILED_TO_RESIZE,
                         error_message="truncated JPEG (no end-of-image marker)")
             return meta, None
         done = process_image(data, self.config.resize)
         meta.update(status=done.status, error_message=done.error, width=done.width,
                     height=done.height, original_width=done.original_width,
                     original_height=done.original_height)
-        if done.status != "success":
+        if done.status != st.SUCCESS:
             return meta, None
         meta.update(sha256=hashlib.sha256(data).hexdigest(), phash=to_hex(done.phash or 0))
         return meta, done.data
@@ -184,30 +164,19 @@ class GuardedDownloader:
         rows = table.to_pylist()
         writer = DownloadShardWriter(self.output_folder, shard_name(shard_id), schema,
                                      self.config.resize.encode_format)
-        statuses: Counter[str] = Counter()
-        counts: Counter[str] = Counter()
+        statuses: list[str] = []
         try:
             with ThreadPoolExecutor(self.config.thread_count) as pool:
                 results = unordered_map(pool, lambda r: self.process(r["url"], r["caption"]), rows,
                                         2 * self.config.thread_count)
                 for row, (meta, image) in results:
-                    full = {**row, **meta}
-                    statuses[meta["status"] if meta["status"] == "success"
-                             else (meta["error_message"] or meta["status"])] += 1
-                    counts[meta["status"]] += 1
-                    writer.write(image, row["key"], row["caption"], full)
+                    statuses.append(meta["status"])
+                    writer.write(image, row["key"], row["caption"], {**row, **meta})
         finally:
             writer.close()
         end = time.time()
-        stats = {
-            "count": len(rows),
-            "successes": counts["success"],
-            "failed_to_download": counts["failed_to_download"],
-            "failed_to_resize": counts["failed_to_resize"],
-            "filtered": {k: v for k, v in sorted(counts.items()) if k.startswith("filtered:")},
-            "duration": end - start, "start_time": start, "end_time": end,
-            "status_dict": dict(statuses.most_common(1000)),
-        }
+        # the final shards' shape, with img2dataset's timings (bench/shards.py reads them)
+        stats = shard_stats(statuses, duration=end - start, start_time=start, end_time=end)
         fsio.atomic_write_json(fsio.join(self.output_folder, f"{shard_name(shard_id)}_stats.json"), stats)
         fs.rm(path)
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pipeline.shards.language import detect_language
+from schemas import status as st
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,15 @@ def describe_changes(changes: Mapping[str, Mapping[str, Any]]) -> str:
 def caption_reason(caption: str | None, config: FilterConfig) -> str | None:
     text = caption or ""
     if len(text.split()) < config.min_words:
-        return "caption_words"
+        return st.CAPTION_WORDS
     if len(text) < config.min_chars:
-        return "caption_chars"
+        return st.CAPTION_CHARS
     return None
 
 
 def language_reason(caption: str | None, config: FilterConfig) -> str | None:
     if config.languages and detect_language(caption or "") not in config.languages:
-        return "language"
+        return st.LANGUAGE
     return None
 
 
@@ -88,16 +89,16 @@ def image_reason(width: int | None, height: int | None, num_bytes: int | None,
                  config: FilterConfig) -> str | None:
     """Rules on the *original* image: its size in pixels and in bytes."""
     if not width or not height:
-        return "unknown_size"
+        return st.UNKNOWN_SIZE
     if min(width, height) < config.min_side:
-        return "min_side"
+        return st.MIN_SIDE
     aspect = max(width, height) / min(width, height)
     if config.max_aspect is not None and aspect > config.max_aspect:
-        return "aspect_ratio"
+        return st.ASPECT_RATIO
     if width * height > config.max_pixels:
-        return "max_pixels"
+        return st.MAX_PIXELS
     if num_bytes is not None and num_bytes < config.min_bytes:
-        return "min_bytes"
+        return st.MIN_BYTES
     return None
 
 

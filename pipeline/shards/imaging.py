@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.shards.phash import phash_image
+from schemas import status as st
 
 # Formats browsers display; PIL's others (EPS runs Ghostscript, and many are exotic) are refused.
 # (JPEG covers MPO, the multi-picture JPEGs of phone cameras; AVIF only where PIL has it)
@@ -212,9 +213,9 @@ def process_image(data: bytes, config: ResizeConfig) -> Processed:
     try:
         image = _open(data)
     except Image.DecompressionBombError as exc:
-        return Processed("filtered:max_pixels", clean_error(str(exc)))
+        return Processed(st.filtered(st.MAX_PIXELS), clean_error(str(exc)))
     except ValueError as exc:
-        return Processed("failed_to_resize", clean_error(str(exc)))
+        return Processed(st.FAILED_TO_RESIZE, clean_error(str(exc)))
     with image:
         return _process_open(image, config)
 
@@ -224,10 +225,10 @@ def _process_open(image: Image.Image, config: ResizeConfig) -> Processed:
     orientation = _orientation(image)
     shown_w, shown_h = (raw_h, raw_w) if orientation in _TRANSPOSING else (raw_w, raw_h)
     if raw_w * raw_h > config.max_pixels:
-        return Processed("filtered:max_pixels", f"{shown_w}x{shown_h} = {raw_w * raw_h} pixels "
+        return Processed(st.filtered(st.MAX_PIXELS), f"{shown_w}x{shown_h} = {raw_w * raw_h} pixels "
                          f"exceeds --max-pixels {config.max_pixels}", original_width=shown_w, original_height=shown_h)
     if max(raw_w, raw_h) > MAX_ASPECT_RATIO * min(raw_w, raw_h):
-        return Processed("filtered:aspect_ratio", f"{shown_w}x{shown_h}: aspect ratio over "
+        return Processed(st.filtered(st.ASPECT_RATIO), f"{shown_w}x{shown_h}: aspect ratio over "
                          f"{MAX_ASPECT_RATIO:g} cannot be resized", original_width=shown_w, original_height=shown_h)
     target = scaled_size(raw_w, raw_h, config)
     try:
@@ -247,8 +248,8 @@ def _process_open(image: Image.Image, config: ResizeConfig) -> Processed:
         phash = phash_image(content)
         encoded = _encode(stored, config)
     except Image.DecompressionBombError as exc:
-        return Processed("filtered:max_pixels", clean_error(str(exc)), original_width=shown_w, original_height=shown_h)
+        return Processed(st.filtered(st.MAX_PIXELS), clean_error(str(exc)), original_width=shown_w, original_height=shown_h)
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt data: a row status
-        return Processed("failed_to_resize", clean_error(f"{type(exc).__name__}: {exc}"), original_width=shown_w, original_height=shown_h)
-    return Processed("success", None, encoded, stored.width, stored.height, shown_w, shown_h, phash)
+        return Processed(st.FAILED_TO_RESIZE, clean_error(f"{type(exc).__name__}: {exc}"), original_width=shown_w, original_height=shown_h)
+    return Processed(st.SUCCESS, None, encoded, stored.width, stored.height, shown_w, shown_h, phash)
 

@@ -28,15 +28,9 @@ from pipeline.core import fsio
 from pipeline.core.errors import InputError, WitError
 from pipeline.core.jobs import remove_outputs, versions
 from pipeline.shards.decontaminate import hash_eval_images
-from pipeline.shards.download import (
-    RETRYABLE_STATUSES,
-    DownloadConfig,
-    GuardedDownloader,
-    run_distributor,
-)
+from pipeline.shards.download import DownloadConfig, GuardedDownloader, run_distributor
 from pipeline.shards.filters import FilterConfig, preset_changes
 from pipeline.shards.reader import (
-    INPUT_COLUMNS,
     candidate_files,
     done_shards,
     iter_candidate_batches,
@@ -45,6 +39,8 @@ from pipeline.shards.reader import (
     to_input_table,
     write_input_shards,
 )
+from schemas import status as st
+from schemas.shards import DOWNLOAD_INPUT_COLUMNS
 
 if TYPE_CHECKING:
     from pipeline.shards.transform import DownloadedShard
@@ -160,14 +156,14 @@ def _retry_rows(out: str, rounds: list[int]) -> Iterator[pa.Table]:
             with fsspec.open(path, "rb") as f:
                 table = pq.read_table(f, columns=["key", "status"])
             for key, status in zip(table.column("key").to_pylist(), table.column("status").to_pylist()):
-                if status in RETRYABLE_STATUSES:
+                if status in st.RETRYABLE:
                     failed[key] = r
                 else:
                     failed.pop(key, None)
     for r in rounds:
         for path in _glob(round_dir(out, r), "*.parquet"):
             with fsspec.open(path, "rb") as f:
-                table = pq.read_table(f, columns=INPUT_COLUMNS)
+                table = pq.read_table(f, columns=DOWNLOAD_INPUT_COLUMNS)
             mask = [failed.get(k) == r for k in table.column("key").to_pylist()]
             if any(mask):
                 yield table.filter(pa.array(mask)).sort_by("key")

@@ -17,9 +17,6 @@ import pyarrow.parquet as pq
 from pipeline.core import fsio
 from pipeline.core.errors import InputError
 
-# Columns of the per-shard Arrow input files (img2dataset's convention: caption, url last).
-INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts", "caption",
-                 "url"]
 KEY_WIDTH = 10
 OOM_SHARD_COUNT = 5
 
@@ -73,7 +70,8 @@ def candidate_files(candidates: str) -> list[str]:
 
 
 def to_input_table(table: pa.Table, first_index: int) -> pa.Table:
-    """Candidate rows -> the Arrow columns the downloader reads."""
+    """Candidate rows -> the Arrow columns the downloader reads
+    (``schemas.shards.DOWNLOAD_INPUT_COLUMNS``)."""
     keys = pa.array([format_key(first_index + i) for i in range(table.num_rows)], pa.string())
     # all kept texts of the image (MetaCLIP); candidates written before they existed: the one
     texts = (table.column("texts") if "texts" in table.column_names else

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 
 from pipeline.core import fsio
 from pipeline.shards.tario import read_tar_images
+from schemas import status as st
 
 SIDE_BINS = np.array([0, 64, 128, 200, 256, 384, 512, 768, 1024, 1536, 2048, 4096, 8192, 1 << 30])
 CAPTION_BINS = np.array([0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 1 << 30])
 CLIP_BINS = np.round(np.linspace(-1, 1, 41), 2)  # clip_score, steps of 0.05
-CLIP_FILTERED = "filtered:clip_score"
-DOWNLOAD_POLICY = ("filtered:robots_txt", "filtered:x_robots_tag", "filtered:blocked_address")
+CLIP_FILTERED = st.filtered(st.CLIP_SCORE)
 
 
 def _parquets(folder: str) -> list[str]:
@@ -46,12 +46,11 @@ def summarize(folder: str) -> dict[str, Any]:
         scores = np.array([x for x in table["clip_score"] if x is not None], dtype=np.float64)
         clip_hist["scored"] += np.histogram(scores, CLIP_BINS)[0]
         for i, status in enumerate(table["status"]):
-            if status.startswith("duplicate_of:"):
-                kind = (table["error_message"][i] or "near").split(" ", 1)[0]
-                duplicates[kind] += 1
-                status = "duplicate"
+            if st.is_duplicate(status):
+                duplicates[st.duplicate_kind(table["error_message"][i])] += 1
+                status = st.DUPLICATE
             statuses[status] += 1
-            if status == "success":
+            if status == st.SUCCESS:
                 kept += 1
                 side = min(table["original_width"][i] or 0, table["original_height"][i] or 0)
                 side_hist += np.histogram([side], SIDE_BINS)[0]
@@ -61,15 +60,15 @@ def summarize(folder: str) -> dict[str, Any]:
                     clip_hist["kept"] += np.histogram([table["clip_score"][i]], CLIP_BINS)[0]
         sizes[path.rsplit("/", 1)[-1].replace(".parquet", ".tar")] = kept
     total = sum(statuses.values())
-    failed = statuses["failed_to_download"] + statuses["failed_to_resize"] + sum(
-        statuses[s] for s in DOWNLOAD_POLICY)
-    filtered = sum(v for k, v in statuses.items() if k.startswith("filtered:")) - sum(
-        statuses[s] for s in DOWNLOAD_POLICY) - statuses[CLIP_FILTERED]
+    failed = statuses[st.FAILED_TO_DOWNLOAD] + statuses[st.FAILED_TO_RESIZE] + sum(
+        statuses[s] for s in st.DOWNLOAD_POLICY)
+    filtered = sum(v for k, v in statuses.items() if st.is_filtered(k)) - sum(
+        statuses[s] for s in st.DOWNLOAD_POLICY) - statuses[CLIP_FILTERED]
     downloaded = total - failed
     after_filters = downloaded - filtered
-    after_decontamination = after_filters - statuses["contaminated"]
+    after_decontamination = after_filters - statuses[st.CONTAMINATED]
     after_clip = after_decontamination - statuses[CLIP_FILTERED]
-    after_exact = after_clip - duplicates["exact"]
+    after_exact = after_clip - duplicates[st.EXACT]
     return {
         "counts": {
             "candidates": total,
@@ -78,11 +77,11 @@ def summarize(folder: str) -> dict[str, Any]:
             "after_decontamination": after_decontamination,
             "after_clip_filter": after_clip,
             "after_exact_dedup": after_exact,
-            "kept": statuses["success"],
+            "kept": statuses[st.SUCCESS],
         },
         "statuses": dict(sorted(statuses.items())),
-        "filtered": {k.split(":", 1)[1]: v for k, v in sorted(statuses.items())
-                     if k.startswith("filtered:")},
+        "filtered": {st.filtered_reason(k): v for k, v in sorted(statuses.items())
+                     if st.is_filtered(k)},
         "duplicates": dict(sorted(duplicates.items())),
         "histograms": {
             "shorter_side_bins": SIDE_BINS.tolist(), "shorter_side": side_hist.tolist(),
@@ -191,7 +190,7 @@ def _sample_figures(folder: str, samples: int, encode_format: str) -> list[str]:
         with fsspec.open(tar.replace(".tar", ".parquet"), "rb") as f:
             table = pq.read_table(f, columns=["key", "status", "caption"]).to_pydict()
         kept = [(k, c) for k, s, c in zip(table["key"], table["status"], table["caption"])
-                if s == "success"][: samples - len(figures)]
+                if s == st.SUCCESS][: samples - len(figures)]
         images = read_tar_images(tar, encode_format, {k for k, _ in kept})
         for key, caption in kept:
             if key in images:

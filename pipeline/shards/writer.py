@@ -10,7 +10,6 @@ import io
 import json
 import tarfile
 import uuid
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,15 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core import fsio
+from schemas import status as st
 from schemas import validate
-from schemas.shards import SAMPLES
-
-
-def status_group(status: str) -> str:
-    """``filtered:min_side`` -> ``filtered``; ``duplicate_of:0001`` -> ``duplicate``."""
-    if status.startswith("duplicate_of:"):
-        return "duplicate"
-    return status.split(":", 1)[0]
+from schemas.shards import SAMPLES, shard_stats
 
 
 def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -96,7 +89,7 @@ def write_shard(folder: str, name: str, rows: Iterable[dict[str, Any]],
     tmp_tar, tmp_parquet = _atomic_path(tar_path), _atomic_path(parquet_path)
     with fs.open(tmp_tar, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for row in ordered:
-            if row["status"] == "success":
+            if row["status"] == st.SUCCESS:
                 key = row["key"]
                 _tar_member(tar, f"{key}.{encode_format}", images[key])
                 _tar_member(tar, f"{key}.txt", row["caption"].encode("utf-8"))
@@ -104,18 +97,7 @@ def write_shard(folder: str, name: str, rows: Iterable[dict[str, Any]],
     table = validate(pa.Table.from_pylist(ordered, schema=SAMPLES), SAMPLES, where=parquet_path)
     with fs.open(tmp_parquet, "wb") as f:
         pq.write_table(table, f)
-    statuses = Counter(r["status"] for r in ordered)
-    groups = Counter(status_group(r["status"]) for r in ordered)
-    stats = {
-        "count": len(ordered),
-        "successes": groups["success"],
-        "failed_to_download": groups["failed_to_download"],
-        "failed_to_resize": groups["failed_to_resize"],
-        "filtered": groups["filtered"],
-        "duplicates": groups["duplicate"],
-        "contaminated": groups["contaminated"],
-        "status_dict": {k: v for k, v in sorted(statuses.items()) if not k.startswith("duplicate_of:")},
-    }
+    stats = shard_stats(r["status"] for r in ordered)
     # rename the data first and the stats last: the stats file marks a complete shard
     fs.mv(tmp_tar, tar_path)
     fs.mv(tmp_parquet, parquet_path)

@@ -35,6 +35,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from pipeline.core.net.deadline import REAPER
 from pipeline.core.net.guard import BlockedURLError, Resolver, check_url, system_resolver
 from pipeline.core.net.pool import ConnectGuard, GuardedPoolManager, current_watch
+from schemas import status as st
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -60,11 +61,11 @@ class FetchError(Exception):
 def row_status(reason: str) -> str:
     """The shards row status of a failure reason."""
     if reason == "blocked_userinfo":
-        return "filtered:blocked_userinfo"
+        return st.filtered(st.BLOCKED_USERINFO)
     if reason.startswith("blocked_"):
-        return "filtered:blocked_address"
-    return {"robots_disallowed": "filtered:robots_txt",
-            "x_robots_tag": "filtered:x_robots_tag"}.get(reason, "failed_to_download")
+        return st.filtered(st.BLOCKED_ADDRESS)
+    return {"robots_disallowed": st.filtered(st.ROBOTS_TXT),
+            "x_robots_tag": st.filtered(st.X_ROBOTS_TAG)}.get(reason, st.FAILED_TO_DOWNLOAD)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -1,0 +1,145 @@
+"""The status vocabulary: every status string a stage writes or reads, defined once.
+
+Row statuses (``status`` column of the download Parquets in ``_work/`` and of
+:data:`schemas.shards.SAMPLES`; every candidate has exactly one):
+
+===============================  ============================================  ============
+status                           meaning                                       written by
+===============================  ============================================  ============
+``success``                      downloaded, decoded, resized, kept so far     shards: download
+``failed_to_download``           network/HTTP failure (img2dataset's name);    shards: download
+                                 retried by ``--retry-failed``                 (core/net)
+``failed_to_resize``             the bytes do not decode (truncated, corrupt,  shards: download,
+                                 not an image) or their pHash / CLIP input     Beam job
+                                 cannot be computed; retried by
+                                 ``--retry-failed``
+``filtered:<reason>``            dropped by a rule; ``<reason>`` below         shards: download,
+                                                                               Beam job
+``contaminated``                 pHash near an ``--eval-images`` image         shards: Beam job
+``duplicate_of:<key>``           exact (sha256) or near (pHash) duplicate of   shards: Beam job
+                                 the kept sample ``<key>`` (the kind is the
+                                 first word of ``error_message``)
+===============================  ============================================  ============
+
+Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them by reason):
+
+- download policy, decided before or while fetching (``pipeline.core.net``): ``robots_txt``
+  (robots.txt disallows the image), ``x_robots_tag`` (``noai``/``noimageai``/``none``
+  header), ``blocked_address`` (the URL or a redirect resolves to a private/reserved
+  address), ``blocked_userinfo`` (credentials in the URL);
+- the header pixel bound (download): ``max_pixels``, ``aspect_ratio`` (the image could
+  not be resized within the bound);
+- the basic filters (``pipeline.shards.filters``; caption rules already in the download):
+  ``caption_words``, ``caption_chars``, ``language``, ``unknown_size``, ``min_side``,
+  ``aspect_ratio``, ``max_pixels``, ``min_bytes``;
+- ``clip_score`` (``--min-clip-score`` / ``--clip-top-fraction``).
+
+Status groups (:func:`status_group`): the prefix before ``:``, and ``duplicate`` for every
+``duplicate_of:<key>``; the per-shard ``_stats.json`` (:func:`schemas.shards.shard_stats`)
+and the report count by group.
+
+Crawl counters: a record or link the crawl could not use is counted as ``skipped:<reason>``
+(:func:`skipped`), e.g. ``skipped:non_html``, ``skipped:bad_json_line``;
+``OUT/candidates/stats.json`` shows them per source under ``skipped`` by reason
+(docs/crawl.md lists the reasons).
+"""
+
+from __future__ import annotations
+
+SUCCESS = "success"
+FAILED_TO_DOWNLOAD = "failed_to_download"
+FAILED_TO_RESIZE = "failed_to_resize"
+CONTAMINATED = "contaminated"
+
+# groups (status_group) of the prefixed statuses
+FILTERED = "filtered"
+DUPLICATE = "duplicate"
+
+FILTERED_PREFIX = "filtered:"
+DUPLICATE_PREFIX = "duplicate_of:"
+SKIPPED_PREFIX = "skipped:"
+
+# a latest attempt with one of these is downloaded again by --retry-failed
+RETRYABLE = (FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE)
+
+# filter reasons (the part after "filtered:")
+ROBOTS_TXT = "robots_txt"
+X_ROBOTS_TAG = "x_robots_tag"
+BLOCKED_ADDRESS = "blocked_address"
+BLOCKED_USERINFO = "blocked_userinfo"
+CAPTION_WORDS = "caption_words"
+CAPTION_CHARS = "caption_chars"
+LANGUAGE = "language"
+UNKNOWN_SIZE = "unknown_size"
+MIN_SIDE = "min_side"
+ASPECT_RATIO = "aspect_ratio"
+MAX_PIXELS = "max_pixels"
+MIN_BYTES = "min_bytes"
+CLIP_SCORE = "clip_score"
+
+STATUS_PREFIXES = (SUCCESS, FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, FILTERED_PREFIX,
+                   DUPLICATE_PREFIX, CONTAMINATED)
+
+
+def filtered(reason: str) -> str:
+    """``filtered:<reason>``."""
+    return FILTERED_PREFIX + reason
+
+
+def duplicate_of(key: str) -> str:
+    """``duplicate_of:<key>``: the row duplicates the kept sample ``key``."""
+    return DUPLICATE_PREFIX + key
+
+
+def skipped(reason: str) -> str:
+    """``skipped:<reason>``, a crawl counter."""
+    return SKIPPED_PREFIX + reason
+
+
+def is_filtered(status: str) -> bool:
+    return status.startswith(FILTERED_PREFIX)
+
+
+def is_duplicate(status: str) -> bool:
+    return status.startswith(DUPLICATE_PREFIX)
+
+
+def is_skipped(key: str) -> bool:
+    return key.startswith(SKIPPED_PREFIX)
+
+
+def filtered_reason(status: str) -> str:
+    """``filtered:min_side`` -> ``min_side``."""
+    return status[len(FILTERED_PREFIX):]
+
+
+def skipped_reason(key: str) -> str:
+    """``skipped:non_html`` -> ``non_html``."""
+    return key[len(SKIPPED_PREFIX):]
+
+
+def status_group(status: str) -> str:
+    """``filtered:min_side`` -> ``filtered``; ``duplicate_of:0001`` -> ``duplicate``."""
+    if is_duplicate(status):
+        return DUPLICATE
+    return status.split(":", 1)[0]
+
+
+# kinds of duplicate, the first word of a duplicate's error_message
+EXACT = "exact"  # same sha256 of the downloaded bytes
+NEAR = "near"  # pHash within --near-dup-bits
+
+
+def duplicate_message(kind: str, keeper: str) -> str:
+    """A duplicate's ``error_message``: ``exact duplicate of <key>``."""
+    return f"{kind} duplicate of {keeper}"
+
+
+def duplicate_kind(error_message: str | None) -> str:
+    """``exact`` or ``near`` from a duplicate's ``error_message`` (``near`` when missing)."""
+    return (error_message or NEAR).split(" ", 1)[0]
+
+
+# filtered statuses the downloader's network policy decides, counted as "not downloaded" by
+# the report's funnel (blocked_userinfo is not among them: kept as the report counted it)
+DOWNLOAD_POLICY = (filtered(ROBOTS_TXT), filtered(X_ROBOTS_TAG), filtered(BLOCKED_ADDRESS))
