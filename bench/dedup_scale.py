@@ -121,6 +121,7 @@ def beam_cost(items: list, config: NearDupConfig) -> tuple[float, int]:
     import apache_beam as beam
 
     from pipeline.core.beam import make_pipeline
+    from pipeline.shards.dedup import Ranked
     from pipeline.shards.phash import to_hex
     from pipeline.shards.transform import NearDuplicates
 
@@ -128,7 +129,7 @@ def beam_cost(items: list, config: NearDupConfig) -> tuple[float, int]:
         start = time.process_time()
         with make_pipeline([]) as pipeline:
             _ = (pipeline
-                 | beam.Create([(to_hex(value), (pref, key)) for key, value, pref in items])
+                 | beam.Create([(to_hex(value), Ranked(pref, key)) for key, value, pref in items])
                  | NearDuplicates(config)
                  | beam.combiners.Count.Globally()
                  | beam.io.WriteToText(f"{tmp}/count", shard_name_template=""))

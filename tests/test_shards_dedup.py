@@ -19,6 +19,7 @@ from PIL import Image, ImageEnhance
 from pipeline.core.net import retry_after_seconds as parse_retry_after
 from pipeline.shards.dedup import (
     NearDupConfig,
+    Ranked,
     brute_force_pairs,
     exact_duplicates,
     faiss_pairs,
@@ -163,7 +164,7 @@ def test_near_duplicates_beam_job_equals_the_pure_driver():
     expected = [(key, ("near", keeper)) for key, keeper in near_duplicate_marks(items, config).items()]
     with beam.Pipeline("DirectRunner") as pipeline:
         marks = (pipeline
-                 | beam.Create([(to_hex(value), (pref, key)) for key, value, pref in items])
+                 | beam.Create([(to_hex(value), Ranked(pref, key)) for key, value, pref in items])
                  | NearDuplicates(config))
         assert_that(marks, equal_to(expected))
 

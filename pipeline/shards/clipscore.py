@@ -15,7 +15,7 @@ import math
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import fsspec
@@ -23,18 +23,18 @@ import numpy as np
 from apache_beam.utils import shared
 
 from pipeline.core.errors import InputError
+from pipeline.shards.elements import Record
 from pipeline.shards.transform import (
     DownloadedShard,
     ReadDownloadedShard,
-    Record,
     TransformConfig,
     apply_filters,
     is_success,
 )
+from schemas import status as st
 
 SCALE = 1_000_000  # scores are stored and compared as multiples of 1e-6
 BINS = 2 * SCALE + 1  # cosine similarity in [-1, 1]
-REASON = "clip_score"
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,12 @@ class ClipFilterConfig:
     top_fraction: float | None = None
     batch_size: int = 64
     device: str = "cpu"
+
+
+class Scored(NamedTuple):
+    """One image-caption pair: its score, or why it has none (the image does not decode)."""
+    score: float | None
+    error: str | None
 
 
 def quantize(score: float) -> int:
@@ -62,23 +68,22 @@ class ClipScorer:
                                    if device == "auto" else device)
         self.model, self.tokenizer = load_model(checkpoint, self.device)
 
-    def scores(self, images: Sequence[bytes], captions: Sequence[str]
-               ) -> list[tuple[float | None, str | None]]:
-        """(score, None) per pair, or (None, error) for an image that does not decode."""
+    def scores(self, images: Sequence[bytes], captions: Sequence[str]) -> list[Scored]:
+        """One :class:`Scored` per pair."""
         import torch
 
         from training.clip.preprocess import image_tensor
 
         size = self.model.cfg.image_size
         tensors: list[torch.Tensor] = []
-        results: list[tuple[float | None, str | None]] = []
+        results: list[Scored] = []
         for raw in images:
             try:
                 tensors.append(image_tensor(raw, size))
-                results.append((0.0, None))
+                results.append(Scored(0.0, None))
             except Exception as exc:  # noqa: BLE001 - an undecodable image is a row status
-                results.append((None, f"CLIP score: undecodable image: {exc}"))
-        ok = [i for i, (_, error) in enumerate(results) if error is None]
+                results.append(Scored(None, f"CLIP score: undecodable image: {exc}"))
+        ok = [i for i, scored in enumerate(results) if scored.error is None]
         if not ok:
             return results
         with torch.no_grad():
@@ -87,7 +92,7 @@ class ClipScorer:
             text = self.model.encode_text(tokens.to(self.device))
             cosine = (image * text).sum(dim=1).float().cpu().tolist()
         for i, value in zip(ok, cosine):
-            results[i] = (quantize(value) / SCALE, None)
+            results[i] = Scored(quantize(value) / SCALE, None)
         return results
 
 
@@ -131,7 +136,7 @@ class ReadAndScore(ReadDownloadedShard):
                 if error is None:
                     records[key] = {**records[key], "clip_score": score}
                 else:
-                    records[key] = {**records[key], "status": "failed_to_resize",
+                    records[key] = {**records[key], "status": st.FAILED_TO_RESIZE,
                                     "error_message": error}
             batch.clear()
 
@@ -197,7 +202,7 @@ def apply_clip_filter(record: Record, clip: ClipFilterConfig, threshold: int | N
     if not is_success(record):
         return record
     message = clip_reason(record, clip, threshold)
-    return record if message is None else {**record, "status": f"filtered:{REASON}",
+    return record if message is None else {**record, "status": st.filtered(st.CLIP_SCORE),
                                            "error_message": message}
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,8 +32,17 @@ from pipeline.shards.phash import lsh_mask, to_faiss_codes
 # Below this many hashes a numpy all-pairs check is cheaper than building a faiss index.
 FAISS_MIN_GROUP = 512
 
-Preference = tuple[int, str]
-Ranked = tuple[Preference, str]  # (preference, key): smaller is the better sample
+Preference = tuple[int, str]  # (-original pixels, key): a sort key, smaller is better
+
+
+class Ranked(NamedTuple):
+    """A sample as dedup ranks it: smaller is the better sample."""
+    preference: Preference
+    key: str
+
+
+# LSH keys are plain tuples: Beam groups by them and encodes plain tuples of ints
+# deterministically and fast (a NamedTuple key would take its slower fallback encoding).
 LshKey = tuple[int, int, int]  # (table, extra bits, masked hash)
 GroupKey = tuple[int, int, int, int, int]  # LshKey + (block, block) of a block-split key
 
@@ -204,10 +214,10 @@ def hash_marks(members: Iterable[Ranked], representative: Ranked,
     for member in members:
         if member == representative:
             if neighbour is not None and neighbour < representative:
-                marks.append((member[1], neighbour[1]))
+                marks.append((member.key, neighbour.key))
         else:
             keeper = min(representative, neighbour) if neighbour is not None else representative
-            marks.append((member[1], keeper[1]))
+            marks.append((member.key, keeper.key))
     return marks
 
 
@@ -216,10 +226,10 @@ def pairwise_marks(items: Sequence[tuple[str, int, Preference]], max_bits: int) 
     best: dict[int, Ranked] = {}
     for i, j in brute_force_pairs([h for _, h, _ in items], max_bits):
         for a, b in ((i, j), (j, i)):
-            ranked = (items[b][2], items[b][0])
+            ranked = Ranked(items[b][2], items[b][0])
             if ranked < (items[a][2], items[a][0]) and (a not in best or ranked < best[a]):
                 best[a] = ranked
-    return {items[a][0]: keeper[1] for a, keeper in best.items()}
+    return {items[a][0]: keeper.key for a, keeper in best.items()}
 
 
 def near_duplicate_marks(items: Sequence[tuple[str, int, Preference]], config: NearDupConfig,
@@ -230,7 +240,7 @@ def near_duplicate_marks(items: Sequence[tuple[str, int, Preference]], config: N
     the number of pair checks, ``splits`` the crowded keys (for :func:`group_keys`)."""
     members: dict[int, list[Ranked]] = {}
     for key, value, pref in items:
-        members.setdefault(value, []).append((pref, key))
+        members.setdefault(value, []).append(Ranked(pref, key))
     reps = {value: min(ranked) for value, ranked in members.items()}
     hashes = np.array(sorted(reps), dtype=np.uint64)
     ranked_of = [reps[int(h)] for h in hashes]

@@ -5,8 +5,9 @@ into fixed-size WebDataset shards.
 
 Only metadata flows through the shuffles until the last step, which reads each kept image
 once from its download tar and groups them by output shard. Dedup shuffles only
-(sha256, preference, key, pHash) tuples; full records are shuffled once, by block of keys,
-where they meet their duplicate marks (and once more by key when there are retry rounds).
+(sha256, HashedSample) pairs; full records are shuffled once, by block of keys, where they
+meet their duplicate marks (and once more by key when there are retry rounds). The element
+types and their flow: pipeline/shards/elements.py.
 Steps that have nothing to do (no retry rounds, no eval images) are left out of the graph:
 each Beam stage costs fixed time. Every row keeps a status; no row is ever dropped.
 """
@@ -23,11 +24,11 @@ from typing import Any
 import apache_beam as beam
 import fsspec
 import pyarrow.parquet as pq
+from apache_beam.utils import shared
 
 from pipeline.shards.decontaminate import EvalIndex
 from pipeline.shards.dedup import (
     NearDupConfig,
-    Preference,
     Ranked,
     best_neighbours,
     exact_duplicates,
@@ -37,14 +38,22 @@ from pipeline.shards.dedup import (
     preference,
     round_split_bits,
 )
+from pipeline.shards.elements import (
+    DuplicateMark,
+    HashedSample,
+    KeptRanks,
+    MarkedBlock,
+    Record,
+    ShardMember,
+)
 from pipeline.shards.filters import FilterConfig, filter_reason
 from pipeline.shards.phash import from_hex, phash_bytes, to_hex
 from pipeline.shards.reader import shard_name
 from pipeline.shards.tario import read_tar_images
 from pipeline.shards.writer import write_shard
+from schemas import status as st
 from schemas.shards import SAMPLES
 
-Record = dict[str, Any]
 SAMPLE_FIELDS = [f.name for f in SAMPLES]
 
 
@@ -84,7 +93,7 @@ class ReadDownloadedShard(beam.DoFn):
         for row in rows:
             record: Record = {name: row.get(name) for name in SAMPLE_FIELDS}
             record.update(duplicate_of=None, attempts=1, _round=shard.round, _source=base)
-            if record["status"] == "success" and not record["phash"]:
+            if is_success(record) and not record["phash"]:
                 if images is None:
                     images = read_tar_images(base + ".tar", self.config.encode_format)
                 image = images.get(record["key"])
@@ -95,7 +104,7 @@ class ReadDownloadedShard(beam.DoFn):
                         image, self.config.resize_mode == "border",
                         record["original_width"], record["original_height"]))
                 except Exception as exc:  # noqa: BLE001 - a bad stored image is a row status
-                    record.update(status="failed_to_resize", error_message=f"pHash: {exc}")
+                    record.update(status=st.FAILED_TO_RESIZE, error_message=f"pHash: {exc}")
             yield record
 
 
@@ -107,50 +116,56 @@ def latest_attempt(item: tuple[str, Iterable[Record]]) -> Record:
 
 
 def apply_filters(record: Record, config: FilterConfig) -> Record:
-    if record["status"] == "success":
+    if is_success(record):
         reason = filter_reason(record, config)
         if reason:
-            record = {**record, "status": f"filtered:{reason}",
+            record = {**record, "status": st.filtered(reason),
                       "error_message": f"basic filter: {reason}"}
     return record
 
 
 class Decontaminate(beam.DoFn):
-    """Marks records near an evaluation image; the eval hashes arrive as a side input and
-    are indexed once per worker."""
+    """Marks records near an evaluation image. The eval hashes travel in the DoFn; their
+    index is per-worker state (pipeline/core/beam.py): built in ``setup``, once per process."""
 
-    def __init__(self, max_bits: int):
-        self.max_bits = max_bits
+    def __init__(self, max_bits: int, eval_hashes: list[int]):
+        self.max_bits, self.eval_hashes = max_bits, eval_hashes
+        self._shared = shared.Shared()
         self._index: EvalIndex | None = None
-        self._source: int | None = None
 
-    def process(self, record: Record, eval_hashes: list[str]) -> Iterator[Record]:
-        if record["status"] != "success" or not eval_hashes or not record["phash"]:
+    def setup(self) -> None:
+        hashes = self.eval_hashes
+        self._index = self._shared.acquire(lambda: EvalIndex(hashes))
+
+    def process(self, record: Record) -> Iterator[Record]:
+        assert self._index is not None
+        if not is_success(record) or not record["phash"]:
             yield record
             return
-        if self._index is None or self._source != id(eval_hashes):
-            self._index = EvalIndex([from_hex(h) for h in eval_hashes])
-            self._source = id(eval_hashes)
         distance = int(self._index.nearest_distance([from_hex(record["phash"])])[0])
         if distance <= self.max_bits:
-            record = {**record, "status": "contaminated",
+            record = {**record, "status": st.CONTAMINATED,
                       "error_message": f"pHash within {distance} bits of an evaluation image"}
         yield record
 
 
-def duplicate_marks(item: tuple[str, Iterable[tuple[Preference, str, str]]]
-                    ) -> Iterator[tuple[str, tuple[str, str]]]:
-    """One sha256 group of (preference, key, phash): (key, ("exact", keeper)) for every
-    member but the keeper."""
-    for key, keeper in exact_duplicates((pref, key) for pref, key, _ in item[1]):
-        yield key, ("exact", keeper)
+def hashed_sample(record: Record) -> list[tuple[str, HashedSample]]:
+    if not is_success(record):
+        return []
+    return [(record["sha256"], HashedSample(_pref(record), record["key"], record["phash"]))]
 
 
-def keeper_hash(item: tuple[str, Iterable[tuple[Preference, str, str]]]) -> tuple[str, Ranked]:
-    """The keeper of one sha256 group as (pHash, (preference, key)): only exact-dedup
-    survivors take part in near dedup."""
-    pref, key, phash = min(item[1])
-    return phash, (pref, key)
+def duplicate_marks(item: tuple[str, Iterable[HashedSample]]) -> Iterator[tuple[str, DuplicateMark]]:
+    """One sha256 group: (key, exact mark) for every member but the keeper."""
+    for key, keeper in exact_duplicates((s.preference, s.key) for s in item[1]):
+        yield key, DuplicateMark(st.EXACT, keeper)
+
+
+def keeper_hash(item: tuple[str, Iterable[HashedSample]]) -> tuple[str, Ranked]:
+    """The keeper of one sha256 group as (pHash, ranked key): only exact-dedup survivors
+    take part in near dedup."""
+    best = min(item[1])
+    return best.phash, Ranked(best.preference, best.key)
 
 
 def salt(key: str, salts: int) -> int:
@@ -158,16 +173,17 @@ def salt(key: str, salts: int) -> int:
     return zlib.crc32(key.encode()) % salts if salts > 1 else 0
 
 
-def same_hash_marks(item: tuple[tuple[str, int], dict[str, list]]) -> Iterator[tuple[str, tuple[str, str]]]:
+def same_hash_marks(item: tuple[tuple[str, int], dict[str, list[Ranked]]]
+                    ) -> Iterator[tuple[str, DuplicateMark]]:
     """One (pHash, salt) group of samples with the hash's representative and best neighbour."""
     _, joined = item
     best = min(joined["neighbour"]) if joined["neighbour"] else None
     for key, keeper in hash_marks(joined["member"], joined["representative"][0], best):
-        yield key, ("near", keeper)
+        yield key, DuplicateMark(st.NEAR, keeper)
 
 
 class NearDuplicates(beam.PTransform):
-    """(pHash, (preference, key)) of the exact-dedup keepers -> (key, ("near", keeper)).
+    """(pHash, Ranked) of the exact-dedup keepers -> (key, near DuplicateMark).
     Every group is bounded: same-hash samples meet only through combiners and salted
     sub-groups of ``group_bound``, LSH keys with more representatives are split
     (pipeline/shards/dedup.py has the design)."""
@@ -216,7 +232,7 @@ class NearDuplicates(beam.PTransform):
 
         return (
             {"member": keepers | "MemberGroups" >> beam.Map(
-                lambda kv, salts: ((kv[0], salt(kv[1][1], salts.get(kv[0], 1))), kv[1]), crowded_hashes),
+                lambda kv, salts: ((kv[0], salt(kv[1].key, salts.get(kv[0], 1))), kv[1]), crowded_hashes),
              "representative": reps | "RepresentativeGroups" >> beam.FlatMap(fan_out, crowded_hashes),
              "neighbour": neighbours | "NeighbourGroups" >> beam.FlatMap(fan_out, crowded_hashes)}
             | "SameHash" >> beam.CoGroupByKey()
@@ -224,29 +240,37 @@ class NearDuplicates(beam.PTransform):
         )
 
 
-def mark_block(item: tuple[int, dict[str, list]]) -> tuple[int, list[Record]]:
+def mark_block(item: tuple[int, dict[str, list]]) -> MarkedBlock:
     """One block of keys: its records, sorted by key, with the duplicate marks applied."""
     block, joined = item
-    marks: dict[str, tuple[str, str]] = {}
+    marks: dict[str, DuplicateMark] = {}
     for key, mark in sorted(joined["mark"]):
         marks.setdefault(key, mark)  # one per key; sorted keeps any tie deterministic
     records = []
     for record in sorted(joined["record"], key=lambda r: r["key"]):
         mark = marks.get(record["key"])
         if mark is not None and is_success(record):
-            kind, keeper = mark
-            record = {**record, "status": f"duplicate_of:{keeper}", "duplicate_of": keeper,
-                      "error_message": f"{kind} duplicate of {keeper}"}
+            record = {**record, "status": st.duplicate_of(mark.keeper), "duplicate_of": mark.keeper,
+                      "error_message": st.duplicate_message(mark.kind, mark.keeper)}
         records.append(record)
-    return block, records
+    return MarkedBlock(block, records)
 
 
 def is_success(record: Record) -> bool:
-    return record["status"] == "success"
+    return record["status"] == st.SUCCESS
 
 
 def _pref(record: Record):
     return preference(record["original_width"], record["original_height"], record["key"])
+
+
+def kept_ranks(counts: Iterable[tuple[int, int]]) -> KeptRanks:
+    """(block, kept rows) of every block -> where each block's kept rows start."""
+    first, running = {}, 0
+    for block, kept in sorted(counts):
+        first[block] = running
+        running += kept
+    return KeptRanks(first, running)
 
 
 class AssignAndLoad(beam.DoFn):
@@ -255,25 +279,11 @@ class AssignAndLoad(beam.DoFn):
 
     def __init__(self, config: TransformConfig):
         self.config = config
-        self._prefix: dict[int, int] = {}
-        self._total = 0
-        self._counts_id: int | None = None
 
-    def _prefixes(self, counts: dict[int, int]) -> None:
-        if self._counts_id == id(counts):
-            return
-        running, self._prefix = 0, {}
-        for block in sorted(counts):
-            self._prefix[block] = running
-            running += counts[block]
-        self._total, self._counts_id = running, id(counts)
-
-    def process(self, item: tuple[int, list[Record]],
-                counts: dict[int, int]) -> Iterator[tuple[int, tuple[Record, bytes | None]]]:
-        self._prefixes(counts)
+    def process(self, item: MarkedBlock, ranks: KeptRanks) -> Iterator[tuple[int, ShardMember]]:
         block, records = item
         size = self.config.samples_per_shard
-        last_shard = max(1, math.ceil(self._total / size)) - 1
+        last_shard = max(1, math.ceil(ranks.total / size)) - 1
         ordered = sorted(records, key=lambda r: r["key"])
         wanted: dict[str, set[str]] = defaultdict(set)
         for record in ordered:
@@ -282,22 +292,22 @@ class AssignAndLoad(beam.DoFn):
         images: dict[str, bytes] = {}
         for source in sorted(wanted):
             images.update(read_tar_images(source + ".tar", self.config.encode_format, wanted[source]))
-        rank = self._prefix.get(block, 0)
+        rank = ranks.first.get(block, 0)
         for record in ordered:
             shard = min(rank // size, last_shard)
             clean = {name: record.get(name) for name in SAMPLE_FIELDS}
             if is_success(record):
                 rank += 1
-                yield shard, (clean, images[record["key"]])
+                yield shard, ShardMember(clean, images[record["key"]])
             else:
-                yield shard, (clean, None)
+                yield shard, ShardMember(clean, None)
 
 
 class WriteShard(beam.DoFn):
     def __init__(self, config: TransformConfig):
         self.config = config
 
-    def process(self, item: tuple[int, Iterable[tuple[Record, bytes | None]]]) -> Iterator[dict]:
+    def process(self, item: tuple[int, Iterable[ShardMember]]) -> Iterator[dict]:
         shard, members = item
         rows, images = [], {}
         for record, image in members:
@@ -341,20 +351,17 @@ class BuildShards(beam.PTransform):
             )
         records = records | "Filter" >> beam.Map(apply_filters, cfg.filters)
         if self.eval_hashes:
-            # hashes travel as hex: Beam's int coder is signed 64-bit
-            eval_side = pbegin | "EvalHashes" >> beam.Create([[to_hex(h) for h in self.eval_hashes]])
             records = records | "Decontaminate" >> beam.ParDo(
-                Decontaminate(cfg.contamination_bits), beam.pvalue.AsSingleton(eval_side))
+                Decontaminate(cfg.contamination_bits, self.eval_hashes))
         if cfg.clip is not None and (cfg.clip.min_score is not None or cfg.clip.top_fraction):
             from pipeline.shards.clipscore import ClipFilter
             records = records | "ClipFilter" >> ClipFilter(cfg.clip)
 
-        # Dedup sees only (sha256, preference, key, pHash) of the kept rows; the records
-        # themselves are shuffled once, by block, to meet their duplicate marks.
+        # Dedup sees only (sha256, HashedSample) of the kept rows; the records themselves
+        # are shuffled once, by block, to meet their duplicate marks.
         sha_groups = (
             records
-            | "Hashes" >> beam.FlatMap(lambda r: [(r["sha256"], (_pref(r), r["key"], r["phash"]))]
-                                       if is_success(r) else [])
+            | "Hashes" >> beam.FlatMap(hashed_sample)
             | "ShaGroups" >> beam.GroupByKey()
         )
         exact = sha_groups | "ExactDups" >> beam.FlatMap(duplicate_marks)
@@ -368,11 +375,15 @@ class BuildShards(beam.PTransform):
             | "Blocks" >> beam.CoGroupByKey()
             | "Mark" >> beam.Map(mark_block)
         )
-        counts = blocks | "KeptPerBlock" >> beam.Map(
-            lambda kv: (kv[0], sum(1 for r in kv[1] if is_success(r))))
+        ranks = (
+            blocks
+            | "KeptPerBlock" >> beam.Map(lambda b: (b.block, sum(1 for r in b.records if is_success(r))))
+            | "AllBlocks" >> beam.combiners.ToList()
+            | "KeptRanks" >> beam.Map(kept_ranks)
+        )
         return (
             blocks
-            | "Assign" >> beam.ParDo(AssignAndLoad(cfg), beam.pvalue.AsDict(counts))
+            | "Assign" >> beam.ParDo(AssignAndLoad(cfg), beam.pvalue.AsSingleton(ranks))
             | "ByShard" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(WriteShard(cfg))
         )
