@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -98,6 +99,21 @@ def test_every_row_has_the_expected_status(run):
         assert got[url].startswith(want), (url, got[url], df.set_index("url").loc[url, "error_message"])
     failed = df[df["status"] != "success"]
     assert failed["error_message"].notna().all()
+
+
+def test_download_stats_have_the_final_shape_and_count_every_status(run):
+    """The download rounds' _stats.json have the final shards' keys (plus img2dataset's
+    timings) and count the download Parquet's statuses: one shape for both."""
+    work = run["out"] / "shards" / "_work" / "round0"
+    statuses = Counter(s for p in sorted(work.glob("*.parquet"))
+                       for s in pd.read_parquet(p, columns=["status"])["status"])
+    stats = [json.loads(p.read_text()) for p in sorted(work.glob("*_stats.json"))]
+    final = json.loads((run["out"] / "shards" / "00000_stats.json").read_text())
+    assert stats and all(list(s) == [*final, "duration", "start_time", "end_time"] for s in stats)
+    assert sum((Counter(s["status_dict"]) for s in stats), Counter()) == statuses
+    assert sum(s["filtered"] for s in stats) == sum(n for k, n in statuses.items()
+                                                    if k.startswith("filtered:")) > 0
+    assert sum(s["failed_to_download"] for s in stats) == statuses["failed_to_download"] > 0
 
 
 def test_guard_never_reached_the_private_target_and_robots_fetched_once(run):
