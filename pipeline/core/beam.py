@@ -5,6 +5,17 @@ stock DirectRunner of recent Beam first tries to download a Prism binary, which 
 fails offline. ``--direct_running_mode`` / ``--direct_num_workers`` keep working because the
 FnApiRunner reads them. Any other ``--runner`` (Dataflow, Flink, Spark, Portable) is passed
 through untouched.
+
+Per-worker state, the one idiom of every stage: a DoFn builds what is heavy (a model, an
+automaton, an index) in ``DoFn.setup`` -- never in ``__init__``, which runs on the launcher --
+from what travels in the DoFn itself (its config, paths, a small list such as the eval
+hashes), and acquires it through an ``apache_beam.utils.shared.Shared`` handle so every
+DoFn instance and thread of a worker process holding the handle shares one copy
+(``pipeline.shards.clipscore.ReadAndScore``, ``pipeline.shards.transform.Decontaminate``, the
+crawl's matcher). Values computed by the pipeline reach a DoFn as side inputs already in the
+shape it needs (``KeptRanks``), so no DoFn caches on a side input. Outside Beam (the
+download process pool) the same role is a ``functools.cache``'d builder keyed by a frozen
+config, called lazily in the worker (``pipeline.shards.download.process_fetcher``).
 """
 
 from __future__ import annotations
