@@ -23,6 +23,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
 
 from pipeline.core.errors import InputError
+from schemas.status import skipped
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 WARC_MAGIC = b"WARC/1."
@@ -102,7 +103,7 @@ class ForgivingGunzip:
                 # bounded output per call: a gzip bomb never sits in memory whole
                 out = self.inflater.decompress(self.pending, _CHUNK)
             except zlib.error:
-                self.counts["skipped:bad_gzip_member"] += 1
+                self.counts[skipped("bad_gzip_member")] += 1
                 nxt = _find_next(self.fh, self.member_cpos + 1, GZIP_MAGIC)
                 if nxt is None:
                     self.done = True
@@ -177,7 +178,7 @@ def iter_records(path: str, counts: Counter[str], max_record_bytes: int
                         counts["truncated_records"] += 1
                     done_at = offset
                     if not record.format.startswith("warc"):
-                        counts["skipped:non_warc_record"] += 1
+                        counts[skipped("non_warc_record")] += 1
                         continue
                     good += 1
                     yield record, payload
@@ -191,9 +192,9 @@ def iter_records(path: str, counts: Counter[str], max_record_bytes: int
                     # that it is counted once, when it fails at the start of an attempt
                     continue
                 first_error = first_error or " ".join(str(exc).split())[:200]
-                counts["skipped:bad_record"] += 1
+                counts[skipped("bad_record")] += 1
     if good == 0:
-        why = first_error or (f"no WARC record in {counts['skipped:non_warc_record']} "
-                              "record(s) read" if counts["skipped:non_warc_record"]
+        why = first_error or (f"no WARC record in {counts[skipped('non_warc_record')]} "
+                              "record(s) read" if counts[skipped("non_warc_record")]
                               else "no WARC record found")
         raise InputError(f"{path}: not a readable WARC file: {why}")

@@ -21,6 +21,7 @@ import lxml.etree
 import lxml.html
 
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts, clean_texts, resolve_url
+from schemas.status import skipped
 
 TEXT_FIELDS = ("alt", "title", "data-image-title", "figcaption")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
@@ -171,7 +172,7 @@ def extract_page(page: str | bytes, page_url: str, content_type: str | None = No
         page, charset_from_content_type(content_type))
     doc = parse_html(text)
     if doc is None:
-        counts["skipped:empty_page"] += 1
+        counts[skipped("empty_page")] += 1
         return [], [], counts
     base = page_url
     base_el = doc.find(".//base[@href]")
@@ -182,13 +183,13 @@ def extract_page(page: str | bytes, page_url: str, content_type: str | None = No
         counts["images"] += 1
         url = image_url(img, base)
         if url is None:
-            counts["skipped:no_http_url"] += 1
+            counts[skipped("no_http_url")] += 1
             continue
         too_long = counts["texts_too_long"]
         texts = image_texts(img, text_fields, counts, max_text_chars)
         if not texts:
             long = counts["texts_too_long"] > too_long
-            counts["skipped:text_too_long" if long else "skipped:empty_text"] += 1
+            counts[skipped("text_too_long") if long else skipped("empty_text")] += 1
             continue
         counts["with_text"] += 1
         counts["texts"] += len(texts)

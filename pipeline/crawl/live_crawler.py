@@ -37,6 +37,7 @@ from pipeline.core.net.robots import origin_of
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts
 from pipeline.crawl.warc_source import is_html
+from schemas.status import skipped
 
 DEFAULT_USER_AGENT = "webimagetext-crawler/0.1 (+https://github.com/webimagetext)"
 
@@ -196,7 +197,7 @@ def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[st
                 started += 1
                 pending[pool.submit(crawler.visit, url, text_fields, max_text_chars)] = (url, depth)
             if not pending:
-                crawler.count("skipped:page_limit", len(frontier))
+                crawler.count(skipped("page_limit"), len(frontier))
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: pending[f][0]):
@@ -204,10 +205,10 @@ def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[st
                 try:
                     fetched, pairs, links = future.result()
                 except Exception:  # noqa: BLE001 - a broken page must not end the crawl
-                    crawler.count("skipped:error")
+                    crawler.count(skipped("error"))
                     continue
                 if fetched.reason != "ok":
-                    crawler.count(f"skipped:{fetched.reason}")
+                    crawler.count(skipped(fetched.reason))
                     continue
                 crawler.count("pages")
                 for image_url, texts in pairs:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core.errors import InputError
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, clean_texts, make_pair, resolve_url
+from schemas.status import skipped
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl")
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
@@ -84,10 +85,10 @@ def _rows(path: str, fmt: str, url_col: str, caption_col: str,
                 try:
                     row = json.loads(line)
                 except (ValueError, RecursionError):
-                    counts["skipped:bad_json_line"] += 1
+                    counts[skipped("bad_json_line")] += 1
                     continue
                 if not isinstance(row, dict):
-                    counts["skipped:bad_json_line"] += 1
+                    counts[skipped("bad_json_line")] += 1
                     continue
                 if not checked:
                     if url_col not in row or caption_col not in row:
@@ -108,7 +109,7 @@ def _rows(path: str, fmt: str, url_col: str, caption_col: str,
             except StopIteration:
                 return
             except csv.Error:  # e.g. a field over csv.field_size_limit(): this row only
-                counts["skipped:bad_csv_row"] += 1
+                counts[skipped("bad_csv_row")] += 1
                 continue
             yield row.get(url_col), row.get(caption_col)
 
@@ -123,20 +124,20 @@ def url_list_pairs(path: str, counts: Counter[str], url_col: str = "url",
         counts["rows"] += 1
         counts["images"] += 1
         if url is not None and not isinstance(url, str):
-            counts["skipped:non_string_url"] += 1
+            counts[skipped("non_string_url")] += 1
             continue
         if caption is not None and not isinstance(caption, str):
-            counts["skipped:non_string_text"] += 1
+            counts[skipped("non_string_text")] += 1
             continue
         clean = resolve_url(url, None)
         if clean is None:
-            counts["skipped:no_http_url"] += 1
+            counts[skipped("no_http_url")] += 1
             continue
         too_long = counts["texts_too_long"]
         texts = clean_texts((caption,), counts, max_text_chars)  # plain text: no unescape
         if not texts:
             long = counts["texts_too_long"] > too_long
-            counts["skipped:text_too_long" if long else "skipped:empty_text"] += 1
+            counts[skipped("text_too_long") if long else skipped("empty_text")] += 1
             continue
         counts["with_text"] += 1
         counts["texts"] += 1

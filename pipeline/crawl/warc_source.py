@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pipeline.crawl.archive import iter_records
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_pairs
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair
+from schemas.status import skipped
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 DEFAULT_MAX_PAGE_BYTES = 5 * 1024 * 1024
@@ -29,26 +30,26 @@ def warc_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEX
         if record.rec_type != "response":
             continue
         if record.http_headers is None:
-            counts["skipped:no_http_headers"] += 1
+            counts[skipped("no_http_headers")] += 1
             continue
         status = record.http_headers.get_statuscode() or ""
         content_type = record.http_headers.get_header("Content-Type")
         if not status.startswith("2"):
-            counts["skipped:http_status"] += 1
+            counts[skipped("http_status")] += 1
             continue
         if not is_html(content_type):
-            counts["skipped:non_html"] += 1
+            counts[skipped("non_html")] += 1
             continue
         page_url = record.rec_headers.get_header("WARC-Target-URI") or ""
         if not page_url.strip():  # relative image URLs would have nothing to resolve against
-            counts["skipped:no_target_uri"] += 1
+            counts[skipped("no_target_uri")] += 1
             continue
         counts["pages"] += 1
         try:
             found, page_counts = extract_pairs(payload, page_url, content_type, text_fields,
                                                max_text_chars)
         except (ValueError, LookupError, RecursionError):  # a page lxml cannot take
-            counts["skipped:unparseable_page"] += 1
+            counts[skipped("unparseable_page")] += 1
             continue
         counts.update(page_counts)
         for url, texts in found:

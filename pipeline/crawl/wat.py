@@ -23,6 +23,7 @@ from pipeline.crawl.pairs import (
     make_pair,
     resolve_url,
 )
+from schemas.status import skipped
 
 IMG_PATH = "IMG@/src"
 DEFAULT_MAX_RECORD_BYTES = 50 * 1024 * 1024
@@ -47,15 +48,15 @@ def wat_record_pairs(envelope_json: Any, counts: Counter[str],
         return []
     html_meta = _dig(envelope, "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata")
     if not isinstance(html_meta, dict):
-        counts["skipped:non_html"] += 1
+        counts[skipped("non_html")] += 1
         return []
     page_url = _dig(envelope, "WARC-Header-Metadata", "WARC-Target-URI")
     if not isinstance(page_url, str) or not page_url.strip():
-        counts["skipped:no_target_uri"] += 1
+        counts[skipped("no_target_uri")] += 1
         return []
     links = html_meta.get("Links") or []
     if not isinstance(links, list):
-        counts["skipped:bad_links"] += 1
+        counts[skipped("bad_links")] += 1
         return []
     counts["pages"] += 1
     base = resolve_url(_dig(html_meta, "Head", "Base"), page_url) or page_url
@@ -66,11 +67,11 @@ def wat_record_pairs(envelope_json: Any, counts: Counter[str],
             continue
         counts["images"] += 1
         if not isinstance(link.get("url"), str):
-            counts["skipped:bad_link"] += 1
+            counts[skipped("bad_link")] += 1
             continue
         url = resolve_url(link["url"], base)
         if url is None:
-            counts["skipped:no_http_url"] += 1
+            counts[skipped("no_http_url")] += 1
             continue
         too_long = counts["texts_too_long"]
         # WAT attribute values are raw HTML: entities are still encoded
@@ -78,7 +79,7 @@ def wat_record_pairs(envelope_json: Any, counts: Counter[str],
                             unescape=True)
         if not texts:
             long = counts["texts_too_long"] > too_long
-            counts["skipped:text_too_long" if long else "skipped:empty_text"] += 1
+            counts[skipped("text_too_long") if long else skipped("empty_text")] += 1
             continue
         counts["with_text"] += 1
         counts["texts"] += len(texts)
@@ -97,7 +98,7 @@ def wat_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT
         try:
             data = json.loads(payload)
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
-            counts["skipped:bad_json"] += 1
+            counts[skipped("bad_json")] += 1
             continue
         for url, texts, page_url in wat_record_pairs(data, counts, text_fields,
                                                      max_text_chars):
