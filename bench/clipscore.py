@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from PIL import Image  # noqa: E402
 
 OPENCLIPART = Path("/usr/share/openclipart/png")

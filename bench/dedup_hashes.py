@@ -20,8 +20,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from pipeline.shards.phash import phash_image  # noqa: E402
 
