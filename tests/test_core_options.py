@@ -86,3 +86,18 @@ def test_a_flag_declared_twice_is_refused():
 def test_plain_fields_are_not_options():
     assert [f.name for f, _ in option_fields(Job)] == [
         "inputs", "max_pages", "networks", "mode", "verbose", "steps", "samples"]
+
+
+def test_zero_and_one_defaults_are_shown_although_they_equal_false_and_true():
+    @dataclass(frozen=True)
+    class Numbers:
+        seed: int = option(0, type=positive_int, help="a seed")
+        retries: int = option(1, type=positive_int, help="tries")
+        delay: float = option(1.0, type=float, help="seconds")
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, Numbers)
+    text = " ".join(parser.format_help().split())
+    assert "a seed (default: 0)" in text
+    assert "tries (default: 1)" in text
+    assert "seconds (default: 1.0)" in text

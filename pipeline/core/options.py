@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 _KEY = "wit_option"
-_NO_DEFAULT_SHOWN = (None, False, True, (), "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +84,15 @@ def default_of(f: dataclasses.Field) -> Any:
     return None if f.default is dataclasses.MISSING else f.default
 
 
+def _shown(default: Any) -> bool:
+    """Whether ``(default: ...)`` says something: not for a switch or an empty value (0 and 1
+    are shown, although they compare equal to False and True)."""
+    return not (default is None or isinstance(default, bool) or default in ((), ""))
+
+
 def _help(meta: Option, default: Any) -> str:
     text = meta.help.replace("%", "%%").replace("%%(default)s", "%(default)s")
-    if "default" in meta.help or meta.required or default in _NO_DEFAULT_SHOWN:
+    if "default" in meta.help or meta.required or not _shown(default):
         return text
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else "%(default)s"
     return f"{text} (default: {shown})"
