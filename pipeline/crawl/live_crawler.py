@@ -25,6 +25,12 @@ from urllib.parse import urlsplit
 
 from urllib3 import HTTPHeaderDict
 
+from pipeline.core.cliargs import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from pipeline.core.net import (
     ClientConfig,
     FetchError,
@@ -34,29 +40,54 @@ from pipeline.core.net import (
     system_resolver,
 )
 from pipeline.core.net.robots import origin_of
+from pipeline.core.options import option
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
+from pipeline.crawl.option_values import networks
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts
-from pipeline.crawl.warc_source import is_html
+from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, is_html
 from schemas.status import skipped
 
 DEFAULT_USER_AGENT = "webimagetext-crawler/0.1 (+https://github.com/webimagetext)"
+LIVE = "live crawler (--seeds)"  # the options' group in ``wit crawl --help``
 
 
 @dataclass(frozen=True)
 class CrawlerOptions:
-    user_agent: str = DEFAULT_USER_AGENT
-    max_depth: int = 2
-    max_pages: int = 100  # per site
-    delay: float = 1.0  # seconds between requests to one host
-    concurrency: int = 2  # requests in flight per host
-    timeout: float = 10.0  # whole request (connect + headers + body), each hop and try
-    max_page_bytes: int = 5 * 1024 * 1024
-    max_redirects: int = 5
-    same_site: bool = True
-    allow_private: bool = False
-    allowed_networks: tuple[str, ...] = ()
-    retries: int = 1  # extra tries after 429/5xx, timeouts and broken connections
-    max_retry_after: float = 30.0
+    """The live crawler's politeness and network options (``wit crawl``'s "live crawler"
+    group; the defaults here are the command's)."""
+
+    user_agent: str = option(DEFAULT_USER_AGENT, group=LIVE,
+                             help="User-Agent sent and matched against robots.txt")
+    max_depth: int = option(2, type=non_negative_int, group=LIVE,
+                            help="link depth followed from a seed")
+    max_pages: int = option(100, type=positive_int, group=LIVE,
+                            help="pages fetched per site at most")
+    delay: float = option(1.0, type=non_negative_float, group=LIVE,
+                          help="seconds between requests to one host; robots.txt Crawl-delay "
+                               "raises it")
+    concurrency: int = option(2, type=positive_int, group=LIVE,
+                              help="requests in flight per host")
+    timeout: float = option(10.0, type=positive_float, group=LIVE,
+                            help="seconds for a whole request: connect, headers and body "
+                                 "(each hop and try)")
+    # set from CrawlConfig.max_page_bytes (--max-page-bytes), which archived pages share
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
+    max_redirects: int = option(5, type=non_negative_int, group=LIVE,
+                                help="redirects followed per URL")
+    same_site: bool = option(True, flag="--offsite", group=LIVE,
+                             help="follow links to other sites too (default: same site only)")
+    allow_private: bool = option(False, group=LIVE,
+                                 help="allow private, loopback and link-local targets "
+                                      "(default: blocked, checked after DNS resolution and "
+                                      "after every redirect)")
+    allowed_networks: tuple[str, ...] = option(
+        (), flag="--allow-network", append=True, metavar="CIDR", convert=networks, group=LIVE,
+        help="allow just this network, e.g. 127.0.0.0/8 (repeatable)")
+    retries: int = option(1, type=non_negative_int, group=LIVE,
+                          help="tries again after 429/5xx, timeouts and broken connections")
+    max_retry_after: float = option(30.0, type=non_negative_float, group=LIVE,
+                                    help="longest wait between tries, seconds; a longer "
+                                         "Retry-After gives up")
     # name -> addresses, for the check and for the connect (tests inject one to simulate
     # DNS rebinding)
     resolver: Resolver = field(default=system_resolver, compare=False, repr=False)

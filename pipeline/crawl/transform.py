@@ -25,11 +25,19 @@ from apache_beam.pvalue import AsDict, AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
 
 from pipeline.core import fsio
+from pipeline.core.cliargs import non_negative_int, output_dir, positive_int
+from pipeline.core.options import option
 from pipeline.core.progress import Progress
 from pipeline.crawl.balancing import DEFAULT_T, keep_texts
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
 from pipeline.crawl.matching import Matcher, load_metadata
+from pipeline.crawl.option_values import (
+    candidates_dir,
+    files,
+    parse_text_fields,
+    seed_urls,
+)
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair, pair_uid
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
@@ -43,27 +51,57 @@ from pipeline.crawl.writer import (
 )
 
 STATS = "stats"
+SOURCES = "sources (any mix; at least one)"  # option group of --warc, --wat, --seeds, --urls
 StatKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class CrawlConfig:
-    """Everything the stage needs; paths are fsspec paths readable by the workers."""
+    """Everything the stage needs; paths are fsspec paths readable by the workers. The
+    fields declared with ``option`` are ``wit crawl``'s command line, defaults included."""
 
-    metadata: str
-    out: str  # the candidates directory (OUT/candidates)
-    warc: Sequence[str] = ()
-    wat: Sequence[str] = ()
-    seeds: Sequence[str] = ()
-    url_lists: Sequence[str] = ()
-    t: int = DEFAULT_T
-    seed: int = 0
-    text_fields: Sequence[str] = TEXT_FIELDS
-    url_col: str = "url"
-    caption_col: str = "caption"
-    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
-    num_shards: int = 0  # part files; 0: one per rows_per_part kept rows (at least one)
+    metadata: str = option(required=True, help="the query list: a JSON list of strings "
+                                               "(OUT/queries/metadata.json)")
+    # the candidates directory (OUT/candidates); on the command line, the output root
+    out: str = option(required=True, type=output_dir, convert=candidates_dir,
+                      help="output root; the stage writes OUT/candidates/")
+    warc: Sequence[str] = option((), nargs="+", append=True, metavar="FILE", group=SOURCES,
+                                 convert=files("WARC"),
+                                 help="WARC files (.warc or .warc.gz, globs and fsspec URLs "
+                                      "allowed)")
+    wat: Sequence[str] = option((), nargs="+", append=True, metavar="FILE", group=SOURCES,
+                                convert=files("WAT"),
+                                help="Common Crawl WAT files (.warc.wat.gz)")
+    seeds: Sequence[str] = option((), nargs="+", append=True, metavar="URL", group=SOURCES,
+                                  convert=seed_urls,
+                                  help="seed URLs for the live crawler, or files (local or "
+                                       "fsspec paths such as s3://) with one URL a line")
+    url_lists: Sequence[str] = option((), flag="--urls", nargs="+", append=True,
+                                      metavar="FILE", group=SOURCES, convert=files("URL-list"),
+                                      help="URL lists in img2dataset's formats: .parquet, "
+                                           ".csv, .tsv, .jsonl (optionally .gz) with --url-col "
+                                           "and --caption-col")
+    t: int = option(DEFAULT_T, type=positive_int,
+                    help="balancing threshold: an entry matched by more than t pairs keeps "
+                         "each with probability t/count")
+    seed: int = option(0, type=non_negative_int,
+                       help="seed of the balancing draw, hashed with each pair's uid")
+    text_fields: Sequence[str] = option(
+        TEXT_FIELDS, convert=parse_text_fields,
+        help="where an <img>'s texts come from: every distinct non-empty one is matched and "
+             "balanced (MetaCLIP), the first kept one is the sample's caption")
+    url_col: str = option("url", help="URL column of --urls files")
+    caption_col: str = option("caption", help="text column of --urls files")
+    max_page_bytes: int = option(DEFAULT_MAX_PAGE_BYTES, type=positive_int,
+                                 help="largest HTML page read, archived or live")
+    max_text_chars: int = option(DEFAULT_MAX_TEXT_CHARS, type=positive_int,
+                                 help="longest text kept, in characters after whitespace is "
+                                      "collapsed; a longer alt/title/caption is dropped and "
+                                      "counted (texts_too_long)")
+    num_shards: int = option(0, type=non_negative_int,
+                             help="number of part-NNNNN-of-MMMMM.parquet files; rows go to a "
+                                  "part by a hash of their uid and are sorted by uid; 0: one "
+                                  f"part per {ROWS_PER_PART:,} kept rows, at least one")
     rows_per_part: int = ROWS_PER_PART
     crawler: CrawlerOptions = field(default_factory=CrawlerOptions)
 
