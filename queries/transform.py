@@ -26,30 +26,55 @@ import fsspec
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from pipeline.core.cliargs import finite_float, non_negative_int, positive_int
 from pipeline.core.errors import InputError
+from pipeline.core.options import option
 from pipeline.core.progress import Progress
 from queries import pageviews as pv
 from queries.dump import MAIN_NAMESPACE, iter_pages
+from queries.option_values import parse_sources
 from queries.select import pmi
 from queries.tokenize import count_text
 from queries.wikitext import normalize_title, to_plain_text
+from schemas.queries import SOURCES
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class QueryConfig:
-    wiki: tuple[str, ...] = ()
-    pageviews: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ("wordnet", "unigram", "bigram", "title")
-    min_count: int = 100
-    min_pmi: float = 30.0
+    """The stage's settings; the fields declared with ``option`` are ``wit queries``'s
+    command line, defaults included (MetaCLIP's, for a full English Wikipedia)."""
+
+    wiki: tuple[str, ...] = option(
+        (), nargs="+", metavar="DUMP",
+        help="MediaWiki pages-articles XML dump(s): .xml, .xml.bz2 or .xml.gz; globs and fsspec "
+             "paths (gs://, s3://) allowed")
+    pageviews: tuple[str, ...] = option(
+        (), nargs="+", metavar="FILE",
+        help="Wikimedia hourly pageview files (pageviews-YYYYMMDD-HH0000[.gz]); without them "
+             "titles are ranked by in-links inside the dump")
+    sources: tuple[str, ...] = option(
+        SOURCES, type=parse_sources,
+        help=f"comma-separated subset of {','.join(SOURCES)} to build; the numerals 0-99 are "
+             "always added first (default: all, merged in that order)")
+    min_count: int = option(100, type=non_negative_int,
+                            help="unigrams occurring at least this often")
+    min_pmi: float = option(30.0, type=finite_float,
+                            help="bigrams with PMI = log2(c(ab)*N/(c(a)c(b))) at least this")
     # MetaCLIP has no count minimum for bigrams (only PMI); 1 = none
-    min_bigram_count: int = 1
-    min_views: int = 70
-    min_hourly_views: int = pv.MIN_HOURLY_VIEWS
-    min_inlinks: int = 50
-    max_entries: int = 500_000
+    min_bigram_count: int = option(1, type=non_negative_int,
+                                   help="bigrams must also occur at least this often; MetaCLIP "
+                                        "has no such rule, hence 1")
+    min_views: int = option(70, type=non_negative_int,
+                            help="titles whose summed en pageviews reach this")
+    min_hourly_views: int = option(pv.MIN_HOURLY_VIEWS, type=non_negative_int,
+                                   help="hourly pageview counts below this are ignored")
+    min_inlinks: int = option(50, type=non_negative_int,
+                              help="without pageviews: titles linked from at least this many "
+                                   "article links in the dump")
+    max_entries: int = option(500_000, type=positive_int,
+                              help="cap on the list, filled in source order")
     flush_keys: int = 500_000  # partial-count dictionary size that triggers a flush
     shards: int = 256  # count dictionaries are split into this many shards (see shards_for)
     wordnet_version: str | None = None
