@@ -30,45 +30,13 @@ from training.clip.tokenizer import CaptionTokenizer, load_tokenizer, train_toke
 from training.loss import clip_loss
 from training.optim import make_optimizer, make_scheduler
 from training.rng_state import rng_states, set_rng_states
+from training.train_options import TrainOptions
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 TOKENIZER = "tokenizer.json"
 LOG_FILE = "log.jsonl"
-
-
-@dataclass
-class TrainOptions:
-    shards: str
-    out: str
-    config: str = "tiny"
-    steps: int | None = None
-    samples: int | None = None
-    batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 0.2
-    warmup: int | None = None
-    grad_clip: float = 1.0
-    seed: int = 0
-    workers: int = 2
-    shuffle_buffer: int = 2000
-    split_shards: bool = False
-    text: str = "first"  # first | random: which of a sample's texts a step trains on
-    samples_per_epoch: int | None = None
-    checkpoint_every: int = 1000
-    log_every: int = 10
-    resume: str | None = None
-    stop_at: int | None = None
-    tokenizer: str | None = None
-    tokenizer_samples: int = 100_000
-    device: str = "auto"
-    precision: str = "auto"
-    grad_checkpointing: bool = False
-    compile: bool = False
-    compile_backend: str = "inductor"
-    image_size: int | None = None
-    context_length: int | None = None
 
 
 @dataclass
