@@ -2,31 +2,61 @@
 linear probe, retrieval), write OUT/eval.json and print the summary table.
 
 Torch and the model code are imported inside ``run``: the CLI reads this module's
-``EvalOptions`` for its defaults without paying for them.
+``EvalOptions`` (its options) without paying for them.
 """
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Any
+
+from pipeline.core.cliargs import non_negative_int, output_dir, positive_float, positive_int
+from pipeline.core.options import option
+
+# inverse regularisation strengths C swept on the validation split
+PROBE_C = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+def parse_c_values(text: str) -> list[float]:
+    """An argparse type: comma-separated positive finite numbers."""
+    values = [positive_float(v.strip()) for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated positive numbers")
+    return values
 
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """Everything `wit eval` does; the CLI's defaults come from these fields."""
-    checkpoint: str
-    out: str
-    zeroshot: str | None = None
-    classnames: str | None = None
-    templates: str | None = None
-    linear_probe: str | None = None
-    # inverse regularisation strengths C swept on the validation split
-    probe_c: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
-    retrieval: str | None = None
-    retrieval_samples: int = 1000
-    batch_size: int = 256
-    seed: int = 0
-    device: str = "auto"
+    """Everything `wit eval` does; every field is one of its options, default and help
+    included."""
+
+    checkpoint: str = option(required=True, help="checkpoint.pt written by `wit train`")
+    out: str = option(required=True, type=output_dir, help="output directory for eval.json")
+    zeroshot: str | None = option(None, help="labelled set for zero-shot classification "
+                                             "(folder per class, or CSV/Parquet with path,label)")
+    classnames: str | None = option(
+        None, help="display names of the --zeroshot classes: a .csv with columns label,name, or "
+                   "a text file with one name per line in the order of the sorted labels "
+                   "(default: DIR/classnames.txt or .csv of a folder set, else the labels with "
+                   "'_' as a space)")
+    templates: str | None = option(
+        None, help="prompt templates, one per line with {} for the class name (default: 'a "
+                   "photo of a {}.' and 7 more CLIP templates)")
+    linear_probe: str | None = option(
+        None, help="labelled set for the linear probe (split 60/20/20 into "
+                   "train/validation/test, stratified)")
+    probe_c: tuple[float, ...] = option(
+        PROBE_C, type=parse_c_values,
+        help="inverse regularisation strengths C swept on the validation split, "
+             f"comma-separated (default: {','.join(f'{c:g}' for c in PROBE_C)})")
+    retrieval: str | None = option(None, help="held-out shards (brace pattern, glob, directory) "
+                                              "for image<->text Recall@1/5/10")
+    retrieval_samples: int = option(1000, type=positive_int,
+                                    help="the first N samples of --retrieval are used")
+    batch_size: int = option(256, type=positive_int, help="images per forward pass")
+    seed: int = option(0, type=non_negative_int, help="seed of the linear-probe split")
+    device: str = option("auto", help="cpu, cuda, cuda:N")
 
 
 def run(opts: EvalOptions) -> dict[str, Any]:

@@ -12,30 +12,18 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.core.cliargs import output_dir
+from pipeline.core.options import add_options, from_args
+from training.export_job import ExportOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
-    a("--checkpoint", required=True, help="checkpoint.pt written by `wit train`")
-    a("--format", default="hf", choices=["hf"],
-      help="hf: a transformers CLIPModel folder (default: %(default)s)")
-    a("--out", required=True, type=output_dir, help="output folder (must not exist; local path)")
+    # every option, its type, default and help: ExportOptions' fields
+    add_options(parser, ExportOptions)
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline.core.errors import InputError
-    from training.clip.checkpoint import load_model
+    from training import export_job
 
-    try:
-        import transformers  # noqa: F401
-
-        from training.export_hf import export_hf
-    except ImportError as exc:
-        raise InputError(f"--format hf needs transformers: pip install 'webimagetext[hf]' ({exc})") from exc
-    if "://" in args.out:
-        raise InputError(f"--out {args.out}: export writes a local folder")
-    model, tokenizer = load_model(args.checkpoint)
-    export_hf(model, tokenizer, args.out)
-    print(f"wit export: transformers CLIPModel -> {args.out}")
+    out = export_job.run(from_args(ExportOptions, args))
+    print(f"wit export: transformers CLIPModel -> {out}")
     return 0
