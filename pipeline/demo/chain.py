@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from pipeline.core.cliargs import bounded, output_dir, positive_int
 from pipeline.core.errors import InputError, WitError
+from pipeline.core.options import option
 from pipeline.core.progress import Progress
 from pipeline.demo import heldout, miniweb, report, summary
 from pipeline.demo.inputs import wikipedia_sample
@@ -31,17 +33,36 @@ APT_HINT = "apt-get install openclipart-png openclipart-svg wordnet-base wordnet
 
 @dataclass
 class DemoConfig:
-    out: Path = Path("out")
-    cache: Path | None = None
-    wiki: str | None = None
-    images: int = 8000
-    heldout_per_class: int = 30
-    steps: int = 2000
-    batch_size: int = 64
-    openclipart: Path = miniweb.OPENCLIPART
+    """The demo's settings; the fields declared with ``option`` are ``wit demo``'s command
+    line, defaults included. Paths may be given as strings."""
+
+    # a string default, so that the command line checks it like a given --out
+    out: Path = option("out", metavar="DIR", type=output_dir, help="output root")
+    cache: Path | None = option(None, metavar="DIR",
+                                help="where prepared inputs are kept between runs "
+                                     "(default: $WIT_CACHE or ~/.cache/webimagetext/demo)")
+    wiki: str | None = option(None, metavar="DUMP",
+                              help="use this dump instead of the gensim sample")
+    images: int = option(8000, type=positive_int,
+                         help="OpenClipart images on the mini-web, at most all ~7,700 not held "
+                              "out")
+    heldout_per_class: int = option(30, type=positive_int,
+                                    help="held-out images per evaluation class")
+    steps: int = option(2000, type=positive_int, help="training steps of the tiny CLIP")
+    batch_size: int = option(64, type=positive_int, help="training batch size")
     # a fixed port keeps the URLs, hence uids, balancing draws and shards, the same every run
-    port: int = 18765
+    port: int = option(18765, type=bounded(int, 0, 65535),
+                       help="port of the mini-web on 127.0.0.1; fixed so that reruns give the "
+                            "same shards, 0 = any free port")
+    openclipart: Path = option(miniweb.OPENCLIPART, metavar="DIR",
+                               help="OpenClipart root with png/ and svg/")
     timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the command line gives strings (an empty --cache: the default); the chain joins paths
+        self.out = Path(self.out)
+        self.cache = Path(self.cache) if self.cache else None
+        self.openclipart = Path(self.openclipart)
 
 
 def check_prerequisites(config: DemoConfig) -> None:
