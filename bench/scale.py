@@ -114,11 +114,14 @@ def run_crawl(inputs: Path, out: Path, mode: dict):
 
 
 def run_shards(inputs: Path, out: Path, mode: dict):
-    from pipeline.shards.transform import BuildShards, DownloadedShard, TransformConfig
+    from pipeline.shards.job import ShardsOptions, transform_config
+    from pipeline.shards.transform import BuildShards, DownloadedShard
 
     shards = [DownloadedShard(0, str(inputs), p.name[:-len(".parquet")])
               for p in sorted(inputs.glob("*.parquet"))]
-    config = TransformConfig(out_folder=str(out / "shards"), block_size=mode["shard_rows"])
+    # the stage's defaults, with the generated inputs' download shard size
+    config = transform_config(ShardsOptions(candidates=str(inputs), out=str(out),
+                                            download_shard_size=mode["shard_rows"]))
     return lambda p: p | BuildShards(config, shards, [])
 
 

@@ -23,7 +23,8 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipeline.core.beam import make_pipeline
 from pipeline.crawl.transform import Crawl, CrawlConfig
-from pipeline.shards.transform import BuildShards, DownloadedShard, TransformConfig
+from pipeline.shards.job import ShardsOptions, transform_config
+from pipeline.shards.transform import BuildShards, DownloadedShard
 from queries.job import BuildQueries
 from queries.transform import QueryConfig
 
@@ -74,7 +75,8 @@ def staged_jobs(beam_temp_files):
             warc=(f"{BUCKET}/cc/a.warc.gz",), wat=(f"{BUCKET}/cc/a.warc.wat.gz",),
             url_lists=(f"{BUCKET}/lists/l.parquet",), seeds=("https://example.com/",))),
         "shards": lambda p: p | "BuildShards" >> BuildShards(
-            TransformConfig(out_folder=f"{BUCKET}/out/shards"),
+            transform_config(ShardsOptions(candidates=f"{BUCKET}/out/candidates",
+                                           out=f"{BUCKET}/out")),
             [DownloadedShard(0, f"{BUCKET}/out/shards/_work/round0", f"{i:05d}")
              for i in range(3)], [12345]),
     }

@@ -159,10 +159,9 @@ def test_crawl_same_on_every_runner(tmp_path, job_endpoint):
 def shards_options(candidates: Path, out: Path) -> ShardsOptions:
     fetch = FetchConfig(timeout=5.0, retries=1, max_backoff=2.0, allowed_networks=(TRUSTED,))
     download = DownloadConfig(fetch=fetch, resize=ResizeConfig(image_size=64, max_pixels=3_000_000),
-                              thread_count=4)
+                              thread_count=4, filters=FilterConfig(max_pixels=3_000_000))
     return ShardsOptions(candidates=str(candidates), out=str(out), download=download,
-                         filters=FilterConfig(max_pixels=3_000_000), processes=1,
-                         download_shard_size=4, samples_per_shard=3)
+                         processes=1, download_shard_size=4, samples_per_shard=3)
 
 
 def shards_outputs(out: Path) -> dict:

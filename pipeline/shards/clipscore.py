@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import tarfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -23,6 +22,7 @@ import numpy as np
 from apache_beam.utils import shared
 
 from pipeline.core.errors import InputError
+from pipeline.shards.clip_options import ClipFilterConfig
 from pipeline.shards.elements import Record
 from pipeline.shards.transform import (
     DownloadedShard,
@@ -35,15 +35,6 @@ from schemas import status as st
 
 SCALE = 1_000_000  # scores are stored and compared as multiples of 1e-6
 BINS = 2 * SCALE + 1  # cosine similarity in [-1, 1]
-
-
-@dataclass(frozen=True)
-class ClipFilterConfig:
-    checkpoint: str
-    min_score: float | None = None
-    top_fraction: float | None = None
-    batch_size: int = 64
-    device: str = "cpu"
 
 
 class Scored(NamedTuple):

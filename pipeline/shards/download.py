@@ -25,16 +25,19 @@ import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import fsspec
 import pyarrow as pa
 
 from pipeline.core import fsio
+from pipeline.core.cliargs import positive_int
 from pipeline.core.errors import InputError
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
+from pipeline.core.options import option
 from pipeline.shards.filters import FilterConfig, caption_reason
 from pipeline.shards.imaging import ResizeConfig, clean_error, jpeg_is_truncated, process_image
+from pipeline.shards.option_groups import DOWNLOAD
 from pipeline.shards.phash import to_hex
 from pipeline.shards.reader import shard_name
 from pipeline.shards.writer import DownloadShardWriter
@@ -44,20 +47,23 @@ from schemas.shards import download_schema, shard_stats
 
 @dataclass(frozen=True)
 class DownloadConfig:
-    fetch: FetchConfig
+    fetch: FetchConfig = field(default_factory=FetchConfig)
     # size, mode, format and pixel bound of the stored images (defaults in imaging.py)
     resize: ResizeConfig = ResizeConfig()
-    thread_count: int = 64
-    # caption rules are checked before fetching (see filters.py; DataComp's: > 2, > 5)
-    min_words: int = 3
-    min_chars: int = 6
+    thread_count: int = option(64, flag="--threads", type=positive_int, metavar="THREADS",
+                               group=DOWNLOAD, help="download threads per process")
+    # the stage's filter rules: the caption ones are checked before fetching (filters.py)
+    filters: FilterConfig = field(default_factory=FilterConfig)
 
     def flat(self) -> dict:
-        """The fields with the resize ones inline, in their order (the manifest's and the
-        work folder's record of the download settings)."""
+        """The fields with the resize ones inline, in their order, then the caption rules
+        (the manifest's and the work folder's record of the download settings)."""
         out: dict = {}
         for key, value in asdict(self).items():
-            out.update(value if key == "resize" else {key: value})
+            if key == "filters":
+                out.update(min_words=value["min_words"], min_chars=value["min_chars"])
+            else:
+                out.update(value if key == "resize" else {key: value})
         return out
 
 
@@ -130,8 +136,7 @@ class GuardedDownloader:
         meta: dict = {"status": None, "error_message": None, "width": None, "height": None,
                       "original_width": None, "original_height": None, "sha256": None,
                       "original_bytes": None, "phash": None}
-        reason = caption_reason(caption, FilterConfig(min_words=self.config.min_words,
-                                                      min_chars=self.config.min_chars))
+        reason = caption_reason(caption, self.config.filters)
         if reason:
             meta.update(status=st.filtered(reason), error_message=f"basic filter: {reason}")
             return meta, None

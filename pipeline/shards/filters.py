@@ -15,11 +15,15 @@ worker process, see language.py).
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pipeline.shards.language import detect_language
+from pipeline.core.cliargs import bounded, non_negative_int, positive_int
+from pipeline.core.options import option
+from pipeline.shards.language import detect_language, parse_languages
+from pipeline.shards.option_groups import FILTERS
 from schemas import status as st
 
 
@@ -58,16 +62,64 @@ def preset_changes(config: FilterConfig) -> dict[str, dict[str, Any]]:
     return {k: {"value": now[k], "preset": base[k]} for k in PRESET_RULES if now[k] != base[k]}
 
 
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(value) or "any"
+    return "none" if value is None else str(value)
+
+
 def describe_changes(changes: Mapping[str, Mapping[str, Any]]) -> str:
     """``min_words 1 (preset 3), languages any (preset en)``; also for changes read back
     from manifest.json (language lists as JSON arrays)."""
-    def show(value: Any) -> str:
-        if isinstance(value, (list, tuple)):
-            return ",".join(value) or "any"
-        return "none" if value is None else str(value)
-
-    return ", ".join(f"{k} {show(c['value'])} (preset {show(c['preset'])})"
+    return ", ".join(f"{k} {_show(c['value'])} (preset {_show(c['preset'])})"
                      for k, c in changes.items())
+
+
+def _by_preset(rule: str) -> str:
+    """``datacomp-basic: 3, none: 0``: a rule's value in each preset, for ``--help``."""
+    return ", ".join(f"{name}: {_show(getattr(p, rule))}" for name, p in PRESETS.items())
+
+
+def _languages(value: str) -> tuple[str, ...]:
+    try:
+        return parse_languages(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """The filter options of ``wit shards``: ``--filter`` picks a preset and each rule given
+    overrides it; a rule left at None keeps the preset's value (PRESETS is their one source)."""
+
+    preset: str = option(
+        FilterConfig.preset, flag="--filter", choices=sorted(PRESETS), group=FILTERS,
+        help="datacomp-basic: DataComp's basic filter exactly (caption words and characters, "
+             "English by fastText lid.176, shorter side and aspect ratio of the image); none: "
+             "no caption, language or image-size rule; the rules' values are below")
+    min_words: int | None = option(None, type=non_negative_int, group=FILTERS,
+                                   help=f"caption words, whitespace-split ({_by_preset('min_words')})")
+    min_chars: int | None = option(None, type=non_negative_int, group=FILTERS,
+                                   help=f"caption characters ({_by_preset('min_chars')})")
+    languages: tuple[str, ...] | None = option(
+        None, type=_languages, metavar="CODES", group=FILTERS,
+        help="comma-separated fastText lid.176 language codes a caption may have, e.g. en,de; "
+             f"'any' for no language rule ({_by_preset('languages')})")
+    min_side: int | None = option(
+        None, type=non_negative_int, group=FILTERS,
+        help=f"shorter side of the original image in pixels ({_by_preset('min_side')})")
+    max_aspect: float | None = option(None, type=bounded(float, 1), group=FILTERS,
+                                      help=f"longer/shorter side ({_by_preset('max_aspect')})")
+    min_bytes: int | None = option(
+        None, type=non_negative_int, group=FILTERS,
+        help=f"downloaded bytes, LAION's rule is 5000 ({_by_preset('min_bytes')})")
+    max_pixels: int = option(FilterConfig.max_pixels, type=positive_int, group=FILTERS,
+                             help="original pixel count, checked from the header before decoding")
+
+    def config(self) -> FilterConfig:
+        """The preset's rules with the options given."""
+        return from_preset(self.preset, **{k: getattr(self, k) for k in PRESET_RULES},
+                           max_pixels=self.max_pixels)
 
 
 def caption_reason(caption: str | None, config: FilterConfig) -> str | None:

@@ -30,6 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.core.cliargs import bounded, positive_int
+from pipeline.core.options import option
+from pipeline.shards.filters import FilterConfig
+from pipeline.shards.option_groups import DOWNLOAD
 from pipeline.shards.phash import phash_image
 from schemas import status as st
 
@@ -60,12 +64,20 @@ _TRANSPOSING = {5, 6, 7, 8}
 
 @dataclass(frozen=True)
 class ResizeConfig:
-    image_size: int = 256
-    resize_mode: str = "keep_ratio"
-    resize_only_if_bigger: bool = False
-    encode_format: str = "jpg"
-    encode_quality: int = 95
-    max_pixels: int = 40_000_000
+    image_size: int = option(256, type=positive_int, group=DOWNLOAD,
+                             help="target size in px, as img2dataset's image_size")
+    resize_mode: str = option(
+        "keep_ratio", choices=MODES, group=DOWNLOAD,
+        help="as img2dataset's resize_mode; images are first turned upright by their EXIF "
+             "orientation")
+    resize_only_if_bigger: bool = option(False, group=DOWNLOAD,
+                                         help="never upscale small images (default: off)")
+    encode_format: str = option("jpg", choices=("jpg", "png", "webp"), group=DOWNLOAD,
+                                help="image format in the shards")
+    encode_quality: int = option(95, type=bounded(int, 0, 100), group=DOWNLOAD,
+                                 help="JPEG/WebP quality or PNG compression")
+    # the filters' resource guard (--max-pixels), checked from the header before decoding
+    max_pixels: int = FilterConfig.max_pixels
 
 
 @dataclass

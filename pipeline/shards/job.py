@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,11 +26,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core import fsio
+from pipeline.core.cliargs import bounded, non_negative_int, output_dir, positive_int
 from pipeline.core.errors import InputError, WitError
 from pipeline.core.jobs import remove_outputs, versions
+from pipeline.core.options import option
 from pipeline.shards.decontaminate import hash_eval_images
+from pipeline.shards.dedup import NearDupConfig
 from pipeline.shards.download import DownloadConfig, GuardedDownloader, run_distributor
 from pipeline.shards.filters import FilterConfig, preset_changes
+from pipeline.shards.option_groups import DOWNLOAD, FILTERS, IO
 from pipeline.shards.reader import (
     candidate_files,
     done_shards,
@@ -43,28 +48,75 @@ from schemas import status as st
 from schemas.shards import DOWNLOAD_INPUT_COLUMNS
 
 if TYPE_CHECKING:
-    from pipeline.shards.transform import DownloadedShard
+    from pipeline.shards.transform import DownloadedShard, TransformConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ShardsOptions:
-    candidates: str
-    out: str
-    download: DownloadConfig
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    near_dup_bits: int = 10
-    contamination_bits: int = 10
-    eval_images: list[str] = field(default_factory=list)
-    retry_failed: bool = False
-    distributor: str = "multiprocessing"
-    processes: int = 1
-    spark_master: str | None = None
-    download_shard_size: int = 10000
-    samples_per_shard: int = 10000
-    report_samples: int = 24
-    clip: Any = None  # pipeline.shards.clipscore.ClipFilterConfig
+    """The stage's settings; its fields with ``option(...)`` are the ``wit shards`` options."""
+
+    candidates: str = option(
+        required=True, group=IO,
+        help="the crawl's candidates: a folder with part-*.parquet, or Parquet file(s)/glob "
+             "(columns of schemas.candidates.CANDIDATES)")
+    out: str = option(required=True, type=output_dir, group=IO,
+                      help="output root; writes OUT/shards/")
+    samples_per_shard: int = option(10000, type=positive_int, group=IO,
+                                    help="kept samples per output tar")
+    report_samples: int = option(24, type=non_negative_int, group=IO,
+                                 help="images in the report.html sample grid")
+    # fetch, resize, threads and the filter rules (the caption ones apply before fetching)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    distributor: str = option("multiprocessing", choices=("multiprocessing", "pyspark"),
+                              group=DOWNLOAD, help="img2dataset distributor")
+    spark_master: str | None = option(
+        None, group=DOWNLOAD,
+        help="Spark master URL for --distributor pyspark, e.g. spark://host:7077 or local[4] "
+             "(default: the active session, else local[--processes])")
+    processes: int = option(default_factory=lambda: os.cpu_count() or 1, type=positive_int,
+                            group=DOWNLOAD, help="download processes (default: CPU count, "
+                                                 "%(default)s)")
+    download_shard_size: int = option(
+        10000, type=positive_int, group=DOWNLOAD,
+        help="candidates per download shard, the unit of resume")
+    retry_failed: bool = option(
+        False, group=DOWNLOAD,
+        help="after the download, re-download once more only the rows whose status is "
+             "failed_to_download or failed_to_resize (default: off)")
+    near_dup_bits: int = option(NearDupConfig.max_bits, type=bounded(int, 0, 64), group=FILTERS,
+                                help="pHash Hamming distance for near-duplicates")
+    # None: as near_dup_bits (set in __post_init__)
+    contamination_bits: int = option(
+        None, type=bounded(int, 0, 64), group=FILTERS,
+        help="pHash distance to an eval image (default: --near-dup-bits)")
+    eval_images: tuple[str, ...] = option(
+        (), nargs="*", metavar="DIR", group=FILTERS,
+        help="folders of evaluation images; near-copies are removed as 'contaminated' "
+             "(default: none)")
+    clip: Any = None  # pipeline.shards.clip_options.ClipFilterConfig
+
+    def __post_init__(self) -> None:
+        if self.contamination_bits is None:
+            self.contamination_bits = self.near_dup_bits
+
+    @property
+    def filters(self) -> FilterConfig:
+        """The filter rules (one copy, in the download config, whose workers apply the
+        caption rules before fetching)."""
+        return self.download.filters
+
+
+def transform_config(opts: ShardsOptions) -> TransformConfig:
+    """The Beam job's settings from the stage's."""
+    from pipeline.shards.transform import TransformConfig
+
+    return TransformConfig(
+        out_folder=shards_dir(opts.out), filters=opts.filters, near_dup_bits=opts.near_dup_bits,
+        contamination_bits=opts.contamination_bits, samples_per_shard=opts.samples_per_shard,
+        block_size=opts.download_shard_size, encode_format=opts.download.resize.encode_format,
+        resize_mode=opts.download.resize.resize_mode, clip=opts.clip)
 
 
 def shards_dir(out: str) -> str:
@@ -248,24 +300,19 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
         _download_round(opts, r, _retry_rows(opts.out, [x for x in rounds if x < r]), overlap)
         fsio.atomic_write_bytes(fsio.join(round_dir(opts.out, r), "_done"), b"")
 
-    eval_hashes, eval_skipped = hash_eval_images(opts.eval_images, opts.filters.max_pixels) \
+    eval_hashes, eval_skipped = hash_eval_images(list(opts.eval_images), opts.filters.max_pixels) \
         if opts.eval_images else ([], [])
     importing.join()
     from pipeline.core.beam import make_pipeline
-    from pipeline.shards.transform import BuildShards, TransformConfig
+    from pipeline.shards.transform import BuildShards
 
     out_folder = shards_dir(opts.out)
     remove_outputs(out_folder, OUTPUTS)
-    transform_config = TransformConfig(
-        out_folder=out_folder, filters=opts.filters, near_dup_bits=opts.near_dup_bits,
-        contamination_bits=opts.contamination_bits, samples_per_shard=opts.samples_per_shard,
-        block_size=opts.download_shard_size, encode_format=opts.download.resize.encode_format,
-        resize_mode=opts.download.resize.resize_mode, clip=opts.clip)
     downloaded = _downloaded_shards(opts.out)
     if downloaded:
         beam_started = time.monotonic()
         pipeline = make_pipeline(beam_args)
-        _ = pipeline | "BuildShards" >> BuildShards(transform_config, downloaded, eval_hashes)
+        _ = pipeline | "BuildShards" >> BuildShards(transform_config(opts), downloaded, eval_hashes)
         pipeline.run().wait_until_finish()
         log.info("beam job over %d download shards: %.1fs", len(downloaded),
                  time.monotonic() - beam_started)

@@ -18,7 +18,7 @@ import math
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -57,16 +57,19 @@ from schemas.shards import SAMPLES
 SAMPLE_FIELDS = [f.name for f in SAMPLES]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransformConfig:
+    """The Beam job's settings, made from the stage's options by
+    ``pipeline.shards.job.transform_config``: the defaults live there, none here."""
+
     out_folder: str
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    near_dup_bits: int = 10
-    contamination_bits: int = 10
-    samples_per_shard: int = 10000
-    block_size: int = 10000  # keys per block: the download shard size
-    encode_format: str = "jpg"
-    resize_mode: str = "keep_ratio"
+    filters: FilterConfig
+    near_dup_bits: int
+    contamination_bits: int
+    samples_per_shard: int
+    block_size: int  # keys per block: the download shard size
+    encode_format: str
+    resize_mode: str
     # pipeline.shards.clipscore.ClipFilterConfig: CLIP-score every row, filter after decontamination
     clip: Any = None
 

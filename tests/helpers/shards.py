@@ -289,9 +289,9 @@ def options(candidates: Path, out: Path, **overrides) -> ShardsOptions:
     """Shards options for the loopback origin: short timeouts, small shards, trusts TRUSTED."""
     fetch = FetchConfig(timeout=2.0, retries=1, max_backoff=2.0, allowed_networks=(TRUSTED,))
     download = DownloadConfig(fetch=fetch, resize=ResizeConfig(image_size=128, max_pixels=3_000_000),
-                              thread_count=16)
-    base = dict(candidates=str(candidates), out=str(out), download=download,
-                filters=FilterConfig(max_pixels=3_000_000, min_bytes=5000), processes=1,
+                              thread_count=16,
+                              filters=FilterConfig(max_pixels=3_000_000, min_bytes=5000))
+    base = dict(candidates=str(candidates), out=str(out), download=download, processes=1,
                 download_shard_size=8, samples_per_shard=5)
     base.update(overrides)
     return ShardsOptions(**base)
