@@ -86,7 +86,7 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_cli_languages_option():
-    assert _parse().languages is None and _parse().filter == "datacomp-basic"
+    assert _parse().languages is None and _parse().preset == "datacomp-basic"
     assert _parse("--languages", "en,de").languages == ("en", "de")
     assert _parse("--languages", "any").languages == ()
     assert parse_languages(" EN , de,en") == ("en", "de")
