@@ -63,7 +63,7 @@ def test_the_crawlers_page_cap_follows_the_one_option(tmp_path: Path):
     assert config.crawler.allowed_networks == ("127.0.0.1/32",)
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", (*STAGES, "shards"))
 def test_help_states_every_default(stage: str):
     parser = argparse.ArgumentParser(prog=f"wit {stage}")
     importlib.import_module(COMMANDS[stage][0]).add_arguments(parser)
