@@ -1,6 +1,5 @@
 """The unit every source produces: an (image URL, text) pair, plus the helpers that make
-pairs comparable across sources (text normalisation, URL cleaning, a stable uid), and the
-pair once matched (:class:`MatchedPair`, the element the crawl pipeline carries)."""
+pairs comparable across sources (text normalisation, URL cleaning, a stable uid)."""
 
 from __future__ import annotations
 
@@ -25,22 +24,6 @@ class Pair(NamedTuple):
     source: str  # one of SOURCES
     # every distinct text of the image, in --text-fields order (MetaCLIP matches each)
     texts: Texts
-
-
-class TextMatch(NamedTuple):
-    """Text ``text_index`` of an image and the ids of the metadata entries it contains."""
-
-    text_index: int
-    entry_ids: tuple[int, ...]
-
-
-class MatchedPair(NamedTuple):
-    """A pair that matched: its uid, the pair, and a TextMatch for each text that matched
-    (in text order; texts that matched nothing are left out)."""
-
-    uid: str
-    pair: Pair
-    matches: tuple[TextMatch, ...]
 
 
 def make_pair(url: str, texts: Texts, page_url: str | None, source: str) -> Pair:

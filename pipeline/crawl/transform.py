@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -31,6 +31,7 @@ from pipeline.core.cliargs import non_negative_int, output_dir, positive_int
 from pipeline.core.options import option
 from pipeline.core.progress import Progress
 from pipeline.crawl.balancing import DEFAULT_T, keep_texts
+from pipeline.crawl.elements import FirstCopy, FirstCopyCoder, MatchedPair, TextMatch
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
 from pipeline.crawl.matching import Matcher, load_metadata
@@ -40,14 +41,7 @@ from pipeline.crawl.option_values import (
     parse_text_fields,
     seed_urls,
 )
-from pipeline.crawl.pairs import (
-    DEFAULT_MAX_TEXT_CHARS,
-    MatchedPair,
-    Pair,
-    TextMatch,
-    make_pair,
-    pair_uid,
-)
+from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair, pair_uid
 from pipeline.crawl.stats import StatKey, write_stats
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
@@ -233,14 +227,6 @@ class ReadSources(beam.PTransform):
                 stat_sets | "AllSourceStats" >> beam.Flatten())
 
 
-class FirstCopy(NamedTuple):
-    """Dedup state of one uid: its first copy by (source, page_url, url) and how many
-    copies were seen (``first`` is None only in an empty accumulator)."""
-
-    first: MatchedPair | None
-    copies: int
-
-
 def _copy_order(m: MatchedPair) -> tuple[str, str, str, str]:
     return m.pair.source, m.pair.page_url or "", m.pair.url, m.pair.text
 
@@ -270,6 +256,9 @@ class KeepFirst(beam.CombineFn):
 
     def extract_output(self, acc: FirstCopy) -> FirstCopy:
         return acc
+
+    def get_accumulator_coder(self) -> FirstCopyCoder:
+        return FirstCopyCoder()
 
 
 def _dedup_stats(element: tuple[str, FirstCopy]) -> list[tuple[StatKey, int]]:
@@ -367,10 +356,13 @@ class Crawl(beam.PTransform):
 
         # the same image and texts from several pages or sources count once: (uid, FirstCopy)
         first_copies = (matched_pairs
-                        | "ByUid" >> beam.Map(lambda m: (m.uid, m))
-                        | "Dedup" >> beam.CombinePerKey(KeepFirst()))
+                        | "ByUid" >> beam.Map(lambda m: (m.uid, m)).with_output_types(
+                            tuple[str, MatchedPair])
+                        | "Dedup" >> beam.CombinePerKey(KeepFirst()).with_output_types(
+                            tuple[str, FirstCopy]))
         dedup_stats = first_copies | "DupStats" >> beam.FlatMap(_dedup_stats)
-        unique_pairs = first_copies | "Unique" >> beam.MapTuple(lambda _, acc: acc.first)
+        unique_pairs = first_copies | "Unique" >> beam.MapTuple(
+            lambda _, acc: acc.first).with_output_types(MatchedPair)
 
         # every matched text counts its entries (MetaCLIP), so an image whose alt and title
         # both name an entry counts twice for it: (entry id, count)
