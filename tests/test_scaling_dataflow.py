@@ -24,8 +24,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 from pipeline.core.beam import make_pipeline
 from pipeline.crawl.transform import Crawl, CrawlConfig
 from pipeline.shards.transform import BuildShards, DownloadedShard, TransformConfig
-from queries.job import BuildQueries
-from queries.transform import QueryConfig
+from queries.transform import BuildQueries, QueryConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = ("queries", "pipeline", "schemas", "training")
