@@ -1,5 +1,6 @@
-"""The ``queries`` stage end to end: clear an earlier run's outputs, run the
-:class:`~queries.transform.BuildQueries` job, print the summary. Outputs go to
+"""The ``queries`` stage end to end: ``remove_stale_outputs`` clears an earlier run's
+outputs (the CLI calls it before anything can fail), ``run`` runs the
+:class:`~queries.transform.BuildQueries` job and prints the summary. Outputs go to
 ``OUT/queries/`` (schemas in ``schemas.queries``)."""
 
 from __future__ import annotations

@@ -122,33 +122,42 @@ class BuildQueries(beam.PTransform):
     def expand(self, root):
         cfg = self.config
         empty = root | "NoEntries" >> beam.Create([])
+        # what each source ranks: (word, count), (bigram, count, PMI), (title, count)
         unigrams = bigrams = titles = empty
-        counter_parts = []
+        counter_parts = []  # per-file counter dicts, summed into stats.json's "inputs"
         if cfg.needs_dump:
+            # dump paths -> {unigram, bigram, link: (shard, summed counts), article,
+            # redirect: (shard, chunk), stats: per-file counters}
             dumps = CountDumps("bigram" in cfg.sources, cfg.title_rule == "inlinks",
                                cfg.flush_keys, cfg.shards)
             counts = root | "DumpPaths" >> beam.Create(list(cfg.wiki)) | "CountDumps" >> dumps
             counter_parts.append(counts["stats"])
+            # (word, count) for count >= min_count
             unigrams = counts["unigram"] | "MinCount" >> beam.FlatMap(frequent, cfg.min_count)
             if "bigram" in cfg.sources:
+                # N, the dump's word tokens, then (bigram, count, PMI) for PMI >= min_pmi
                 total = (counts["stats"]
                          | "DumpTotals" >> beam.CombineGlobally(SumDicts())
                          | "Tokens" >> beam.Map(lambda s: s.get("tokens", 0)))
                 bigrams = (counts["bigram"], counts["unigram"], total) | "Bigrams" >> ScoreBigrams(
                     cfg.min_bigram_count, cfg.min_pmi, cfg.shards)
             if cfg.title_rule == "inlinks":
+                # (title, in-links) for articles linked at least min_inlinks times
                 titles = ((counts["link"], counts["redirect"], counts["article"])
                           | "TitlesByInlinks" >> TitlesByInlinks(cfg.min_inlinks, cfg.shards))
         if cfg.title_rule == "pageviews":
+            # (title, views) for views >= min_views, and the pageview files' counters
             titles, view_stats = (root | "PageviewPaths" >> beam.Create(list(cfg.pageviews))
                                   | "TitlesByPageviews" >> TitlesByPageviews(
                                       cfg.min_views, cfg.min_hourly_views, cfg.shards))
             counter_parts.append(view_stats)
+        # every counter, summed: one dict
         counters = (
             (counter_parts or [root | "NoCounters" >> beam.Create([])])
             | "AllCounters" >> beam.Flatten()
             | "SumCounters" >> beam.CombineGlobally(SumDicts())
         )
+        # one worker merges the sources (side inputs) and writes the outputs: one stats dict
         side = beam.pvalue
         return (
             root
