@@ -134,7 +134,9 @@ def run_beam_stage(meta_path: str, urls_path: str) -> tuple[int, int]:
               | beam.ParDo(ReadFiles("urls", config)).with_outputs("stats", main="matched")
               ).matched
     out_path = urls_path + ".digest.json"
-    (result | beam.Map(lambda m: (digest(m[0], m[2]), 1)) | beam.CombineGlobally(fold)
+    # a URL list gives one text per image: its ids, as the bare loop computes them
+    (result | beam.Map(lambda m: (digest(m.uid, list(m.matches[0].entry_ids)), 1))
+     | beam.CombineGlobally(fold)
      | beam.Map(lambda r: Path(out_path).write_text(json.dumps(list(r)))))
     p.run().wait_until_finish()
     total, n = json.loads(Path(out_path).read_text())

@@ -87,8 +87,8 @@ def make_inputs(stage: str, size: int, mode: dict, folder: Path) -> Path:
 
 
 def run_queries(inputs: Path, out: Path, mode: dict):
-    from queries.job import BuildQueries
-    from queries.transform import QueryConfig, shards_for
+    from queries.sharding import shards_for
+    from queries.transform import BuildQueries, QueryConfig
 
     files = sorted(inputs.glob("*.xml"))
     # the shard count `wit queries` picks (shards_for: 256 up to 64 GB of XML, then growing);

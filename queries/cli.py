@@ -19,10 +19,10 @@ import fsspec
 from pipeline.core import fsio
 from pipeline.core.cliargs import output_dir
 from pipeline.core.errors import InputError
-from pipeline.core.jobs import print_summary
 from pipeline.core.options import add_options, from_args, option
 from queries.dump import check_header
-from queries.transform import QueryConfig, shards_for
+from queries.sharding import shards_for
+from queries.transform import QueryConfig
 
 USES_BEAM = True
 
@@ -43,23 +43,6 @@ class QueryPaths:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # every option, its type, default and help: QueryConfig's and QueryPaths' fields
     add_options(parser, QueryConfig, QueryPaths)
-
-
-def summary_text(stats: dict) -> str:
-    inputs = stats["inputs"]
-    lines = [f"queries: {stats['entries']:,} entries -> {stats['outputs']['metadata.json']}"]
-    if inputs.get("files"):
-        lines.append(f"  dump: {inputs.get('files', 0)} file(s), {inputs.get('pages', 0):,} "
-                     f"pages, {inputs.get('articles', 0):,} articles, "
-                     f"{inputs.get('redirects', 0):,} redirects, {inputs.get('tokens', 0):,} tokens")
-    lines.append(f"  {'source':<9}{'candidates':>12}{'kept':>10}{'dup':>8}{'capped':>9}"
-                 f"{'invalid':>9}")
-    for source, row in stats["entries_per_source"].items():
-        lines.append(f"  {source:<9}{row['candidates']:>12,}{row['kept']:>10,}"
-                     f"{row['duplicates']:>8,}{row['capped']:>9,}{row['invalid']:>9,}")
-    if stats.get("title_rule"):
-        lines.append(f"  titles: {stats['title_rule']}")
-    return "\n".join(lines)
 
 
 def _size(path: str) -> int:
@@ -95,6 +78,5 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         config = QueryConfig(**{**job.config_dict(config), "wordnet_version": version})
     if config.needs_dump:
         print(f"queries: counting {len(wiki)} dump file(s) ...", file=sys.stderr)
-    stats = job.run(config, names, paths.out, beam_args)
-    print_summary(summary_text(stats))
+    job.run(config, names, paths.out, beam_args)
     return 0

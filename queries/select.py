@@ -9,6 +9,7 @@ with ``c`` counts over the dump's token stream and ``N`` the number of word toke
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,14 @@ _PUNCTUATION = frozenset(string.punctuation)
 
 def pmi(count_ab: int, count_a: int, count_b: int, total: int) -> float:
     return float(_PMI(count_ab, (count_a, count_b), total))
+
+
+def max_first_count(total: int, min_pmi: float) -> float:
+    """The largest c(a) a bigram ``a b`` can have and still reach ``min_pmi``: c(a b) <= c(b)
+    gives PMI(a b) <= log2(N / c(a)). (With a small margin for float rounding.)"""
+    if total <= 0:
+        return math.inf
+    return total / 2.0 ** (min_pmi - 1e-9)
 
 
 def is_valid_entry(entry: str) -> bool:

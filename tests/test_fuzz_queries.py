@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from queries import pageviews as pv
 from queries.dump import DumpError, iter_pages
-from queries.transform import CountDumpFn
+from queries.dump_counts import CountDumpFn
 from queries.wikitext import to_plain_text
 
 FUZZ = settings(max_examples=150, deadline=None,

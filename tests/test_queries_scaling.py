@@ -6,16 +6,9 @@ from __future__ import annotations
 
 import random
 
-from queries.select import pmi
-from queries.transform import (
-    MIN_SHARDS,
-    XML_BYTES_PER_SHARD,
-    _with_first_count,
-    by_first_word,
-    max_first_count,
-    shard_of,
-    shards_for,
-)
+from queries.bigrams import by_first_word, with_first_count
+from queries.select import max_first_count, pmi
+from queries.sharding import MIN_SHARDS, XML_BYTES_PER_SHARD, shard_of, shards_for
 
 
 def test_shard_count_grows_with_the_dump_and_never_drops_below_the_minimum():
@@ -50,8 +43,8 @@ def test_first_join_keeps_only_bigrams_that_can_pass():
     words = {"rare": 1, "the": 50_000, "cat": 3, "dog": 2}
     bigrams = {"rare cat": 1, "the cat": 3, "the dog": 2, "rare dog": 1}
     joined = (0, {"bigrams": [bigrams], "words": [words]})
-    everything = _with_first_count(joined, 1, shards)
-    pruned = _with_first_count(joined, 1, shards, total=100_000, min_pmi=10.0)
+    everything = with_first_count(joined, 1, shards)
+    pruned = with_first_count(joined, 1, shards, total=100_000, min_pmi=10.0)
     kept = {b for _, records in pruned for b, _, _ in records}
     assert {b for _, records in everything for b, _, _ in records} == set(bigrams)
     assert kept == {"rare cat", "rare dog"}  # c(the) = 50,000 > 100,000 / 2^10

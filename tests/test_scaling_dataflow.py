@@ -25,8 +25,7 @@ from pipeline.core.beam import make_pipeline
 from pipeline.crawl.transform import Crawl, CrawlConfig
 from pipeline.shards.job import ShardsOptions, transform_config
 from pipeline.shards.transform import BuildShards, DownloadedShard
-from queries.job import BuildQueries
-from queries.transform import QueryConfig
+from queries.transform import BuildQueries, QueryConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = ("queries", "pipeline", "schemas", "training")

@@ -10,7 +10,8 @@ from pipeline.core import fsio
 from pipeline.core.beam import make_pipeline
 from pipeline.core.jobs import print_summary, remove_outputs
 from pipeline.crawl.matching import load_metadata
-from pipeline.crawl.transform import Crawl, CrawlConfig, read_stats
+from pipeline.crawl.stats import read_stats
+from pipeline.crawl.transform import Crawl, CrawlConfig
 
 # stats.json is written last and marks a complete run; .tmp-*: temporary names of files a
 # crashed run did not finish

@@ -1,6 +1,11 @@
-"""The crawl stage as one composite PTransform: sources -> pairs, MetaCLIP-matched where
-they are read -> dedup -> global entry counts -> balancing -> Parquet + entry counts +
-stats.json.
+"""The crawl stage as one composite PTransform, read top-down in :class:`Crawl`:
+
+    sources ──ReadSources──► MatchedPair (matched where read) + (StatKey, n) counters
+    MatchedPair ──ByUid, Dedup──► (uid, FirstCopy) ──Unique──► one MatchedPair per uid
+    MatchedPair ──EntryIds, CountEntries──► (entry id, count)   (MetaCLIP's global counts)
+    MatchedPair + counts ──Balance──► kept row (a CANDIDATES dict)
+    kept rows ──WriteCandidates──► part-*.parquet;  counts ──► entry_counts.parquet
+    (StatKey, n) ──SumStats──► stats.json (written last, after the Parquet files)
 
 Every counter travels as data (``((source, counter), n)`` elements summed by a combine), so
 ``stats.json`` is exact on any runner. The automaton is built in ``DoFn.setup`` from the
@@ -12,23 +17,21 @@ workers, in whatever order pages and rows arrive.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
-import fsspec
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
 
-from pipeline.core import fsio
 from pipeline.core.cliargs import non_negative_int, output_dir, positive_int
 from pipeline.core.options import option
 from pipeline.core.progress import Progress
 from pipeline.crawl.balancing import DEFAULT_T, keep_texts
+from pipeline.crawl.elements import FirstCopy, FirstCopyCoder, MatchedPair, TextMatch
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
 from pipeline.crawl.matching import Matcher, load_metadata
@@ -39,6 +42,7 @@ from pipeline.crawl.option_values import (
     seed_urls,
 )
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair, pair_uid
+from pipeline.crawl.stats import StatKey, write_stats
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
 from pipeline.crawl.wat import wat_pairs
@@ -50,9 +54,9 @@ from pipeline.crawl.writer import (
     write_part,
 )
 
-STATS = "stats"
+STATS = "stats"  # the tag of the source DoFns' counter output
 SOURCES = "sources (any mix; at least one)"  # option group of --warc, --wat, --seeds, --urls
-StatKey = tuple[str, str]
+PartKey = tuple[int, int]  # (part, parts): the key rows are grouped by for one part file
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,8 @@ class MatchingSource(beam.DoFn):
     """Base of the source DoFns: pairs are matched where they are read, with an automaton
     built once per worker in ``setup``, so matching runs at the speed of a bare
     pyahocorasick loop and unmatched pairs never become pipeline elements. Each text of an
-    image is matched on its own (MetaCLIP); emits ``(uid, pair, ((text index, entry ids),
-    ...))`` for the texts that matched, and counters (``stats``)."""
+    image is matched on its own (MetaCLIP); emits a :class:`MatchedPair` for every pair
+    with a text that matched, and counters (``stats``)."""
 
     def __init__(self, config: CrawlConfig, shared_matcher: shared.Shared | None = None):
         self.config = config
@@ -130,16 +134,16 @@ class MatchingSource(beam.DoFn):
                                                    tag=path)
 
     def matched(self, pairs: Iterable[Pair], counts: Counter[str],
-                label: str) -> Iterator[Any]:
+                label: str) -> Iterator[MatchedPair]:
         assert self.matcher is not None
         match = self.matcher.match
         progress = Progress(f"crawl {label}", unit="pairs")
         n = 0
         for pair in pairs:
-            matched = tuple((i, tuple(ids)) for i, ids in
+            matches = tuple(TextMatch(i, tuple(ids)) for i, ids in
                             ((i, match(text)) for i, text in enumerate(pair.texts)) if ids)
-            if matched:
-                yield pair_uid(pair.url, pair.texts), tuple(pair), matched
+            if matches:
+                yield MatchedPair(pair_uid(pair.url, pair.texts), pair, matches)
             else:
                 counts["unmatched"] += 1
             n += 1
@@ -151,7 +155,7 @@ class MatchingSource(beam.DoFn):
 
 
 class ReadFiles(MatchingSource):
-    """One file path -> its matched pairs and its counters."""
+    """One file path -> its MatchedPairs and its counters."""
 
     def __init__(self, source: str, config: CrawlConfig,
                  shared_matcher: shared.Shared | None = None):
@@ -173,76 +177,131 @@ class ReadFiles(MatchingSource):
 
 
 class CrawlSites(MatchingSource):
-    """``(site, [seed URLs])`` -> matched pairs of the pages crawled on that site, and
+    """``(site, seed URLs)`` -> MatchedPairs of the pages crawled on that site, and
     counters. One site is crawled by one worker, so per-host politeness holds locally."""
 
     def process(self, element: tuple[str, Iterable[str]]) -> Iterator[Any]:
-        _, seeds = element
+        site, seeds = element
         counts: Counter[str] = Counter({"sites": 1})
         c = self.config
         pages = crawl_site(sorted(set(seeds)), c.crawler, counts, c.text_fields,
                            c.max_text_chars)
         pairs = (make_pair(url, texts, page_url, "live") for page_url, url, texts in pages)
-        yield from self.matched(pairs, counts, f"live {element[0]}")
+        yield from self.matched(pairs, counts, f"live {site}")
         yield from _stats("live", counts)
 
 
-class KeepFirst(beam.CombineFn):
-    """Dedup of one uid: the smallest (pair, ids) by (source, page_url) and how many."""
+class ReadSources(beam.PTransform):
+    """Pipeline root -> (MatchedPairs of every source, ``(StatKey, n)`` counters). Files
+    are spread over workers one path at a time; seed URLs are grouped by site."""
 
-    def create_accumulator(self) -> tuple[tuple | None, int]:
-        return None, 0
+    def __init__(self, config: CrawlConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[beam.PCollection, beam.PCollection]:
+        c = self.config
+        matcher = shared.Shared()  # one automaton per worker for all the sources
+        matched_sets, stat_sets = [], []
+        for source, paths in (("warc", c.warc), ("wat", c.wat), ("urls", c.url_lists)):
+            if not paths:
+                continue
+            read = (pbegin | f"List{source}" >> beam.Create(sorted(paths))
+                    | f"Spread{source}" >> beam.Reshuffle()
+                    | f"Read{source}" >> beam.ParDo(ReadFiles(source, c, matcher)).with_outputs(
+                        STATS, main="pairs"))
+            matched_sets.append(read.pairs)
+            stat_sets.append(read[STATS])
+        if c.seeds:
+            sites = (pbegin | "ListSeeds" >> beam.Create(sorted(c.seeds))
+                     | "BySite" >> beam.Map(lambda url: (site_of(url), url))
+                     | "GroupSites" >> beam.GroupByKey()
+                     | "CrawlSites" >> beam.ParDo(CrawlSites(c, matcher)).with_outputs(
+                         STATS, main="pairs"))
+            matched_sets.append(sites.pairs)
+            stat_sets.append(sites[STATS])
+        if not matched_sets:
+            matched_sets.append(pbegin | "NoSources" >> beam.Create([]))
+            stat_sets.append(pbegin | "NoStats" >> beam.Create([]))
+        return (matched_sets | "AllMatched" >> beam.Flatten(),
+                stat_sets | "AllSourceStats" >> beam.Flatten())
+
+
+def _copy_order(m: MatchedPair) -> tuple[str, str, str, str]:
+    return m.pair.source, m.pair.page_url or "", m.pair.url, m.pair.text
+
+
+class KeepFirst(beam.CombineFn):
+    """Dedup of one uid: MatchedPairs -> their FirstCopy."""
+
+    def create_accumulator(self) -> FirstCopy:
+        return FirstCopy(None, 0)
 
     @staticmethod
-    def _better(a: tuple | None, b: tuple | None) -> tuple | None:
+    def _first(a: MatchedPair | None, b: MatchedPair | None) -> MatchedPair | None:
         if a is None:
             return b
         if b is None:
             return a
-        return min(a, b, key=lambda m: (m[0][3], m[0][2] or "", m[0][0], m[0][1]))
+        return min(a, b, key=_copy_order)
 
-    def add_input(self, acc, value):
-        return self._better(acc[0], value), acc[1] + 1
+    def add_input(self, acc: FirstCopy, value: MatchedPair) -> FirstCopy:
+        return FirstCopy(self._first(acc.first, value), acc.copies + 1)
 
-    def merge_accumulators(self, accs):
-        best, n = None, 0
-        for value, count in accs:
-            best, n = self._better(best, value), n + count
-        return best, n
+    def merge_accumulators(self, accs: Iterable[FirstCopy]) -> FirstCopy:
+        first, copies = None, 0
+        for acc in accs:
+            first, copies = self._first(first, acc.first), copies + acc.copies
+        return FirstCopy(first, copies)
 
-    def extract_output(self, acc):
+    def extract_output(self, acc: FirstCopy) -> FirstCopy:
         return acc
+
+    def get_accumulator_coder(self) -> FirstCopyCoder:
+        return FirstCopyCoder()
+
+
+def _dedup_stats(element: tuple[str, FirstCopy]) -> list[tuple[StatKey, int]]:
+    """``matched`` once per uid, and ``duplicates`` for its other copies, by the source of
+    the copy kept."""
+    _, (first, copies) = element
+    assert first is not None  # every uid was seen at least once
+    source = first.pair.source
+    return [((source, "matched"), 1)] + ([((source, "duplicates"), copies - 1)]
+                                         if copies > 1 else [])
 
 
 class Balance(beam.DoFn):
-    """Keep each matched text of an image with probability ``1 - prod(1 - p_e)``, drawn
-    from (seed, uid, text index) (:func:`pipeline.crawl.balancing.keep_texts`); the image is
-    kept with its kept texts, the first of them as ``text``."""
+    """A MatchedPair -> its candidate row, if any text survives balancing: each matched
+    text is kept with probability ``1 - prod(1 - p_e)``, drawn from (seed, uid, text
+    index) (:func:`pipeline.crawl.balancing.keep_texts`); the image is kept with its kept
+    texts, the first of them as ``text``."""
 
     def __init__(self, t: int, seed: int):
         self.t, self.seed = t, seed
 
-    def process(self, element, counts: dict[int, int]) -> Iterator[dict[str, Any]]:
-        uid, pair, matched = element
-        kept = set(keep_texts(uid, matched, counts, self.t, self.seed))
+    def process(self, element: MatchedPair,
+                counts: dict[int, int]) -> Iterator[dict[str, Any]]:
+        uid, pair, matches = element
+        kept = set(keep_texts(uid, matches, counts, self.t, self.seed))
         if not kept:
             return
-        url, _, page_url, source, texts = pair
-        kept_texts = [texts[i] for i, _ in matched if i in kept]
-        entry_ids = {e: None for i, ids in matched if i in kept for e in ids}  # ordered set
-        yield {"uid": uid, "url": url, "text": kept_texts[0], "texts": kept_texts,
-               "page_url": page_url, "source": source,
+        kept_texts = [pair.texts[m.text_index] for m in matches if m.text_index in kept]
+        entry_ids = {e: None for m in matches if m.text_index in kept
+                     for e in m.entry_ids}  # an ordered set
+        yield {"uid": uid, "url": pair.url, "text": kept_texts[0], "texts": kept_texts,
+               "page_url": pair.page_url, "source": pair.source,
                "matched_entry_ids": list(entry_ids)}
 
 
 class WriteParts(beam.DoFn):
-    """``((part, parts), rows)`` -> the part file's path. The rows of one part are held and
+    """``(PartKey, rows)`` -> the part file's path. The rows of one part are held and
     sorted in memory by one worker: ``rows_per_part`` (or ``--num-shards``) bounds that."""
 
     def __init__(self, out: str):
         self.out = out
 
-    def process(self, element: tuple[tuple[int, int], Iterable[Any]]) -> Iterator[str]:
+    def process(self, element: tuple[PartKey, Iterable[Any]]) -> Iterator[str]:
         (part, parts), values = element
         rows = [row for row in values if row is not None]
         # the job's largest per-worker state (bench/scale.py reports it)
@@ -277,49 +336,9 @@ def _write_entry_counts(_: Any, config: CrawlConfig, counts: dict[int, int]) -> 
     return write_entry_counts(config.out, load_metadata(config.metadata), counts, config.t)
 
 
-def stats_document(items: Iterable[tuple[StatKey, int]], config: CrawlConfig,
-                   files: Sequence[str], entries: int) -> dict[str, Any]:
-    """The JSON object written to ``stats.json`` (see docs/crawl.md)."""
-    sources: dict[str, dict[str, Any]] = {}
-    for (source, key), n in sorted(items):
-        doc = sources.setdefault(source, {"skipped": {}})
-        if key.startswith("skipped:"):
-            doc["skipped"][key.split(":", 1)[1]] = n
-        else:
-            doc[key] = n
-    order = ("files", "sites", "requests", "records", "rows", "pages", "images", "with_text",
-             "unmatched", "duplicates", "matched", "kept")
-    for source, doc in sources.items():
-        for key in ("pages", "images", "with_text", "matched", "kept"):
-            doc.setdefault(key, 0)
-        sources[source] = {k: doc[k] for k in (*order, *sorted(doc)) if k in doc}
-    totals: dict[str, int] = Counter()
-    for doc in sources.values():
-        for key, value in doc.items():
-            if isinstance(value, int):
-                totals[key] += value
-    return {
-        "sources": {s: sources[s] for s in sorted(sources)},
-        "totals": dict(totals),
-        "balancing": {"t": config.t, "seed": config.seed, "entries": entries},
-        "inputs": {"metadata": config.metadata, "warc": list(config.warc),
-                   "wat": list(config.wat), "seeds": list(config.seeds),
-                   "urls": list(config.url_lists)},
-        "outputs": sorted(f.rsplit("/", 1)[-1] for f in files),
-    }
-
-
 def _write_stats(items: list[tuple[StatKey, int]], config: CrawlConfig,
                  files: list[str]) -> str:
-    path = fsio.join(config.out, "stats.json")
-    entries = len(load_metadata(config.metadata))
-    fsio.atomic_write_json(path, stats_document(items, config, files, entries))
-    return path
-
-
-def _count(pcoll: beam.PCollection, label: str, key_fn) -> beam.PCollection:
-    return (pcoll | f"{label}Key" >> beam.Map(lambda x: (key_fn(x), 1))
-            | f"{label}Sum" >> beam.CombinePerKey(sum))
+    return write_stats(items, config, files, len(load_metadata(config.metadata)))
 
 
 class Crawl(beam.PTransform):
@@ -332,59 +351,43 @@ class Crawl(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         c = self.config
-        matcher = shared.Shared()
-        pair_sets, stat_sets = [], []
-        for source, paths in (("warc", c.warc), ("wat", c.wat), ("urls", c.url_lists)):
-            if not paths:
-                continue
-            read = (pbegin | f"List{source}" >> beam.Create(sorted(paths))
-                    | f"Spread{source}" >> beam.Reshuffle()
-                    | f"Read{source}" >> beam.ParDo(ReadFiles(source, c, matcher)).with_outputs(
-                        STATS, main="pairs"))
-            pair_sets.append(read.pairs)
-            stat_sets.append(read[STATS])
-        if c.seeds:
-            sites = (pbegin | "ListSeeds" >> beam.Create(sorted(c.seeds))
-                     | "BySite" >> beam.Map(lambda u: (site_of(u), u))
-                     | "GroupSites" >> beam.GroupByKey()
-                     | "CrawlSites" >> beam.ParDo(CrawlSites(c, matcher)).with_outputs(
-                         STATS, main="pairs"))
-            pair_sets.append(sites.pairs)
-            stat_sets.append(sites[STATS])
-        if not pair_sets:
-            pair_sets.append(pbegin | "NoSources" >> beam.Create([]))
+        # every source, matched where it is read: MatchedPairs, (StatKey, n) counters
+        matched_pairs, source_stats = pbegin | "ReadSources" >> ReadSources(c)
 
-        found = pair_sets | "AllMatched" >> beam.Flatten()
-        unique = (found
-                  | "ByUid" >> beam.Map(lambda m: (m[0], (m[1], m[2])))
-                  | "Dedup" >> beam.CombinePerKey(KeepFirst()))
-        stat_sets.append(
-            unique | "DupStats" >> beam.FlatMap(
-                lambda kv: [((kv[1][0][0][3], "matched"), 1)]
-                + ([((kv[1][0][0][3], "duplicates"), kv[1][1] - 1)] if kv[1][1] > 1 else [])))
-        matched = unique | "Unique" >> beam.MapTuple(lambda uid, acc: (uid, *acc[0]))
+        # the same image and texts from several pages or sources count once: (uid, FirstCopy)
+        first_copies = (matched_pairs
+                        | "ByUid" >> beam.Map(lambda m: (m.uid, m)).with_output_types(
+                            tuple[str, MatchedPair])
+                        | "Dedup" >> beam.CombinePerKey(KeepFirst()).with_output_types(
+                            tuple[str, FirstCopy]))
+        dedup_stats = first_copies | "DupStats" >> beam.FlatMap(_dedup_stats)
+        unique_pairs = first_copies | "Unique" >> beam.MapTuple(
+            lambda _, acc: acc.first).with_output_types(MatchedPair)
 
         # every matched text counts its entries (MetaCLIP), so an image whose alt and title
-        # both name an entry counts twice for it
-        counts = (matched | "EntryIds" >> beam.FlatMap(
-                      lambda m: [e for _, ids in m[2] for e in ids])
-                  | "CountEntries" >> beam.combiners.Count.PerElement())
-        kept = matched | "Balance" >> beam.ParDo(Balance(c.t, c.seed),
-                                                         counts=AsDict(counts))
-        stat_sets.append(_count(kept, "Kept", lambda row: (row["source"], "kept")))
+        # both name an entry counts twice for it: (entry id, count)
+        entry_counts = (unique_pairs
+                        | "EntryIds" >> beam.FlatMap(
+                            lambda m: [e for match in m.matches for e in match.entry_ids])
+                        | "CountEntries" >> beam.combiners.Count.PerElement())
 
-        part_files = kept | "WriteCandidates" >> WriteCandidates(c.out, c.num_shards,
-                                                                 c.rows_per_part)
+        # balancing against the global counts: candidate rows (dicts of CANDIDATES columns)
+        kept_rows = unique_pairs | "Balance" >> beam.ParDo(Balance(c.t, c.seed),
+                                                           counts=AsDict(entry_counts))
+        kept_stats = (kept_rows | "KeptKey" >> beam.Map(lambda row: ((row["source"], "kept"), 1))
+                      | "KeptSum" >> beam.CombinePerKey(sum))
+
+        # the Parquet outputs: part files and entry_counts.parquet (paths)
+        part_files = kept_rows | "WriteCandidates" >> WriteCandidates(c.out, c.num_shards,
+                                                                      c.rows_per_part)
         count_file = (pbegin | "One" >> beam.Create([None])
                       | "WriteEntryCounts" >> beam.Map(_write_entry_counts, config=c,
-                                                       counts=AsDict(counts)))
+                                                       counts=AsDict(entry_counts)))
         files = (part_files, count_file) | "OutputFiles" >> beam.Flatten()
-        return (stat_sets | "AllStats" >> beam.Flatten()
+
+        # stats.json last: it waits for every output file (a side input), so it marks a
+        # complete run
+        return ((source_stats, dedup_stats, kept_stats) | "AllStats" >> beam.Flatten()
                 | "SumStats" >> beam.CombinePerKey(sum)
                 | "CollectStats" >> beam.combiners.ToList()
                 | "WriteStats" >> beam.Map(_write_stats, config=c, files=AsList(files)))
-
-
-def read_stats(out: str) -> dict[str, Any]:
-    with fsspec.open(fsio.join(out, "stats.json"), "rt", encoding="utf-8") as f:
-        return json.load(f)
