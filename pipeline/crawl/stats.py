@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 
 from pipeline.core import fsio
+from schemas import status as st
 
 if TYPE_CHECKING:
     from pipeline.crawl.transform import CrawlConfig
@@ -26,8 +27,8 @@ def stats_document(items: Iterable[tuple[StatKey, int]], config: CrawlConfig,
     sources: dict[str, dict[str, Any]] = {}
     for (source, key), n in sorted(items):
         doc = sources.setdefault(source, {"skipped": {}})
-        if key.startswith("skipped:"):
-            doc["skipped"][key.split(":", 1)[1]] = n
+        if st.is_skipped(key):
+            doc["skipped"][st.skipped_reason(key)] = n
         else:
             doc[key] = n
     order = ("files", "sites", "requests", "records", "rows", "pages", "images", "with_text",
