@@ -99,9 +99,9 @@ def run_queries(inputs: Path, out: Path, mode: dict):
     fixed = os.environ.get("WIT_SCALE_FIXED_PMI") == "1"
     min_pmi = MIN_PMI if fixed else MIN_PMI + math.log2(len(files))
     config = QueryConfig(wiki=tuple(str(p) for p in files), shards=shards,
-                         min_pmi=min_pmi, **QUERIES_ARGS)
+                         min_pmi=min_pmi, out=str(out), **QUERIES_ARGS)
     (out / "queries").mkdir(parents=True, exist_ok=True)
-    return lambda p: p | BuildQueries(config, [], str(out))
+    return lambda p: p | BuildQueries(config, [])
 
 
 def run_crawl(inputs: Path, out: Path, mode: dict):

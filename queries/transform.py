@@ -24,7 +24,7 @@ from typing import Any
 import apache_beam as beam
 
 from pipeline.core import fsio
-from pipeline.core.cliargs import finite_float, non_negative_int, positive_int
+from pipeline.core.cliargs import finite_float, non_negative_int, output_dir, positive_int
 from pipeline.core.options import option
 from queries import pageviews as pv
 from queries.bigrams import ScoreBigrams
@@ -70,6 +70,13 @@ class QueryConfig:
                                    "article links in the dump")
     max_entries: int = option(500_000, type=positive_int,
                               help="cap on the list, filled in source order")
+    # where WordNet is read from and where the results go: the job's, not in stats.json
+    wordnet: str | None = option(None, metavar="DIR",
+                                 help="WordNet: a WNDB directory (e.g. /usr/share/wordnet) or "
+                                      "an nltk data directory (default: nltk's data path, then "
+                                      "/usr/share/wordnet)")
+    out: str = option(required=True, metavar="DIR", type=output_dir,
+                      help="output root; results go to DIR/queries/ (local or fsspec path)")
     flush_keys: int = 500_000  # partial-count dictionary size that triggers a flush
     shards: int = 256  # count dictionaries are split into this many shards (see shards_for)
     wordnet_version: str | None = None
@@ -113,11 +120,11 @@ class WriteQueriesFn(beam.DoFn):
 
 
 class BuildQueries(beam.PTransform):
-    """pipeline root -> one stats dict, after writing ``out_dir/queries/``."""
+    """pipeline root -> one stats dict, after writing ``config.out/queries/``."""
 
-    def __init__(self, config: QueryConfig, wordnet_names: list[str], out_dir: str):
+    def __init__(self, config: QueryConfig, wordnet_names: list[str]):
         super().__init__()
-        self.config, self.wordnet_names, self.out_dir = config, wordnet_names, out_dir
+        self.config, self.wordnet_names = config, wordnet_names
 
     def expand(self, root):
         cfg = self.config
@@ -163,7 +170,7 @@ class BuildQueries(beam.PTransform):
             root
             | "Once" >> beam.Create([None])
             | "Write" >> beam.ParDo(
-                WriteQueriesFn(self.out_dir, cfg),
+                WriteQueriesFn(cfg.out, cfg),
                 wordnet=side.AsSingleton(root | "WordNet" >> beam.Create([self.wordnet_names])),
                 unigrams=side.AsList(unigrams if "unigram" in cfg.sources else empty),
                 bigrams=side.AsList(bigrams),

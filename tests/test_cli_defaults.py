@@ -15,7 +15,6 @@ from pipeline.crawl.cli import config_from_args
 from pipeline.crawl.live_crawler import CrawlerOptions
 from pipeline.crawl.transform import CrawlConfig
 from pipeline.demo.chain import DemoConfig
-from queries.cli import QueryPaths
 from queries.transform import QueryConfig
 from training.eval_job import EvalOptions
 from training.export_job import ExportOptions
@@ -33,8 +32,7 @@ def parse(stage: str, *argv: str) -> argparse.Namespace:
 def test_required_options_alone_give_the_configs_defaults(tmp_path: Path):
     out = str(tmp_path / "out")
     args = parse("queries", "--out", out)
-    assert from_args(QueryConfig, args) == QueryConfig()
-    assert from_args(QueryPaths, args) == QueryPaths(out=out)
+    assert from_args(QueryConfig, args) == QueryConfig(out=out)
 
     warc = tmp_path / "a.warc"
     warc.write_bytes(b"")

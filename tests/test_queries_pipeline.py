@@ -50,8 +50,9 @@ def reference(wiki_sample):
 
 
 def run_job(out: Path, sources=("unigram", "bigram", "title"), beam_args=(), **overrides):
-    config = QueryConfig(wiki=(str(overrides.pop("wiki")),), sources=sources, **overrides)
-    return job.run(config, [], str(out), list(beam_args))
+    config = QueryConfig(wiki=(str(overrides.pop("wiki")),), sources=sources, out=str(out),
+                         **overrides)
+    return job.run(config, list(beam_args))
 
 
 def entries(out: Path, source: str) -> dict:
@@ -143,8 +144,9 @@ def test_titles_from_pageviews(tmp_path, wiki_sample):
                 "en Ada_Lovelace 40 0\nbroken line\n")
     later = tmp_path / "pageviews-20240101-010000"
     later.write_text("en Hot_dog 55 0\nen Ada_Lovelace 45 0\n")
-    config = QueryConfig(pageviews=(str(views), str(later)), sources=("title",), min_views=70)
-    stats = job.run(config, [], str(tmp_path), [])
+    config = QueryConfig(pageviews=(str(views), str(later)), sources=("title",), min_views=70,
+                         out=str(tmp_path))
+    stats = job.run(config, [])
     assert entries(tmp_path, "title") == {"Main Page": (5000, None), "Hot dog": (115, None)}
     # the numerals come first whatever the sources, as in MetaCLIP
     metadata = json.loads((tmp_path / "queries" / "metadata.json").read_text())

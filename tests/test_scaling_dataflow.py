@@ -67,8 +67,8 @@ def staged_jobs(beam_temp_files):
         "queries": lambda p: p | "BuildQueries" >> BuildQueries(
             QueryConfig(wiki=(f"{BUCKET}/wiki/enwiki-pages-articles1.xml.bz2",
                               f"{BUCKET}/wiki/enwiki-pages-articles2.xml.bz2"),
-                        sources=("unigram", "bigram", "title", "wordnet")),
-            ["cat", "dog"], f"{BUCKET}/out"),
+                        sources=("unigram", "bigram", "title", "wordnet"), out=f"{BUCKET}/out"),
+            ["cat", "dog"]),
         "crawl": lambda p: p | "Crawl" >> Crawl(CrawlConfig(
             metadata=f"{BUCKET}/out/queries/metadata.json", out=f"{BUCKET}/out/candidates",
             warc=(f"{BUCKET}/cc/a.warc.gz",), wat=(f"{BUCKET}/cc/a.warc.wat.gz",),
