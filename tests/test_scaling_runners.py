@@ -27,10 +27,11 @@ from helpers.shards import TRUSTED, Server, served_rows, write_candidates
 
 from pipeline.cli import main
 from pipeline.core.net import FetchConfig
+from pipeline.shards import job as shards_job
 from pipeline.shards.download import DownloadConfig
 from pipeline.shards.filters import FilterConfig
 from pipeline.shards.imaging import ResizeConfig
-from pipeline.shards.job import ShardsOptions, run_shards
+from pipeline.shards.job import ShardsOptions
 
 MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 
@@ -182,7 +183,7 @@ def test_shards_beam_job_same_on_every_runner(tmp_path, job_endpoint):
     candidates = write_candidates(tmp_path / "candidates", rows, files=2)
     downloaded = tmp_path / "downloaded"
     try:
-        run_shards(shards_options(candidates, downloaded), [])
+        shards_job.run(shards_options(candidates, downloaded), [])
     finally:
         server.close()  # from here on nothing is fetched: every run reuses the downloads
 
@@ -190,7 +191,7 @@ def test_shards_beam_job_same_on_every_runner(tmp_path, job_endpoint):
     for name, beam_args in runner_setups(job_endpoint).items():
         out = tmp_path / name
         shutil.copytree(downloaded / "shards" / "_work", out / "shards" / "_work")
-        run_shards(shards_options(candidates, out), beam_args)
+        shards_job.run(shards_options(candidates, out), beam_args)
         outputs[name] = shards_outputs(out)
     assert_all_equal(outputs)
     statuses = outputs["in_process"]["statuses"]

@@ -24,7 +24,7 @@ from helpers.shards import (
 )
 from PIL import Image, ImageEnhance
 
-from pipeline.shards.job import run_shards
+from pipeline.shards import job as shards_job
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def run(tmp_path_factory):
     candidates = write_candidates(tmp / "candidates", rows, files=2)
     out = tmp / "out"
     try:
-        manifest = run_shards(options(candidates, out, eval_images=[str(eval_dir)]), [])
+        manifest = shards_job.run(options(candidates, out, eval_images=[str(eval_dir)]), [])
     finally:
         origin.close()
         private.close()

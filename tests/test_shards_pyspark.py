@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from helpers.shards import Server, english_caption, options, real_images, to_jpeg, write_candidates
 
-from pipeline.shards.job import run_shards
+from pipeline.shards import job as shards_job
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def test_pyspark_distributor_local(tmp_path):
     rows.append({"url": server.url("/missing.jpg"), "text": "not on the server"})
     candidates = write_candidates(tmp_path / "candidates", rows)
     try:
-        manifest = run_shards(options(candidates, tmp_path / "out", distributor="pyspark",
+        manifest = shards_job.run(options(candidates, tmp_path / "out", distributor="pyspark",
                                       spark_master="local[2]", download_shard_size=3), [])
     finally:
         server.close()

@@ -26,7 +26,7 @@ from helpers.shards import (
     write_candidates,
 )
 
-from pipeline.shards.job import run_shards
+from pipeline.shards import job as shards_job
 
 pytestmark = pytest.mark.integration
 
@@ -116,9 +116,9 @@ def test_retry_failed_redownloads_only_failed_rows(tmp_path):
     candidates = write_candidates(tmp_path / "candidates", rows)
     out = tmp_path / "out"
     try:
-        first = run_shards(options(candidates, out), [])
+        first = shards_job.run(options(candidates, out), [])
         assert first["statuses"] == {"failed_to_download": 2, "success": 3}
-        second = run_shards(options(candidates, out, retry_failed=True), [])
+        second = shards_job.run(options(candidates, out, retry_failed=True), [])
     finally:
         server.close()
     assert second["statuses"] == {"failed_to_download": 1, "success": 4}

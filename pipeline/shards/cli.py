@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.core.jobs import print_summary
 from pipeline.core.options import add_options, from_args
+from pipeline.shards import job
 from pipeline.shards.clip_options import ClipFilterConfig
 from pipeline.shards.download import DownloadConfig
 from pipeline.shards.fetch_options import FetchOptions
 from pipeline.shards.filters import FilterOptions, describe_changes, preset_changes
 from pipeline.shards.imaging import ResizeConfig
-from pipeline.shards.job import ShardsOptions, run_shards, shards_dir
+from pipeline.shards.job import ShardsOptions
 from pipeline.shards.option_groups import DESCRIPTIONS
 
 USES_BEAM = True
@@ -53,9 +53,5 @@ def options_from_args(args: argparse.Namespace) -> ShardsOptions:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    manifest = run_shards(options_from_args(args), beam_args)
-    counts = manifest["counts"]
-    print_summary(f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
-                  f"{manifest['shards']['count']} shard(s) under {shards_dir(args.out)}\n  "
-                  + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items()))
+    job.run(options_from_args(args), beam_args)
     return 0

@@ -1,5 +1,5 @@
 """The ``shards`` stage end to end: download rounds (img2dataset distributors), then the Beam
-job (:class:`BuildShards`), then ``sizes.json``, ``manifest.json`` and ``report.html``.
+job (:class:`BuildShards`), then ``sizes.json``, ``manifest.json`` and ``report.html``; ``run`` prints the summary.
 
 Layout under ``OUT/shards/``: the final shards at the top, download rounds under
 ``_work/round{r}/`` (img2dataset layout). Round 0 downloads every candidate; each run with
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from pipeline.core import fsio
 from pipeline.core.cliargs import bounded, non_negative_int, output_dir, positive_int
 from pipeline.core.errors import InputError, WitError
-from pipeline.core.jobs import remove_outputs, versions
+from pipeline.core.jobs import print_summary, remove_outputs, versions
 from pipeline.core.options import option
 from pipeline.shards.decontaminate import hash_eval_images
 from pipeline.shards.dedup import NearDupConfig
@@ -267,8 +267,8 @@ class BeamImport:
             self._thread.join()
 
 
-def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
-    """Run the stage; returns the manifest."""
+def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
+    """Run the stage, print its summary and return the manifest (``manifest.json``)."""
     started = time.time()
     importing = BeamImport()
     # Spark's launcher keeps importing while it runs; only overlap with the process pool
@@ -353,7 +353,15 @@ def run_shards(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
                  opts.download.resize.encode_format)
     fsio.atomic_write_json(fsio.join(out_folder, "manifest.json"), manifest)
     log.info("manifest and report: %.1fs", time.monotonic() - report_started)
+    print_summary(summary_text(manifest, out_folder))
     return manifest
+
+
+def summary_text(manifest: dict[str, Any], out_folder: str) -> str:
+    counts = manifest["counts"]
+    return (f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
+            f"{manifest['shards']['count']} shard(s) under {out_folder}\n  "
+            + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items()))
 
 
 def _input_tables(files: list[str]) -> Iterator[pa.Table]:
