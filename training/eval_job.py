@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.cliargs import non_negative_int, output_dir, positive_float, positive_int
+from pipeline.core.jobs import print_summary
 from pipeline.core.options import option
 
 # inverse regularisation strengths C swept on the validation split
@@ -99,8 +100,7 @@ def run(opts: EvalOptions) -> dict[str, Any]:
             model, tokenizer, shards, device, opts.retrieval_samples, opts.batch_size)}
     path = fsio.join(opts.out, "eval.json")
     fsio.atomic_write_json(path, results)
-    print(format_table(results))
-    print(f"wit eval: results -> {path}")
+    print_summary(f"{format_table(results)}\nwit eval: results -> {path}")
     return results
 
 

@@ -24,6 +24,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from training import export_job
 
-    out = export_job.run(from_args(ExportOptions, args))
-    print(f"wit export: transformers CLIPModel -> {out}")
+    export_job.run(from_args(ExportOptions, args))
     return 0

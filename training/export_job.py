@@ -1,4 +1,5 @@
-"""`wit export`'s job: load a checkpoint of `wit train` and write it in another format.
+"""`wit export`'s job: load a checkpoint of `wit train`, write it in another format and
+print the summary.
 
 Torch, transformers and the model code are imported inside ``run``: the CLI reads this
 module's ``ExportOptions`` (its options) without paying for them.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.core.cliargs import output_dir
+from pipeline.core.jobs import print_summary
 from pipeline.core.options import option
 
 
@@ -24,7 +26,8 @@ class ExportOptions:
 
 
 def run(opts: ExportOptions) -> str:
-    """Export ``opts.checkpoint`` to ``opts.out`` (a transformers CLIPModel folder)."""
+    """Export ``opts.checkpoint`` to ``opts.out`` (a transformers CLIPModel folder), print
+    the summary and return the folder."""
     from pipeline.core.errors import InputError
     from training.clip.checkpoint import load_model
 
@@ -38,4 +41,5 @@ def run(opts: ExportOptions) -> str:
         raise InputError(f"--out {opts.out}: export writes a local folder")
     model, tokenizer = load_model(opts.checkpoint)
     export_hf(model, tokenizer, opts.out)
+    print_summary(f"wit export: transformers CLIPModel -> {opts.out}")
     return opts.out

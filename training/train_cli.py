@@ -23,20 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from training.train import train
+    from training import train_job
 
-    opts: TrainOptions = from_args(TrainOptions, args)
-    result = train(opts)
-    if result.world_size == 1 or _rank() == 0:
-        print(f"wit train: {result.steps} steps, {result.samples:,} samples, "
-              f"{result.parameters:,} parameters, final loss {result.final_loss:.4f}, "
-              f"{result.samples_per_s:.1f} samples/s -> {result.checkpoint}")
-        if result.skipped:
-            print("wit train: samples skipped (rank 0): " + ", ".join(
-                f"{k.replace('_', ' ')}: {v}" for k, v in sorted(result.skipped.items())))
+    train_job.run(from_args(TrainOptions, args))
     return 0
-
-
-def _rank() -> int:
-    import os
-    return int(os.environ.get("RANK", 0))
