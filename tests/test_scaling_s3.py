@@ -22,7 +22,7 @@ from helpers.scaling import QUERIES_ARGS, crawl_inputs
 from helpers.shards import TRUSTED, Server, served_rows, write_candidates
 
 from pipeline.cli import main
-from pipeline.crawl.cli import _seed_urls
+from pipeline.crawl.option_values import seed_urls
 
 BUCKET = "wit-scaling-test"
 
@@ -137,8 +137,8 @@ def test_crawl_on_s3(tmp_path, s3):
 def test_seed_file_on_s3(s3):
     s3.fs.pipe_file(f"{BUCKET}/seeds/list.txt",
                     b"# seeds\nhttp://127.0.0.2:1/a.html\n\nhttps://site.test/\n")
-    assert _seed_urls([s3.url("seeds/list.txt"), "http://127.0.0.2:1/b.html"]) == [
-        "http://127.0.0.2:1/a.html", "https://site.test/", "http://127.0.0.2:1/b.html"]
+    assert seed_urls([s3.url("seeds/list.txt"), "http://127.0.0.2:1/b.html"]) == (
+        "http://127.0.0.2:1/a.html", "https://site.test/", "http://127.0.0.2:1/b.html")
 
 
 SHARDS_ARGS = ["--allow-network", TRUSTED, "--processes", "1", "--threads", "4",
