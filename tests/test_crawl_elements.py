@@ -1,13 +1,17 @@
 """The crawl's element types survive Beam's coders as themselves, and travel as plain tuples
-(not pickled objects) between the steps of the pipeline."""
+(not pickled objects) between the steps of the pipeline: the graph gives their PCollections
+those coders."""
 
 from __future__ import annotations
 
+import apache_beam as beam
 from apache_beam import typehints
 from apache_beam.coders import FastPrimitivesCoder, registry
+from helpers.coders import accumulator_coder, named_tuples_in, pcollection_coders
 
-from pipeline.crawl.elements import FirstCopy, FirstCopyCoder, MatchedPair, TextMatch
+from pipeline.crawl.elements import FirstCopy, MatchedPair, TextMatch
 from pipeline.crawl.pairs import make_pair, pair_uid
+from pipeline.crawl.transform import Crawl, CrawlConfig
 
 
 def matched_pair(page_url: str | None) -> MatchedPair:
@@ -25,7 +29,8 @@ def test_named_tuples_round_trip_through_the_registered_coders():
         assert type(back.pair).__name__ == "Pair"
         assert all(isinstance(t, TextMatch) for t in back.matches)
         for acc in (FirstCopy(m, 3), FirstCopy(None, 0)):
-            copy = FirstCopyCoder().decode(FirstCopyCoder().encode(acc))
+            coder = registry.get_coder(FirstCopy)
+            copy = coder.decode(coder.encode(acc))
             assert copy == acc and isinstance(copy, FirstCopy)
     assert registry.get_coder(MatchedPair).is_deterministic()
 
@@ -36,3 +41,14 @@ def test_elements_are_encoded_as_plain_tuples_not_pickled():
     plain = (m.uid, tuple(m.pair), tuple(tuple(t) for t in m.matches))
     assert coded == FastPrimitivesCoder().encode(plain)
     assert len(coded) < len(FastPrimitivesCoder().encode(m))  # the pickling fallback
+
+
+def test_the_crawl_gives_its_pcollections_the_element_coders():
+    pipeline = beam.Pipeline()
+    _ = pipeline | "Crawl" >> Crawl(CrawlConfig(metadata="/nonexistent/metadata.json",
+                                                out="/nonexistent/out",
+                                                warc=["/nonexistent/a.warc"]))
+    coders = pcollection_coders(pipeline)
+    for step in ("ByUid", "Dedup/GroupByKey", "Unique"):
+        assert list(named_tuples_in(coders[f"Crawl/{step}"])) == [MatchedPair], step
+    assert list(named_tuples_in(accumulator_coder(pipeline, "Crawl/Dedup"))) == [FirstCopy]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.coders import Coder, registry
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
@@ -31,7 +32,7 @@ from pipeline.core.cliargs import non_negative_int, output_dir, positive_int
 from pipeline.core.options import option
 from pipeline.core.progress import Progress
 from pipeline.crawl.balancing import DEFAULT_T, keep_texts
-from pipeline.crawl.elements import FirstCopy, FirstCopyCoder, MatchedPair, TextMatch
+from pipeline.crawl.elements import FirstCopy, MatchedPair, TextMatch
 from pipeline.crawl.html_extract import TEXT_FIELDS
 from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
 from pipeline.crawl.matching import Matcher, load_metadata
@@ -257,8 +258,8 @@ class KeepFirst(beam.CombineFn):
     def extract_output(self, acc: FirstCopy) -> FirstCopy:
         return acc
 
-    def get_accumulator_coder(self) -> FirstCopyCoder:
-        return FirstCopyCoder()
+    def get_accumulator_coder(self) -> Coder:
+        return registry.get_coder(FirstCopy)
 
 
 def _dedup_stats(element: tuple[str, FirstCopy]) -> list[tuple[StatKey, int]]:
