@@ -8,13 +8,19 @@ the unkeyed elements are these NamedTuples::
     Record -> (sha256, HashedSample) -> (pHash, dedup.Ranked) -> (key, DuplicateMark)
     (block, Record) + (block, (key, DuplicateMark)) -> MarkedBlock -> (shard, ShardMember)
     MarkedBlock -> (block, kept count) -> KeptRanks (side input of the shard assignment)
+
+The NamedTuples travel as plain tuples (``pipeline.core.beam.register_tuple_coder``; Beam
+would pickle them): the transforms that make them declare their output types, which is how
+Beam finds the coder. The one exception is the ``Blocks`` join, whose inputs (records and
+marks) Beam flattens into one union type: a DuplicateMark is pickled there, one per duplicate.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from pipeline.shards.dedup import Preference
+from pipeline.core.beam import register_tuple_coder
+from pipeline.shards.dedup import Preference, Ranked
 
 Record = dict[str, Any]
 
@@ -49,3 +55,6 @@ class KeptRanks(NamedTuple):
     """The global rank of every block's first kept sample, and the number of kept samples."""
     first: dict[int, int]
     total: int
+
+
+register_tuple_coder(HashedSample, DuplicateMark, MarkedBlock, ShardMember, KeptRanks, Ranked)

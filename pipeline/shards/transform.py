@@ -26,6 +26,7 @@ import fsspec
 import pyarrow.parquet as pq
 from apache_beam.utils import shared
 
+from pipeline.core.beam import MinOf
 from pipeline.shards.decontaminate import EvalIndex
 from pipeline.shards.dedup import (
     NearDupConfig,
@@ -197,7 +198,7 @@ class NearDuplicates(beam.PTransform):
 
     def expand(self, keepers):
         cfg, bound = self.config, self.config.group_bound
-        reps = keepers | "Representatives" >> beam.CombinePerKey(min)
+        reps = keepers | "Representatives" >> beam.CombinePerKey(MinOf(Ranked))
         crowded_hashes = beam.pvalue.AsDict(
             keepers
             | "PerHash" >> beam.Map(lambda kv: (kv[0], 1))
@@ -222,24 +223,33 @@ class NearDuplicates(beam.PTransform):
         crowded_keys = beam.pvalue.AsDict(splits | "AllSplits" >> beam.Flatten())
         neighbours = (
             reps
-            | "LshKeys" >> beam.FlatMap(lambda kv, extra: [(key, kv) for key in group_keys(
-                from_hex(kv[0]), cfg, extra)], crowded_keys)
+            # group keys stay Any (Beam's default coder): their ints reach 2**64, past VarInt's
+            | "LshKeys" >> beam.FlatMap(
+                lambda kv, extra: [(key, kv) for key in group_keys(from_hex(kv[0]), cfg, extra)],
+                crowded_keys).with_output_types(tuple[Any, tuple[str, Ranked]])
             | "LshGroups" >> beam.GroupByKey()
-            | "BestInGroup" >> beam.FlatMap(lambda kv: [(to_hex(value), best) for value, best in best_neighbours(
-                [(from_hex(h), ranked) for h, ranked in kv[1]], cfg.max_bits)])
-            | "BestNeighbour" >> beam.CombinePerKey(min)
+            | "BestInGroup" >> beam.FlatMap(
+                lambda kv: [(to_hex(value), best) for value, best in best_neighbours(
+                    [(from_hex(h), ranked) for h, ranked in kv[1]], cfg.max_bits)]
+            ).with_output_types(tuple[str, Ranked])
+            | "BestNeighbour" >> beam.CombinePerKey(MinOf(Ranked))
         )
 
         def fan_out(kv, salts):  # a per-hash value to every sub-group of its hash
             return [((kv[0], s), kv[1]) for s in range(salts.get(kv[0], 1))]
 
+        salted = tuple[tuple[str, int], Ranked]
+
         return (
             {"member": keepers | "MemberGroups" >> beam.Map(
-                lambda kv, salts: ((kv[0], salt(kv[1].key, salts.get(kv[0], 1))), kv[1]), crowded_hashes),
-             "representative": reps | "RepresentativeGroups" >> beam.FlatMap(fan_out, crowded_hashes),
-             "neighbour": neighbours | "NeighbourGroups" >> beam.FlatMap(fan_out, crowded_hashes)}
+                lambda kv, salts: ((kv[0], salt(kv[1].key, salts.get(kv[0], 1))), kv[1]),
+                crowded_hashes).with_output_types(salted),
+             "representative": reps | "RepresentativeGroups" >> beam.FlatMap(
+                 fan_out, crowded_hashes).with_output_types(salted),
+             "neighbour": neighbours | "NeighbourGroups" >> beam.FlatMap(
+                 fan_out, crowded_hashes).with_output_types(salted)}
             | "SameHash" >> beam.CoGroupByKey()
-            | "NearMarks" >> beam.FlatMap(same_hash_marks)
+            | "NearMarks" >> beam.FlatMap(same_hash_marks).with_output_types(tuple[str, DuplicateMark])
         )
 
 
@@ -364,29 +374,31 @@ class BuildShards(beam.PTransform):
         # are shuffled once, by block, to meet their duplicate marks.
         sha_groups = (
             records
-            | "Hashes" >> beam.FlatMap(hashed_sample)
+            | "Hashes" >> beam.FlatMap(hashed_sample).with_output_types(tuple[str, HashedSample])
             | "ShaGroups" >> beam.GroupByKey()
         )
-        exact = sha_groups | "ExactDups" >> beam.FlatMap(duplicate_marks)
+        exact = sha_groups | "ExactDups" >> beam.FlatMap(duplicate_marks).with_output_types(
+            tuple[str, DuplicateMark])
         near = (sha_groups
-                | "Keepers" >> beam.Map(keeper_hash)
+                | "Keepers" >> beam.Map(keeper_hash).with_output_types(tuple[str, Ranked])
                 | "NearDups" >> NearDuplicates(NearDupConfig(max_bits=bits)))
         marks = (exact, near) | "Marks" >> beam.Flatten()
         blocks = (
             {"record": records | "RecordsByBlock" >> beam.Map(lambda r: (int(r["key"]) // block_size, r)),
              "mark": marks | "MarksByBlock" >> beam.Map(lambda kv: (int(kv[0]) // block_size, kv))}
             | "Blocks" >> beam.CoGroupByKey()
-            | "Mark" >> beam.Map(mark_block)
+            | "Mark" >> beam.Map(mark_block).with_output_types(MarkedBlock)
         )
         ranks = (
             blocks
             | "KeptPerBlock" >> beam.Map(lambda b: (b.block, sum(1 for r in b.records if is_success(r))))
             | "AllBlocks" >> beam.combiners.ToList()
-            | "KeptRanks" >> beam.Map(kept_ranks)
+            | "KeptRanks" >> beam.Map(kept_ranks).with_output_types(KeptRanks)
         )
         return (
             blocks
             | "Assign" >> beam.ParDo(AssignAndLoad(cfg), beam.pvalue.AsSingleton(ranks))
+            .with_output_types(tuple[int, ShardMember])
             | "ByShard" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(WriteShard(cfg))
         )
