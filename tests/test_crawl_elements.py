@@ -51,4 +51,6 @@ def test_the_crawl_gives_its_pcollections_the_element_coders():
     coders = pcollection_coders(pipeline)
     for step in ("ByUid", "Dedup/GroupByKey", "Unique"):
         assert list(named_tuples_in(coders[f"Crawl/{step}"])) == [MatchedPair], step
+    dedup = coders["Crawl/Dedup/Combine/ParDo(CombineValuesDoFn)"]
+    assert list(named_tuples_in(dedup)) == [FirstCopy]
     assert list(named_tuples_in(accumulator_coder(pipeline, "Crawl/Dedup"))) == [FirstCopy]

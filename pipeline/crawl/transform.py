@@ -232,6 +232,8 @@ def _copy_order(m: MatchedPair) -> tuple[str, str, str, str]:
     return m.pair.source, m.pair.page_url or "", m.pair.url, m.pair.text
 
 
+@beam.typehints.with_input_types(MatchedPair)
+@beam.typehints.with_output_types(FirstCopy)
 class KeepFirst(beam.CombineFn):
     """Dedup of one uid: MatchedPairs -> their FirstCopy."""
 
