@@ -18,10 +18,11 @@ download process pool) the same role is a ``functools.cache``'d builder keyed by
 config, called lazily in the worker (``pipeline.shards.download.process_fetcher``).
 
 Elements: a stage's NamedTuples are registered with :func:`register_tuple_coder`, so Beam
-encodes them as plain tuples. Beam picks a registered coder only where a PCollection's element
-type is known: a typed function, or ``with_output_types`` on the producing transform
-(``tuple[K, V]`` for a keyed one); :class:`MinOf` is ``min`` as a combiner that keeps the
-type (``CombinePerKey(min)`` types its output Any and pickles its accumulators).
+encodes them as plain tuples. Beam picks a registered coder only where it knows a
+PCollection's element type: declare it with ``with_output_types`` on the producing transform
+(``tuple[K, V]`` for a keyed one; string annotations are not read). :class:`MinOf` is ``min``
+as a combiner that keeps the type (``CombinePerKey(min)`` types its output Any and pickles
+its accumulators).
 """
 
 from __future__ import annotations
