@@ -85,7 +85,8 @@ def staged_jobs(beam_temp_files):
 EXPECTED_STEPS = {
     "queries": ["BuildQueries/CountDumps", "BuildQueries/Bigrams", "BuildQueries/TitlesByInlinks",
                 "BuildQueries/Write"],
-    "crawl": ["Crawl/Readwarc", "Crawl/Readwat", "Crawl/Readurls", "Crawl/CrawlSites",
+    "crawl": ["Crawl/ReadSources/Readwarc", "Crawl/ReadSources/Readwat",
+              "Crawl/ReadSources/Readurls", "Crawl/ReadSources/CrawlSites",
               "Crawl/Dedup", "Crawl/Balance", "Crawl/WriteCandidates", "Crawl/WriteStats"],
     "shards": ["BuildShards/Read", "BuildShards/Decontaminate", "BuildShards/ExactDups"],
 }
