@@ -50,7 +50,7 @@ test-fast: setup ## the unit tier only: no servers, runners, subprocesses (-m "n
 lint: setup ## ruff on everything, mypy on the core packages, the import rules (.importlinter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy queries schemas pipeline training
-	$(VENV)/bin/lint-imports --config .importlinter
+	$(VENV)/bin/lint-imports .importlinter
 
 queries: setup ## build the query list: make queries WIKI=dump.xml.bz2 [PAGEVIEWS=...]
 	@test -n "$(WIKI)" || { echo "make queries: set WIKI=<pages-articles dump(s)>, e.g. WIKI=../shared/data/wikipedia/enwiki-sample-pages-articles.xml.bz2"; exit 2; }

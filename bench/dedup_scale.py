@@ -18,7 +18,7 @@ within --bits and better ranked) and agreement of the marks with the exact pairw
 The old search's CPU is measured up to --old-max hashes (it grows quadratically); its pair
 checks are counted at every N. The last line fits CPU ~ N^k.
 
---beam SIZES also runs the Beam composite (pipeline.shards.transform.NearDuplicates) on the
+--beam SIZES also runs the Beam composite (pipeline.shards.near_duplicates.NearDuplicates) on the
 in-process runner and prints its CPU per record.
 
 Usage: python bench/dedup_scale.py [--sizes 50000,200000,800000] [--old-max 200000]
@@ -120,8 +120,8 @@ def beam_cost(items: list, config: NearDupConfig) -> tuple[float, int]:
 
     from pipeline.core.beam import make_pipeline
     from pipeline.shards.dedup import Ranked
+    from pipeline.shards.near_duplicates import NearDuplicates
     from pipeline.shards.phash import to_hex
-    from pipeline.shards.transform import NearDuplicates
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.process_time()

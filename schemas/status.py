@@ -86,6 +86,11 @@ def filtered(reason: str) -> str:
     return FILTERED_PREFIX + reason
 
 
+def basic_filter_message(reason: str) -> str:
+    """The ``error_message`` of a row dropped by a basic filter (download or Beam job)."""
+    return f"basic filter: {reason}"
+
+
 def duplicate_of(key: str) -> str:
     """``duplicate_of:<key>``: the row duplicates the kept sample ``key``."""
     return DUPLICATE_PREFIX + key

@@ -31,9 +31,9 @@ from pipeline.shards.dedup import (
 )
 from pipeline.shards.filters import FilterConfig, filter_reason
 from pipeline.shards.imaging import ResizeConfig, jpeg_is_truncated, process_image
+from pipeline.shards.near_duplicates import NearDuplicates
 from pipeline.shards.phash import phash_bytes, phash_image, to_hex
 from pipeline.shards.tario import read_tar_images
-from pipeline.shards.transform import NearDuplicates
 
 NEAR_DUP_BITS = 10  # the --near-dup-bits default
 

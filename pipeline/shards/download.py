@@ -138,7 +138,7 @@ class GuardedDownloader:
                       "original_bytes": None, "phash": None}
         reason = caption_reason(caption, self.config.filters)
         if reason:
-            meta.update(status=st.filtered(reason), error_message=f"basic filter: {reason}")
+            meta.update(status=st.filtered(reason), error_message=st.basic_filter_message(reason))
             return meta, None
         try:
             data = self._fetcher.fetch(url)

@@ -1,0 +1,107 @@
+"""``NearDuplicates``: the near-duplicate composite of the shards job (pHash LSH tables with
+bounded groups). The pure logic (keys, splits, the keeper rule) is in dedup.py, which also
+describes the design; the element types are in elements.py."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+
+from pipeline.core.beam import MinOf
+from pipeline.shards.dedup import (
+    NearDupConfig,
+    Ranked,
+    best_neighbours,
+    group_keys,
+    hash_marks,
+    lsh_key,
+    round_split_bits,
+)
+from pipeline.shards.elements import DuplicateMark
+from pipeline.shards.phash import from_hex, to_hex
+from schemas import status as st
+
+
+def salt(key: str, salts: int) -> int:
+    """Which of a crowded pHash's sub-groups a sample joins (crc32: the same everywhere)."""
+    return zlib.crc32(key.encode()) % salts if salts > 1 else 0
+
+
+def same_hash_marks(item: tuple[tuple[str, int], dict[str, list[Ranked]]]
+                    ) -> Iterator[tuple[str, DuplicateMark]]:
+    """One (pHash, salt) group of samples with the hash's representative and best neighbour."""
+    _, joined = item
+    best = min(joined["neighbour"]) if joined["neighbour"] else None
+    for key, keeper in hash_marks(joined["member"], joined["representative"][0], best):
+        yield key, DuplicateMark(st.NEAR, keeper)
+
+
+class NearDuplicates(beam.PTransform):
+    """(pHash, Ranked) of the exact-dedup keepers -> (key, near DuplicateMark).
+    Every group is bounded: same-hash samples meet only through combiners and salted
+    sub-groups of ``group_bound``, LSH keys with more representatives are split
+    (pipeline/shards/dedup.py has the design)."""
+
+    def __init__(self, config: NearDupConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, keepers):
+        cfg, bound = self.config, self.config.group_bound
+        reps = keepers | "Representatives" >> beam.CombinePerKey(MinOf(Ranked))
+        crowded_hashes = beam.pvalue.AsDict(
+            keepers
+            | "PerHash" >> beam.Map(lambda kv: (kv[0], 1))
+            | "HashSizes" >> beam.CombinePerKey(sum)
+            | "CrowdedHashes" >> beam.Filter(lambda kv: kv[1] > bound)
+            | "Salts" >> beam.Map(lambda kv: (kv[0], math.ceil(kv[1] / bound))))
+        # count-and-split rounds: round r counts the keys the splits so far give (after the
+        # first round only the split ones) and splits those still above the bound
+        splits = [keepers.pipeline | "NoSplits" >> beam.Create([])]
+        for round_ in range(cfg.split_rounds):
+            splits.append(
+                reps
+                | f"Keys{round_}" >> beam.FlatMap(
+                    lambda kv, extra, r: [(k, 1) for k in (
+                        lsh_key(from_hex(kv[0]), t, cfg, extra) for t in range(cfg.tables))
+                        if (r == 0 or k[1] > 0) and k not in extra],
+                    beam.pvalue.AsDict(splits | f"SplitsBefore{round_}" >> beam.Flatten()), round_)
+                | f"KeySizes{round_}" >> beam.CombinePerKey(sum)
+                | f"Crowded{round_}" >> beam.Filter(lambda kv: kv[1] > bound)
+                | f"SplitBits{round_}" >> beam.Map(
+                    lambda kv, r: (kv[0], round_split_bits(kv[0], kv[1], cfg, r)), round_))
+        crowded_keys = beam.pvalue.AsDict(splits | "AllSplits" >> beam.Flatten())
+        neighbours = (
+            reps
+            # group keys stay Any (Beam's default coder): their ints reach 2**64, past VarInt's
+            | "LshKeys" >> beam.FlatMap(
+                lambda kv, extra: [(key, kv) for key in group_keys(from_hex(kv[0]), cfg, extra)],
+                crowded_keys).with_output_types(tuple[Any, tuple[str, Ranked]])
+            | "LshGroups" >> beam.GroupByKey()
+            | "BestInGroup" >> beam.FlatMap(
+                lambda kv: [(to_hex(value), best) for value, best in best_neighbours(
+                    [(from_hex(h), ranked) for h, ranked in kv[1]], cfg.max_bits)]
+            ).with_output_types(tuple[str, Ranked])
+            | "BestNeighbour" >> beam.CombinePerKey(MinOf(Ranked))
+        )
+
+        def fan_out(kv, salts):  # a per-hash value to every sub-group of its hash
+            return [((kv[0], s), kv[1]) for s in range(salts.get(kv[0], 1))]
+
+        salted = tuple[tuple[str, int], Ranked]
+
+        return (
+            {"member": keepers | "MemberGroups" >> beam.Map(
+                lambda kv, salts: ((kv[0], salt(kv[1].key, salts.get(kv[0], 1))), kv[1]),
+                crowded_hashes).with_output_types(salted),
+             "representative": reps | "RepresentativeGroups" >> beam.FlatMap(
+                 fan_out, crowded_hashes).with_output_types(salted),
+             "neighbour": neighbours | "NeighbourGroups" >> beam.FlatMap(
+                 fan_out, crowded_hashes).with_output_types(salted)}
+            | "SameHash" >> beam.CoGroupByKey()
+            | "NearMarks" >> beam.FlatMap(same_hash_marks).with_output_types(tuple[str, DuplicateMark])
+        )
