@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers.servers import loopback_server
+from helpers.shards import send
 
 from pipeline.cli import main
 from pipeline.core.net import retry_after_seconds, robots_crawl_delay
@@ -97,16 +98,7 @@ class Site:
 
     @staticmethod
     def send(handler, status: int, ctype: str, body: bytes, headers=None) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", ctype)
-        handler.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            handler.send_header(k, v)
-        handler.end_headers()
-        try:
-            handler.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the crawler gave up on this page, as it should
+        send(handler, status, body, ctype, headers)  # a page the crawler gives up on is fine
 
     @staticmethod
     def redirect(handler, location: str) -> None:

@@ -5,12 +5,14 @@ counts add up: every image is emitted or skipped for exactly one reason."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 
 from helpers.crawl import wat_envelope
 from hypothesis import HealthCheck, given, settings
@@ -107,11 +109,21 @@ def warc_bytes(pages: list[tuple[str, str]]) -> bytes:
     return out.getvalue()
 
 
-def read_warc(data: bytes, suffix: str) -> tuple[list, Counter[str]]:
+@contextlib.contextmanager
+def temp_file(data: bytes, suffix: str) -> Iterator[str]:
+    """``data`` in a temporary file named ``*suffix`` (hypothesis runs many examples per
+    test, so pytest's per-test tmp_path would be shared), removed afterwards."""
     fd, path = tempfile.mkstemp(suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def read_warc(data: bytes, suffix: str) -> tuple[list, Counter[str]]:
+    with temp_file(data, suffix) as path:
         counts: Counter[str] = Counter()
         try:
             pairs = list(warc_pairs(path, counts, max_text_chars=1000))
@@ -119,8 +131,6 @@ def read_warc(data: bytes, suffix: str) -> tuple[list, Counter[str]]:
             assert path in str(exc)
             return [], counts
         return pairs, counts
-    finally:
-        os.unlink(path)
 
 
 @FUZZ
@@ -159,17 +169,13 @@ cells = st.one_of(refs, texts, st.integers(), st.none(), st.lists(st.integers(),
 def test_jsonl_rows_counted(rows) -> None:
     lines = [json.dumps(r) if not isinstance(r, str) else r for r in rows]
     data = "\n".join(line.replace("\n", " ") for line in lines).encode()
-    fd, path = tempfile.mkstemp(suffix=".jsonl")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
     counts: Counter[str] = Counter()
-    try:
-        pairs = list(url_list_pairs(path, counts, max_text_chars=1000))
-    except InputError as exc:
-        assert path in str(exc) and "needs columns" in str(exc)
-        return
-    finally:
-        os.unlink(path)
+    with temp_file(data, ".jsonl") as path:
+        try:
+            pairs = list(url_list_pairs(path, counts, max_text_chars=1000))
+        except InputError as exc:
+            assert path in str(exc) and "needs columns" in str(exc)
+            return
     # lines as a text reader splits them (\n, \r and \r\n all end a line)
     lines = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline="")
     nonblank = sum(1 for line in lines if line.strip())
@@ -180,12 +186,7 @@ def test_jsonl_rows_counted(rows) -> None:
 @FUZZ
 @given(text=st.text(max_size=300))
 def test_csv_any_text(text) -> None:
-    fd, path = tempfile.mkstemp(suffix=".csv")
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass", newline="") as f:
-        f.write("url,caption\n" + text)
     counts: Counter[str] = Counter()
-    try:
+    with temp_file(("url,caption\n" + text).encode("utf-8", "surrogatepass"), ".csv") as path:
         pairs = list(url_list_pairs(path, counts))
-    finally:
-        os.unlink(path)
     assert counts["rows"] == len(pairs) + image_skips(counts)
