@@ -100,10 +100,7 @@ def _converters(hint: Any) -> tuple[Convert, Convert] | None:
     (dicts, Any) goes as it is."""
     if _is_named_tuple(hint):
         fields = [_converters(t) for t in typing.get_type_hints(hint).values()]
-        if not any(fields):
-            return tuple, hint._make
-        return (lambda v: tuple(x if c is None else c[0](x) for c, x in zip(fields, v)),
-                lambda v: hint._make(x if c is None else c[1](x) for c, x in zip(fields, v)))
+        return _per_item(fields, hint._make) if any(fields) else (tuple, hint._make)
     inner = _optional_of(hint)
     if inner is not None:
         optional = _converters(inner)
@@ -122,11 +119,16 @@ def _converters(hint: Any) -> tuple[Convert, Convert] | None:
                 lambda v: origin(from_each(x) for x in v))
     if origin is tuple:
         items = [_converters(t) for t in args]
-        if not any(items):
-            return None
-        return (lambda v: tuple(x if c is None else c[0](x) for c, x in zip(items, v)),
-                lambda v: tuple(x if c is None else c[1](x) for c, x in zip(items, v)))
+        return _per_item(items, tuple) if any(items) else None
     return None
+
+
+def _per_item(items: list[tuple[Convert, Convert] | None],
+              build: Callable[[Any], Any]) -> tuple[Convert, Convert]:
+    """Converters of a fixed-length tuple whose i-th item converts with ``items[i]`` (None:
+    as it is); ``build`` makes the decoded value (``tuple`` or a NamedTuple's ``_make``)."""
+    return (lambda v: tuple(x if c is None else c[0](x) for c, x in zip(items, v)),
+            lambda v: build(x if c is None else c[1](x) for c, x in zip(items, v)))
 
 
 def _deterministic(hint: Any) -> bool:
