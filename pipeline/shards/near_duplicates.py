@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -31,12 +31,15 @@ def salt(key: str, salts: int) -> int:
     return zlib.crc32(key.encode()) % salts if salts > 1 else 0
 
 
-def same_hash_marks(item: tuple[tuple[str, int], dict[str, list[Ranked]]]
+def same_hash_marks(item: tuple[tuple[str, int], dict[str, Iterable[Ranked]]]
                     ) -> Iterator[tuple[str, DuplicateMark]]:
-    """One (pHash, salt) group of samples with the hash's representative and best neighbour."""
+    """One (pHash, salt) group of samples with the hash's representative and best neighbour.
+    CoGroupByKey's values are iterables (lists on some Beam versions, lazy on others): they
+    are only iterated here, never indexed or tested for emptiness."""
     _, joined = item
-    best = min(joined["neighbour"]) if joined["neighbour"] else None
-    for key, keeper in hash_marks(joined["member"], joined["representative"][0], best):
+    best = min(joined["neighbour"], default=None)
+    representative = next(iter(joined["representative"]))
+    for key, keeper in hash_marks(joined["member"], representative, best):
         yield key, DuplicateMark(st.NEAR, keeper)
 
 

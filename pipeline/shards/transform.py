@@ -166,7 +166,7 @@ def keeper_hash(item: tuple[str, Iterable[HashedSample]]) -> tuple[str, Ranked]:
     return best.phash, Ranked(best.preference, best.key)
 
 
-def mark_block(item: tuple[int, dict[str, list]]) -> MarkedBlock:
+def mark_block(item: tuple[int, dict[str, Iterable[Any]]]) -> MarkedBlock:
     """One block of keys: its records, sorted by key, with the duplicate marks applied."""
     block, joined = item
     marks: dict[str, DuplicateMark] = {}

@@ -1,0 +1,72 @@
+"""Every Beam job's graph passes Beam's pipeline type check on the installed Beam.
+
+Beam checks the declared element types of every step when the graph is built (the
+``pipeline_type_check`` option, on by default): a hint that disagrees with what a step
+before it declares stops the job before it reads anything. Beam 2.78 changed the hint of
+what (Co)GroupByKey produces from ``List`` to ``Iterable`` and broke a hint here that was
+only true on older versions; this test builds the full graph of every job (queries, crawl,
+shards) with the check on, so `make test-latest` and `make test-oldest` catch such a change
+without running a pipeline. Graphs are built, never run: the gs:// paths are never read.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, TypeOptions
+
+from pipeline.crawl.transform import Crawl, CrawlConfig
+from pipeline.shards.job import ShardsOptions, transform_config
+from pipeline.shards.transform import BuildShards, DownloadedShard
+from queries.transform import BuildQueries, QueryConfig
+
+ROOT = "gs://wit-type-check"
+JOBS = {
+    "queries": lambda p: p | "BuildQueries" >> BuildQueries(
+        QueryConfig(wiki=(f"{ROOT}/wiki/a.xml.bz2", f"{ROOT}/wiki/b.xml.bz2"),
+                    sources=("unigram", "bigram", "title", "wordnet"), out=f"{ROOT}/out"),
+        ["cat", "dog"]),
+    "crawl": lambda p: p | "Crawl" >> Crawl(CrawlConfig(
+        metadata=f"{ROOT}/out/queries/metadata.json", out=f"{ROOT}/out/candidates",
+        warc=(f"{ROOT}/cc/a.warc.gz",), wat=(f"{ROOT}/cc/a.warc.wat.gz",),
+        url_lists=(f"{ROOT}/lists/l.parquet",), seeds=("https://example.com/",))),
+    "shards": lambda p: p | "BuildShards" >> BuildShards(
+        transform_config(ShardsOptions(candidates=f"{ROOT}/out/candidates", out=f"{ROOT}/out")),
+        [DownloadedShard(round_, f"{ROOT}/out/shards/_work/round{round_}", f"{i:05d}")
+         for round_ in (0, 1) for i in range(2)], [12345]),
+}
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_every_job_graph_passes_the_pipeline_type_check(job):
+    options = PipelineOptions(["--pipeline_type_check", "--type_check_additional=all"])
+    assert options.view_as(TypeOptions).pipeline_type_check
+    pipeline = beam.Pipeline(options=options)
+    JOBS[job](pipeline)  # raises TypeCheckError where two steps' hints disagree
+    steps = [t.full_label for t in pipeline.transforms_stack[0].parts]
+    assert steps and all(label.startswith(("BuildQueries", "Crawl", "BuildShards")) for label in steps)
+
+
+def test_the_check_catches_a_list_hint_on_a_group_by_key_output():
+    """The control: a step that asks for ``List`` after GroupByKey is refused on Beam
+    versions whose GroupByKey produces ``Iterable`` (2.78 on), and accepted on older ones;
+    an ``Iterable`` hint is accepted on every version."""
+    from collections.abc import Iterable
+
+    def total(item: tuple[str, Iterable[int]]) -> tuple[str, int]:
+        return item[0], sum(item[1])
+
+    pipeline = beam.Pipeline(options=PipelineOptions(["--pipeline_type_check"]))
+    grouped = (pipeline | beam.Create([("a", 1)]).with_output_types(tuple[str, int])
+               | beam.GroupByKey())
+    grouped | "Iterable" >> beam.Map(total)
+
+    def total_of_list(item: tuple[str, list[int]]) -> tuple[str, int]:
+        return item[0], sum(item[1])
+
+    produced = str(grouped.element_type)
+    if "Iterable" in produced:
+        with pytest.raises(beam.typehints.decorators.TypeCheckError):
+            grouped | "List" >> beam.Map(total_of_list)
+    else:
+        grouped | "List" >> beam.Map(total_of_list)
