@@ -22,24 +22,54 @@ PYTEST_ARGS ?=
 BEAM := -- --runner=$(RUNNER) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint queries crawl shards train eval export demo bench clean
+.PHONY: help setup lock test-latest test-oldest test test-fast lint queries crawl shards train eval export demo bench clean
 
 help: ## list every target
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 	@echo "variables: OUT=$(OUT) RUNNER=$(RUNNER) BEAM_ARGS='$(BEAM_ARGS)' WIKI PAGEVIEWS *_ARGS"
 
-# torch first and pinned: a bare requirement would pull a multi-GB CUDA build. pip's and
-# setuptools' own notices go to a log, shown only when an install fails, so that `make demo`
-# and `make test` print nothing but the project's output.
-$(VENV)/.installed: setup.py
+# torch first and pinned: a bare requirement would pull a multi-GB CUDA build. Every install
+# goes through the lock (constraints.txt), so a fresh clone gets the versions CI tested. pip's
+# and setuptools' own notices go to a log, shown only when an install fails, so that
+# `make demo` and `make test` print nothing but the project's output.
+LOCK := constraints.txt
+PIP_LOCKED = $(VENV)/bin/pip install -q -c $(LOCK)
+$(VENV)/.installed: setup.py $(LOCK)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@echo "setup: installing into $(VENV) (pip's log: $(VENV)/install.log)"
-	@$(VENV)/bin/pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
-	@$(VENV)/bin/pip install -q torch==$(TORCH_VERSION) >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
-	@$(VENV)/bin/pip install -q -e '.[dev]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@echo "setup: installing the locked versions ($(LOCK)) into $(VENV) (pip's log: $(VENV)/install.log)"
+	@$(PIP_LOCKED) --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(PIP_LOCKED) torch==$(TORCH_VERSION) >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(PIP_LOCKED) -e '.[dev,bench]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@touch $@
 
-setup: $(VENV)/.installed ## create .venv and install the project (idempotent)
+setup: $(VENV)/.installed ## create .venv and install the project from the lock (idempotent)
+
+# Drift: the newest releases in a throwaway venv, without the lock. Run it at the start of a
+# working session; when it fails, fix the code, then `make lock` in its own commit.
+LATEST_VENV ?= .venv-latest
+test-latest: ## newest releases, no lock (.venv-latest): what differs from the lock, then the unit tier
+	@PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) .ci/fresh_venv.sh $(LATEST_VENV)
+	@$(PYTHON) .ci/lock.py diff $(LATEST_VENV) $(LOCK)
+	@if NO_ALBUMENTATIONS_UPDATE=1 $(LATEST_VENV)/bin/pytest -q -m "not integration" $(PYTEST_ARGS); \
+	then echo "test-latest: PASS with the newest releases (the differences from the lock are listed above)"; \
+	else echo "test-latest: FAIL with the newest releases: fix the code, then make lock LOCK_FROM=$(LATEST_VENV)"; exit 1; fi
+
+# LOCK_FROM=.venv-latest locks exactly what `make test-latest` just tested; by default the
+# lock is written from a clean venv of today's newest releases.
+LOCK_FROM ?=
+lock: ## rewrite constraints.txt from a clean venv of the newest releases; prints what changed
+	@test -n "$(LOCK_FROM)" || PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) .ci/fresh_venv.sh $(LATEST_VENV)
+	@$(PYTHON) .ci/lock.py write $(or $(LOCK_FROM),$(LATEST_VENV)) $(LOCK)
+
+# The oldest Beam setup.py claims, with the newest releases of everything else it allows.
+BEAM_OLDEST := $(shell sed -nE 's/.*"apache-beam>=([0-9.]+)".*/\1/p' setup.py | head -1)
+OLDEST_VENV ?= .venv-oldest
+test-oldest: ## the unit tier on the oldest supported Beam (from setup.py) in a throwaway venv
+	@PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) .ci/fresh_venv.sh $(OLDEST_VENV) 'apache-beam[gcp]==$(BEAM_OLDEST)'
+	@$(PYTHON) .ci/lock.py diff $(OLDEST_VENV) $(LOCK)
+	@if NO_ALBUMENTATIONS_UPDATE=1 $(OLDEST_VENV)/bin/pytest -q -m "not integration" $(PYTEST_ARGS); \
+	then echo "test-oldest: PASS on apache-beam $(BEAM_OLDEST)"; \
+	else echo "test-oldest: FAIL on apache-beam $(BEAM_OLDEST)"; exit 1; fi
 
 test: setup ## run the whole test suite (what CI runs)
 	NO_ALBUMENTATIONS_UPDATE=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -82,7 +112,6 @@ demo: setup ## the whole system end to end on the embedded default inputs
 
 # Only scripts with a __main__ run: bench/timing.py is a module the benchmarks share.
 bench: setup ## run the benchmarks in bench/ (ratios against their anchors)
-	$(VENV)/bin/pip install -q -e '.[bench]'
 	@for b in bench/*.py; do grep -q __main__ $$b || continue; echo "== $$b"; NO_ALBUMENTATIONS_UPDATE=1 $(PY) $$b || exit 1; done
 
 clean: ## remove outputs and caches (not the venv)
