@@ -9,7 +9,8 @@ from setuptools import find_packages, setup
 # Runtime dependencies. torch is pinned in the Makefile's install step (a bare requirement
 # would pull a multi-GB CUDA build); here any 2.x satisfies it.
 INSTALL_REQUIRES = [
-    "apache-beam>=2.60",
+    # 2.61 is the oldest Beam that takes numpy 2 (`make test-oldest` runs the unit tier on it)
+    "apache-beam>=2.61,<3",
     "img2dataset>=1.45",
     "nltk>=3.8",
     "pyarrow>=14",
@@ -29,7 +30,8 @@ INSTALL_REQUIRES = [
     "Pillow>=10",
     # area resize in pipeline/shards/imaging.py (img2dataset depends on it too)
     "opencv-python-headless>=4.8",
-    "numpy>=1.24",
+    # numpy.bitwise_count (pHash Hamming distances) is new in 2.0
+    "numpy>=2.0",
     "pandas>=2.0",
     "matplotlib>=3.7",
     "scikit-learn>=1.3",
@@ -51,7 +53,7 @@ EXTRAS = {
         "pyspark>=3.4",
         # the Dataflow dry-run tests (tests/test_scaling_dataflow.py); Beam's --setup_file
         # staging runs `setup.py sdist`, which needs setuptools in the venv (3.12+ has none)
-        "apache-beam[gcp]>=2.60",
+        "apache-beam[gcp]>=2.61,<3",
         "setuptools>=61",
         # `wit train` logs to TensorBoard when installed (tests/test_train_shards.py checks it)
         "tensorboard>=2.14",
@@ -68,7 +70,7 @@ EXTRAS = {
     "tensorboard": ["tensorboard>=2.14"],
     "spark": ["pyspark>=3.4"],
     # DataflowRunner and gs:// paths (see docs/scaling.md)
-    "gcp": ["apache-beam[gcp]>=2.60", "gcsfs>=2023.6"],
+    "gcp": ["apache-beam[gcp]>=2.61,<3", "gcsfs>=2023.6"],
     # s3:// paths, on AWS or any S3-compatible store (see docs/scaling.md)
     "s3": ["s3fs>=2023.6"],
     # Comparison anchors for bench/ only.
