@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 BEAM := -- --runner=$(RUNNER) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test-latest test-oldest test test-fast lint queries crawl shards train eval export demo bench clean
+.PHONY: help setup lock test-latest test-oldest worker-requirements test test-fast lint queries crawl shards train eval export demo bench clean
 
 help: ## list every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -39,7 +39,7 @@ $(VENV)/.installed: setup.py $(LOCK)
 	@echo "setup: installing the locked versions ($(LOCK)) into $(VENV) (pip's log: $(VENV)/install.log)"
 	@$(PIP_LOCKED) --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@$(PIP_LOCKED) torch==$(TORCH_VERSION) >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
-	@$(PIP_LOCKED) -e '.[dev,bench]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(PIP_LOCKED) -e '.[dev,bench,gcp]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@touch $@
 
 setup: $(VENV)/.installed ## create .venv and install the project from the lock (idempotent)
@@ -61,8 +61,15 @@ lock: ## rewrite constraints.txt from a clean venv of the newest releases; print
 	@test -n "$(LOCK_FROM)" || PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) .ci/fresh_venv.sh $(LATEST_VENV)
 	@$(PYTHON) .ci/lock.py write $(or $(LOCK_FROM),$(LATEST_VENV)) $(LOCK)
 
+# Workers of a Beam runner install the runtime at the locked versions (docs/scaling.md).
+WORKER_EXTRAS ?= gcp
+worker-requirements: setup ## requirements-workers.txt: the lock's pins of the runtime (+ WORKER_EXTRAS) for --requirements_file
+	@$(PYTHON) .ci/lock.py workers $(VENV) $(WORKER_EXTRAS) > requirements-workers.txt.tmp
+	@mv requirements-workers.txt.tmp requirements-workers.txt
+	@echo "wrote requirements-workers.txt ($$(grep -c == requirements-workers.txt) pins): pass --requirements_file requirements-workers.txt"
+
 # The oldest Beam setup.py claims, with the newest releases of everything else it allows.
-BEAM_OLDEST := $(shell sed -nE 's/.*"apache-beam>=([0-9.]+)".*/\1/p' setup.py | head -1)
+BEAM_OLDEST := $(shell sed -nE 's/.*"apache-beam>=([0-9.]+)[,"].*/\1/p' setup.py | head -1)
 OLDEST_VENV ?= .venv-oldest
 test-oldest: ## the unit tier on the oldest supported Beam (from setup.py) in a throwaway venv
 	@PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) .ci/fresh_venv.sh $(OLDEST_VENV) 'apache-beam[gcp]==$(BEAM_OLDEST)'

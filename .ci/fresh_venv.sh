@@ -14,4 +14,4 @@ echo "fresh venv: installing the newest releases into $dir${*:+ with $*} (pip's 
 pip() { "$dir/bin/pip" "$@" >> "$log" 2>&1 || { cat "$log"; exit 1; }; }
 pip install -q --upgrade pip
 pip install -q "torch==$TORCH_VERSION"
-pip install -q -e '.[dev,bench]' "$@"
+pip install -q -e '.[dev,bench,gcp]' "$@"

@@ -4,6 +4,10 @@
     python .ci/lock.py diff VENV [LOCK]    print the packages whose version in VENV differs
     python .ci/lock.py check VENV [LOCK]   exit 1 unless every locked package is installed in
                                            VENV at exactly the locked version
+    python .ci/lock.py workers VENV [EXTRA,...]
+                                           print the locked pins of what the runtime install
+                                           (plus those extras) needs: a --requirements_file
+                                           for Beam workers (docs/scaling.md)
 
 VENV is a virtual environment folder (its bin/python is used); LOCK defaults to
 constraints.txt at the repository root. The lock lists every distribution `pip freeze --all`
@@ -23,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LOCK = REPO / "constraints.txt"
 HEADER = """\
-# The lock: the exact version of every package `make setup` installs (the runtime, dev and
-# bench extras, torch's CPU build included), the versions CI tested together. `make setup`
+# The lock: the exact version of every package `make setup` installs (the runtime and the dev,
+# bench and gcp extras, torch's CPU build included), the versions CI tested together. `make setup`
 # passes it to pip (-c constraints.txt); setup.py keeps ranges for people who install the
 # package into their own environment. Refresh it on purpose, in its own commit, with
 # `make lock` (a clean venv of the newest releases) and `make test` green.
@@ -128,7 +132,58 @@ def check(venv: str, lock: Path) -> int:
     return 0
 
 
+# Runs inside VENV's interpreter: the distributions the project's runtime requirements (and
+# the given extras) pull, transitively, as `name==version` of what is installed there.
+CLOSURE = """
+import sys
+from importlib import metadata
+from packaging.requirements import Requirement
+extras = [e for e in sys.argv[1].split(",") if e]
+seen, todo = {}, [(r, extra) for r in metadata.requires("webimagetext") or []
+                  for extra in [""] + extras]
+while todo:
+    raw, extra = todo.pop()
+    req = Requirement(raw)
+    if req.marker and not req.marker.evaluate({"extra": extra}):
+        continue
+    name = req.name.lower().replace("_", "-").replace(".", "-")
+    wanted = seen.setdefault(name, set())
+    new = (set(req.extras) | {""}) - wanted
+    if not new:
+        continue
+    wanted |= new
+    try:
+        todo += [(r, e) for r in metadata.requires(req.name) or [] for e in new]
+    except metadata.PackageNotFoundError:
+        sys.exit(f"{req.name} is not installed")
+for name in sorted(seen):
+    print(name)
+"""
+
+
+def workers(venv: str, extras: str) -> None:
+    found = subprocess.run([venv_python(venv), "-c", CLOSURE, extras],
+                           capture_output=True, text=True)
+    if found.returncode:
+        sys.exit(f"lock: {venv}: {found.stderr.strip().splitlines()[-1]}")
+    names = found.stdout.split()
+    locked = read_lock(DEFAULT_LOCK)
+    missing = [n for n in names if canonical(n) not in locked]
+    if missing:
+        sys.exit(f"lock: {', '.join(missing)} not in {DEFAULT_LOCK.name}: run make lock")
+    print(f"# Beam workers' pins from {DEFAULT_LOCK.name} (runtime"
+          + (f" + {extras}" if extras else "") + "): `make worker-requirements`")
+    pins = [locked[canonical(name)] for name in sorted(names, key=canonical)]
+    if any(version.endswith("+cpu") for _, version in pins):  # torch's CPU build lives there
+        print("--extra-index-url https://download.pytorch.org/whl/cpu")
+    for written, version in pins:
+        print(f"{written}=={version}")
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) in (2, 3) and argv[0] == "workers":
+        workers(argv[1], argv[2] if len(argv) == 3 else "")
+        return 0
     if len(argv) not in (2, 3) or argv[0] not in ("write", "diff", "check"):
         print(__doc__, file=sys.stderr)
         return 2
