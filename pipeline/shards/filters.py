@@ -108,7 +108,8 @@ class FilterOptions:
              "no caption, language or image-size rule; the rules' values are below. The "
              "caption rules judge every text of an image: failing texts are dropped, the "
              "image is kept if one passes. Every preset adds the --max-pixels resource guard, "
-             "which DataComp does not have (counted apart as filtered:max_pixels)")
+             "which DataComp does not have; its drops are counted apart, as "
+             "filtered:max_pixels")
     min_words: int | None = option(None, type=non_negative_int, group=FILTERS,
                                    help=f"words of each text, whitespace-split ({_by_preset('min_words')})")
     min_chars: int | None = option(None, type=non_negative_int, group=FILTERS,
