@@ -242,3 +242,21 @@ def test_shard_stats_summary_and_report_count_texts_and_the_guard_apart(tmp_path
     assert "<tr><td>caption_words</td><td>0</td><td>1</td></tr>" in report
     assert "<tr><td>max_pixels (resource guard, not a DataComp rule" in report
     assert "Texts in the kept samples: 3." in report
+
+
+def test_demo_summary_lists_dropped_texts_and_the_guard_apart():
+    from pipeline.demo.summary import rows
+
+    shards = {"counts": {"candidates": 9, "downloaded": 9, "kept": 5}, "shards": {"count": 1},
+              "filtered": {"language": 2, "max_pixels": 1},
+              "texts": {"kept": 6, "filtered": {"caption_words": 3}}}
+    found = rows({"queries": {}, "crawl": {}, "shards": shards, "train": [], "eval": {},
+                  "timings": {}})
+    assert ("shards", "filtered: language", "2") in found
+    assert not any(what == "filtered: max_pixels" for _, what, _ in found)
+    assert ("shards", "guard (not a DataComp rule): max_pixels", "1") in found
+    assert ("shards", "texts dropped, image kept: caption_words", "3") in found
+    # a guard that dropped nothing, and no dropped text, add no line (the demo's case)
+    quiet = rows({"queries": {}, "crawl": {}, "timings": {}, "train": [], "eval": {},
+                  "shards": {**shards, "filtered": {"language": 2}, "texts": {"kept": 7, "filtered": {}}}})
+    assert not any("guard" in what or "texts dropped" in what for _, what, _ in quiet)
