@@ -260,3 +260,18 @@ def test_demo_summary_lists_dropped_texts_and_the_guard_apart():
     quiet = rows({"queries": {}, "crawl": {}, "timings": {}, "train": [], "eval": {},
                   "shards": {**shards, "filtered": {"language": 2}, "texts": {"kept": 7, "filtered": {}}}})
     assert not any("guard" in what or "texts dropped" in what for _, what, _ in quiet)
+
+
+def test_a_work_folder_of_caption_only_downloads_is_refused(tmp_path):
+    """Downloads made when the caption alone was judged skipped rows whose other texts pass:
+    resuming them would lose those rows silently, so the work folder's settings differ."""
+    from pipeline.core.errors import InputError
+    from pipeline.shards.download import DownloadConfig
+    from pipeline.shards.job import _check_work_config
+
+    now = DownloadConfig().flat()
+    assert now["caption_texts"] == "every"
+    before = {k: v for k, v in now.items() if k != "caption_texts"}
+    _check_work_config(str(tmp_path), {"inputs": [], "download": before})
+    with pytest.raises(InputError, match="different download"):
+        _check_work_config(str(tmp_path), {"inputs": [], "download": now})

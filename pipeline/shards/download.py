@@ -61,7 +61,10 @@ class DownloadConfig:
         out: dict = {}
         for key, value in asdict(self).items():
             if key == "filters":
-                out.update(min_words=value["min_words"], min_chars=value["min_chars"])
+                # caption_texts: the rules judge every text (a work folder from a version that
+                # judged the caption alone skipped rows now fetched, and is refused)
+                out.update(min_words=value["min_words"], min_chars=value["min_chars"],
+                           caption_texts="every")
             else:
                 out.update(value if key == "resize" else {key: value})
         return out
