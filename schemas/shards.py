@@ -1,12 +1,14 @@
 """Artifacts of the ``shards`` stage (``OUT/shards/``).
 
-- ``{00000..N}.tar``: WebDataset shards, ``KEY.jpg`` + ``KEY.txt`` (the caption) +
-  ``KEY.json`` per kept sample (the JSON holds the :data:`SAMPLES` row, ``texts`` included).
+- ``{00000..N}.tar``: WebDataset shards, ``KEY.jpg`` + ``KEY.txt`` (the caption: the first
+  text that passed the filters) + ``KEY.json`` per kept sample (the JSON holds the
+  :data:`SAMPLES` row, ``texts`` included: only texts that passed).
 - ``{shard}.parquet``: :data:`SAMPLES`, img2dataset's per-shard metadata: the kept samples of
   the tar **and** every dropped candidate whose key falls between them, each with a status.
   Every candidate row appears in exactly one of these files.
 - ``{shard}_stats.json``: :func:`shard_stats`, img2dataset's per-shard counts plus
-  ``status_dict`` (the same shape in the download rounds of ``_work/``, plus timings).
+  ``status_dict`` and ``filtered_texts`` (the same shape in the download rounds of
+  ``_work/``, plus timings).
 - ``sizes.json``: ``{"00000.tar": n, ...}``, samples per tar (open_clip's convention).
 - ``manifest.json``: :data:`MANIFEST_KEYS`: counts at every step and reason, config,
   versions, input fingerprints.
@@ -55,11 +57,15 @@ SAMPLES = pa.schema(
         pa.field("key", pa.string(), nullable=False),
         pa.field("uid", pa.string(), nullable=False),
         pa.field("url", pa.string(), nullable=False),
-        # the best text of the image (also KEY.txt)
+        # the best text of the image (also KEY.txt): the first of ``texts``
         pa.field("caption", pa.string(), nullable=False),
-        # every kept text of the image, caption first (candidates' ``texts``); training
-        # samples among them with ``wit train --text random``
+        # every kept text of the image, caption first (candidates' ``texts`` that pass the
+        # filter's caption rules); training samples among them with ``wit train --text random``
         pa.field("texts", pa.list_(pa.string())),
+        # the filter reason (``caption_words``, ``language``, ...) of each text the caption
+        # rules dropped from an image that kept another text, in text order; null for rows
+        # the filters did not judge, and for an image dropped whole (its status says why)
+        pa.field("text_filter_reasons", pa.list_(pa.string())),
         pa.field("page_url", pa.string()),
         pa.field("source", pa.string()),
         pa.field("matched_entry_ids", pa.list_(pa.int64())),
@@ -88,16 +94,21 @@ SAMPLES = pa.schema(
     ]
 )
 
-MANIFEST_KEYS = ("counts", "statuses", "filtered", "shards", "config", "versions", "inputs")
+MANIFEST_KEYS = ("counts", "statuses", "filtered", "texts", "shards", "config", "versions",
+                 "inputs")
 
 
-def shard_stats(statuses: Iterable[str], **timing: float) -> dict[str, Any]:
+def shard_stats(statuses: Iterable[str], text_reasons: Iterable[str] = (),
+                **timing: float) -> dict[str, Any]:
     """``{shard}_stats.json`` of the statuses of one shard's rows: img2dataset's counts
     (``count``, ``successes``, ``failed_to_download``, ``failed_to_resize``), the other
     status groups (``filtered``, ``duplicates``, ``contaminated``) and ``status_dict``, every
     status with its count in status order (``duplicate_of:<key>`` left out: one per kept
-    sample would only repeat the Parquet). The download rounds add ``timing``
-    (img2dataset's ``duration``, ``start_time``, ``end_time``) after them."""
+    sample would only repeat the Parquet), then ``filtered_texts``: the texts the caption
+    rules dropped from images that kept another text, by reason (``text_reasons``: the rows'
+    ``text_filter_reasons`` together; always empty in the download rounds, whose rows the
+    filters have not judged yet). The download rounds add ``timing`` (img2dataset's
+    ``duration``, ``start_time``, ``end_time``) after them."""
     counts = Counter(statuses)
     groups: Counter[str] = Counter()
     for status, n in counts.items():
@@ -111,9 +122,10 @@ def shard_stats(statuses: Iterable[str], **timing: float) -> dict[str, Any]:
         "duplicates": groups[st.DUPLICATE],
         "contaminated": groups[st.CONTAMINATED],
         "status_dict": {k: v for k, v in sorted(counts.items()) if not st.is_duplicate(k)},
+        "filtered_texts": dict(sorted(Counter(text_reasons).items())),
         **timing,
     }
 
 
 SHARD_STATS_KEYS = ("count", "successes", "failed_to_download", "failed_to_resize", "filtered",
-                    "duplicates", "contaminated", "status_dict")
+                    "duplicates", "contaminated", "status_dict", "filtered_texts")

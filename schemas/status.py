@@ -31,8 +31,14 @@ Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them b
   not be resized within the bound);
 - the basic filters (``pipeline.shards.filters``; caption rules already in the download):
   ``caption_words``, ``caption_chars``, ``language``, ``unknown_size``, ``min_side``,
-  ``aspect_ratio``, ``max_pixels``, ``min_bytes``;
+  ``aspect_ratio``, ``min_bytes`` (:data:`FILTER_RULES`);
+- the resource guard ``max_pixels`` (:data:`GUARDS`): no dataset's rule (DataComp has none),
+  so the Beam job re-labels a guarded image that a rule would drop with that rule's reason,
+  and ``max_pixels`` counts only the images the rules would have kept;
 - ``clip_score`` (``--min-clip-score`` / ``--clip-top-fraction``).
+
+The same caption reasons name the *texts* an image loses while keeping another one (column
+``text_filter_reasons`` of :data:`schemas.shards.SAMPLES`, ``filtered_texts`` counts).
 
 Status groups (:func:`status_group`): the prefix before ``:``, and ``duplicate`` for every
 ``duplicate_of:<key>``; the per-shard ``_stats.json`` (:func:`schemas.shards.shard_stats`)
@@ -76,6 +82,11 @@ ASPECT_RATIO = "aspect_ratio"
 MAX_PIXELS = "max_pixels"
 MIN_BYTES = "min_bytes"
 CLIP_SCORE = "clip_score"
+
+# reasons of the --filter preset's rules, and of the resource guards no preset counts as a rule
+FILTER_RULES = (CAPTION_WORDS, CAPTION_CHARS, LANGUAGE, UNKNOWN_SIZE, MIN_SIDE, ASPECT_RATIO,
+                MIN_BYTES)
+GUARDS = (MAX_PIXELS,)
 
 STATUS_PREFIXES = (SUCCESS, FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, FILTERED_PREFIX,
                    DUPLICATE_PREFIX, CONTAMINATED)

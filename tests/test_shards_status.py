@@ -41,13 +41,16 @@ def test_shard_stats_shape():
     statuses = ["success"] * 3 + ["filtered:language", "filtered:min_side", "filtered:language",
                                   "duplicate_of:0000000001", "duplicate_of:0000000002",
                                   "contaminated", "failed_to_download"]
-    stats = shard_stats(statuses)
+    stats = shard_stats(statuses, ["language", "caption_chars", "language"])
     assert tuple(stats) == SHARD_STATS_KEYS
     assert stats == {
         "count": 10, "successes": 3, "failed_to_download": 1, "failed_to_resize": 0,
         "filtered": 3, "duplicates": 2, "contaminated": 1,
         "status_dict": {"contaminated": 1, "failed_to_download": 1, "filtered:language": 2,
                         "filtered:min_side": 1, "success": 3},
+        # texts dropped from images that kept another, by reason (F1)
+        "filtered_texts": {"caption_chars": 1, "language": 2},
     }
+    assert shard_stats(statuses)["filtered_texts"] == {}
     timed = shard_stats(statuses, duration=1.5, start_time=10.0, end_time=11.5)
     assert list(timed) == [*SHARD_STATS_KEYS, "duration", "start_time", "end_time"]

@@ -46,7 +46,14 @@ def rows(facts: dict[str, Any]) -> list[tuple[str, str, str]]:
     out.append(("shards", "candidates / downloaded",
                 f"{counts.get('candidates', 0):,} / {counts.get('downloaded', 0):,}"))
     for reason, n in sorted(shards.get("filtered", {}).items()):
-        out.append(("shards", f"filtered: {reason}", f"{n:,}"))
+        if reason not in st.GUARDS:
+            out.append(("shards", f"filtered: {reason}", f"{n:,}"))
+    for reason, n in sorted(shards.get("texts", {}).get("filtered", {}).items()):
+        out.append(("shards", f"texts dropped, image kept: {reason}", f"{n:,}"))
+    for reason in st.GUARDS:  # a resource guard, no DataComp rule: apart, and only when it acted
+        if shards.get("filtered", {}).get(reason):
+            out.append(("shards", f"guard (not a DataComp rule): {reason}",
+                        f"{shards['filtered'][reason]:,}"))
     dups = shards.get("duplicates", {})
     out.append(("shards", "duplicates exact / near",
                 f"{dups.get(st.EXACT, 0):,} / {dups.get(st.NEAR, 0):,}"))

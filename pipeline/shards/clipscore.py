@@ -115,14 +115,16 @@ class ReadAndScore(ReadDownloadedShard):
     def process(self, shard: DownloadedShard) -> Iterator[Record]:
         assert self._scorer is not None
         records = {r["key"]: r for r in super().process(shard)}
-        wanted = {key for key, r in records.items()
-                  if is_success(r) and is_success(apply_filters(r, self.config.filters))}
+        # the caption scored is the filtered one: the first text that passes the caption rules
+        captions = {key: filtered["caption"] for key, r in records.items() if is_success(r)
+                    and is_success(filtered := apply_filters(r, self.config.filters))}
+        wanted = set(captions)
         batch: list[tuple[str, bytes]] = []
 
         def flush() -> None:
             assert self._scorer is not None
             keys = [k for k, _ in batch]
-            scored = self._scorer.scores([b for _, b in batch], [records[k]["caption"] for k in keys])
+            scored = self._scorer.scores([b for _, b in batch], [captions[k] for k in keys])
             for key, (score, error) in zip(keys, scored):
                 if error is None:
                     records[key] = {**records[key], "clip_score": score}

@@ -35,7 +35,7 @@ from pipeline.core.cliargs import positive_int
 from pipeline.core.errors import InputError
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
 from pipeline.core.options import option
-from pipeline.shards.filters import FilterConfig, caption_reason
+from pipeline.shards.filters import FilterConfig, download_reason, sample_texts
 from pipeline.shards.imaging import ResizeConfig, clean_error, jpeg_is_truncated, process_image
 from pipeline.shards.option_groups import DOWNLOAD
 from pipeline.shards.phash import to_hex
@@ -61,7 +61,10 @@ class DownloadConfig:
         out: dict = {}
         for key, value in asdict(self).items():
             if key == "filters":
-                out.update(min_words=value["min_words"], min_chars=value["min_chars"])
+                # caption_texts: the rules judge every text (a work folder from a version that
+                # judged the caption alone skipped rows now fetched, and is refused)
+                out.update(min_words=value["min_words"], min_chars=value["min_chars"],
+                           caption_texts="every")
             else:
                 out.update(value if key == "resize" else {key: value})
         return out
@@ -130,13 +133,14 @@ class GuardedDownloader:
             print(f"shard {row[0]} failed with error {exc}")
             return False, row
 
-    def process(self, url: str, caption: str | None) -> tuple[dict, bytes | None]:
-        """Fetch, bound, decode, resize one URL: (meta fields, encoded image or None)."""
+    def process(self, url: str, texts: list[str]) -> tuple[dict, bytes | None]:
+        """Fetch, bound, decode, resize one URL: (meta fields, encoded image or None). Not
+        fetched when none of the image's ``texts`` passes the word and character rules."""
         assert self._fetcher is not None
         meta: dict = {"status": None, "error_message": None, "width": None, "height": None,
                       "original_width": None, "original_height": None, "sha256": None,
                       "original_bytes": None, "phash": None}
-        reason = caption_reason(caption, self.config.filters)
+        reason = download_reason(texts, self.config.filters)
         if reason:
             meta.update(status=st.filtered(reason), error_message=st.basic_filter_message(reason))
             return meta, None
@@ -172,7 +176,7 @@ class GuardedDownloader:
         statuses: list[str] = []
         try:
             with ThreadPoolExecutor(self.config.thread_count) as pool:
-                results = unordered_map(pool, lambda r: self.process(r["url"], r["caption"]), rows,
+                results = unordered_map(pool, lambda r: self.process(r["url"], sample_texts(r)), rows,
                                         2 * self.config.thread_count)
                 for row, (meta, image) in results:
                     statuses.append(meta["status"])

@@ -1,5 +1,5 @@
 """DataComp's "basic" filter (and LAION's byte minimum) as pure functions over a sample's
-metadata.
+metadata, plus the ``--max-pixels`` resource guard, which is no DataComp rule.
 
 DataComp's rule (``baselines/utils.py``, ``load_uids_with_basic_filter_helper``) keeps a
 sample when ``len(caption.split()) > 2``, ``len(caption) > 5``, fastText lid.176 says ``en``,
@@ -7,10 +7,19 @@ the original's shorter side is >= 200 px and longer/shorter <= 3. Here the thres
 inclusive minimums, so ``> 2`` words is ``min_words=3`` and ``> 5`` characters
 ``min_chars=6``; the caption is counted as it is, unstripped, as DataComp does.
 
-Each function returns the reason (the suffix of ``filtered:<reason>``) of the first rule a
-sample breaks, or None. Word and character rules need no image, so the downloader applies
-them before it fetches anything; the language rule runs in the Beam job (one model per
-worker process, see language.py).
+DataComp's samples have one caption; ours may have several texts (the crawl keeps an image's
+alt, title, figcaption, ...; ``texts``, caption first). The caption rules (words, characters,
+language) apply to **every** text: failing texts are dropped (their reasons recorded in
+``text_filter_reasons``), the image is kept when at least one text passes, and its caption
+becomes the first passing text. An image with no passing text is filtered with the first
+text's reason.
+
+Each ``*_reason`` function returns the reason (the suffix of ``filtered:<reason>``) of the
+first rule a sample breaks, or None. The image rules come first, the pixel guard last, so that
+``max_pixels`` counts exactly the images the dataset rules would have kept. Word and character
+rules need no image, so the downloader applies them before it fetches anything (an image is
+fetched when one of its texts passes them); the language rule runs in the Beam job (one model
+per worker process, see language.py).
 """
 
 from __future__ import annotations
@@ -96,14 +105,18 @@ class FilterOptions:
         FilterConfig.preset, flag="--filter", choices=sorted(PRESETS), group=FILTERS,
         help="datacomp-basic: DataComp's basic filter exactly (caption words and characters, "
              "English by fastText lid.176, shorter side and aspect ratio of the image); none: "
-             "no caption, language or image-size rule; the rules' values are below")
+             "no caption, language or image-size rule; the rules' values are below. The "
+             "caption rules judge every text of an image: failing texts are dropped, the "
+             "image is kept if one passes. Every preset adds the --max-pixels resource guard, "
+             "which DataComp does not have; its drops are counted apart, as "
+             "filtered:max_pixels")
     min_words: int | None = option(None, type=non_negative_int, group=FILTERS,
-                                   help=f"caption words, whitespace-split ({_by_preset('min_words')})")
+                                   help=f"words of each text, whitespace-split ({_by_preset('min_words')})")
     min_chars: int | None = option(None, type=non_negative_int, group=FILTERS,
-                                   help=f"caption characters ({_by_preset('min_chars')})")
+                                   help=f"characters of each text ({_by_preset('min_chars')})")
     languages: tuple[str, ...] | None = option(
         None, type=_languages, metavar="CODES", group=FILTERS,
-        help="comma-separated fastText lid.176 language codes a caption may have, e.g. en,de; "
+        help="comma-separated fastText lid.176 language codes a text may have, e.g. en,de; "
              f"'any' for no language rule ({_by_preset('languages')})")
     min_side: int | None = option(
         None, type=non_negative_int, group=FILTERS,
@@ -113,8 +126,11 @@ class FilterOptions:
     min_bytes: int | None = option(
         None, type=non_negative_int, group=FILTERS,
         help=f"downloaded bytes, LAION's rule is 5000 ({_by_preset('min_bytes')})")
-    max_pixels: int = option(FilterConfig.max_pixels, type=positive_int, group=FILTERS,
-                             help="original pixel count, checked from the header before decoding")
+    max_pixels: int = option(
+        FilterConfig.max_pixels, type=positive_int, group=FILTERS,
+        help="original pixel count, checked from the header before decoding: a resource guard "
+             "in every preset, not a DataComp rule (DataComp keeps a 6179x8236 photo, this "
+             "guard drops it); counted apart from the rules in the summary and report")
 
     def config(self) -> FilterConfig:
         """The preset's rules with the options given."""
@@ -123,6 +139,7 @@ class FilterOptions:
 
 
 def caption_reason(caption: str | None, config: FilterConfig) -> str | None:
+    """The word and character rules on one text."""
     text = caption or ""
     if len(text.split()) < config.min_words:
         return st.CAPTION_WORDS
@@ -137,9 +154,43 @@ def language_reason(caption: str | None, config: FilterConfig) -> str | None:
     return None
 
 
+def text_reason(text: str | None, config: FilterConfig, language: bool = True) -> str | None:
+    """The caption rules on one text: words, characters, then (unless ``language`` is
+    False, as in the downloader) the language."""
+    return caption_reason(text, config) or (language_reason(text, config) if language else None)
+
+
+def sample_texts(sample: Mapping[str, Any]) -> list[str]:
+    """The texts the caption rules judge: ``texts`` (caption first; null entries are no
+    text), or the caption alone where a row has none."""
+    texts = [t for t in sample.get("texts") or () if isinstance(t, str)]
+    return texts or [sample.get("caption") or ""]
+
+
+@dataclass(frozen=True)
+class TextVerdict:
+    """The caption rules over every text of one image."""
+
+    kept: list[str]  # the passing texts, in order
+    dropped: list[str]  # the reason of each failing text, in text order
+    # why the image goes when no text passes: the first text's reason; None otherwise
+    reason: str | None
+
+
+def judge_texts(texts: list[str], config: FilterConfig, language: bool = True) -> TextVerdict:
+    kept, dropped = [], []
+    for text in texts or [""]:
+        why = text_reason(text, config, language)
+        if why is None:
+            kept.append(text)
+        else:
+            dropped.append(why)
+    return TextVerdict(kept, dropped, None if kept else (dropped[0] if dropped else None))
+
+
 def image_reason(width: int | None, height: int | None, num_bytes: int | None,
                  config: FilterConfig) -> str | None:
-    """Rules on the *original* image: its size in pixels and in bytes."""
+    """Rules on the *original* image: its size in pixels and in bytes; the pixel guard last."""
     if not width or not height:
         return st.UNKNOWN_SIZE
     if min(width, height) < config.min_side:
@@ -147,15 +198,36 @@ def image_reason(width: int | None, height: int | None, num_bytes: int | None,
     aspect = max(width, height) / min(width, height)
     if config.max_aspect is not None and aspect > config.max_aspect:
         return st.ASPECT_RATIO
-    if width * height > config.max_pixels:
-        return st.MAX_PIXELS
     if num_bytes is not None and num_bytes < config.min_bytes:
         return st.MIN_BYTES
+    if width * height > config.max_pixels:
+        return st.MAX_PIXELS
     return None
 
 
+def filter_sample(sample: Mapping[str, Any], config: FilterConfig) -> tuple[dict[str, Any], str | None]:
+    """Every rule on one downloaded sample: ``(updates, reason)``. ``reason`` is the first
+    rule the sample breaks (None: kept). ``updates`` are the fields to set when at least one
+    text passes: ``texts`` (the passing ones), ``caption`` (the first of them) and
+    ``text_filter_reasons`` (the reasons of the dropped texts, after any recorded before, so
+    that filtering twice changes nothing); empty when no text passes (the row keeps the texts
+    it was judged on)."""
+    verdict = judge_texts(sample_texts(sample), config)
+    if not verdict.kept:
+        return {}, verdict.reason
+    updates = {"texts": verdict.kept, "caption": verdict.kept[0],
+               "text_filter_reasons": [*(sample.get("text_filter_reasons") or ()),
+                                       *verdict.dropped]}
+    return updates, image_reason(sample.get("original_width"), sample.get("original_height"),
+                                 sample.get("original_bytes"), config)
+
+
 def filter_reason(sample: Mapping[str, Any], config: FilterConfig) -> str | None:
-    caption = sample.get("caption")
-    return caption_reason(caption, config) or language_reason(caption, config) or image_reason(
-        sample.get("original_width"), sample.get("original_height"),
-        sample.get("original_bytes"), config)
+    """The first rule ``sample`` breaks (its texts judged as :func:`filter_sample` does)."""
+    return filter_sample(sample, config)[1]
+
+
+def download_reason(texts: list[str], config: FilterConfig) -> str | None:
+    """The downloader's check before fetching: the first text's word/character reason when
+    no text passes those rules (the language rule waits for the Beam job)."""
+    return judge_texts(texts, config, language=False).reason

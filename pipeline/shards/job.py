@@ -357,11 +357,25 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     return manifest
 
 
+def _by_reason(counts: dict[str, int]) -> str:
+    return f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else ""
+
+
 def summary_text(manifest: dict[str, Any], out_folder: str) -> str:
-    counts = manifest["counts"]
+    from pipeline.shards.report import guard_note
+
+    counts, filtered = manifest["counts"], manifest["filtered"]
+    rules = {r: filtered[r] for r in st.FILTER_RULES if filtered.get(r)}
+    texts = manifest["texts"]["filtered"]
+    guarded = sum(filtered.get(r, 0) for r in st.GUARDS)
     return (f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
             f"{manifest['shards']['count']} shard(s) under {out_folder}\n  "
-            + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items()))
+            + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items())
+            + f"\n  filters (--filter {manifest['config']['filters']['preset']}): "
+            f"{sum(rules.values())} image(s) dropped{_by_reason(rules)}; "
+            f"{sum(texts.values())} text(s) dropped from images that kept another"
+            f"{_by_reason(texts)}"
+            f"\n  max_pixels: {guarded} image(s) dropped ({guard_note(manifest)})")
 
 
 def _input_tables(files: list[str]) -> Iterator[pa.Table]:

@@ -21,6 +21,7 @@ SIDE_BINS = np.array([0, 64, 128, 200, 256, 384, 512, 768, 1024, 1536, 2048, 409
 CAPTION_BINS = np.array([0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 1 << 30])
 CLIP_BINS = np.round(np.linspace(-1, 1, 41), 2)  # clip_score, steps of 0.05
 CLIP_FILTERED = st.filtered(st.CLIP_SCORE)
+GUARDED = [st.filtered(r) for r in st.GUARDS]  # filtered:max_pixels, no dataset rule
 
 
 def _parquets(folder: str) -> list[str]:
@@ -31,6 +32,8 @@ def summarize(folder: str) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     duplicates: Counter[str] = Counter()
     entries: Counter[int] = Counter()
+    filtered_texts: Counter[str] = Counter()
+    kept_texts = 0
     sizes: dict[str, int] = {}
     side_hist = np.zeros(len(SIDE_BINS) - 1, dtype=np.int64)
     caption_hist = np.zeros(len(CAPTION_BINS) - 1, dtype=np.int64)
@@ -38,7 +41,7 @@ def summarize(folder: str) -> dict[str, Any]:
     clip_hist = {"scored": np.zeros(len(CLIP_BINS) - 1, dtype=np.int64),
                  "kept": np.zeros(len(CLIP_BINS) - 1, dtype=np.int64)}
     columns = ["status", "error_message", "original_width", "original_height", "caption",
-               "matched_entry_ids", "clip_score"]
+               "texts", "text_filter_reasons", "matched_entry_ids", "clip_score"]
     for path in _parquets(folder):
         with fsspec.open(path, "rb") as f:
             table = pq.read_table(f, columns=columns).to_pydict()
@@ -46,12 +49,14 @@ def summarize(folder: str) -> dict[str, Any]:
         scores = np.array([x for x in table["clip_score"] if x is not None], dtype=np.float64)
         clip_hist["scored"] += np.histogram(scores, CLIP_BINS)[0]
         for i, status in enumerate(table["status"]):
+            filtered_texts.update(table["text_filter_reasons"][i] or ())
             if st.is_duplicate(status):
                 duplicates[st.duplicate_kind(table["error_message"][i])] += 1
                 status = st.DUPLICATE
             statuses[status] += 1
             if status == st.SUCCESS:
                 kept += 1
+                kept_texts += len(table["texts"][i] or ())
                 side = min(table["original_width"][i] or 0, table["original_height"][i] or 0)
                 side_hist += np.histogram([side], SIDE_BINS)[0]
                 caption_hist += np.histogram([len(table["caption"][i])], CAPTION_BINS)[0]
@@ -62,11 +67,15 @@ def summarize(folder: str) -> dict[str, Any]:
     total = sum(statuses.values())
     failed = statuses[st.FAILED_TO_DOWNLOAD] + statuses[st.FAILED_TO_RESIZE] + sum(
         statuses[s] for s in st.DOWNLOAD_POLICY)
+    guarded = sum(statuses[s] for s in GUARDED)
     filtered = sum(v for k, v in statuses.items() if st.is_filtered(k)) - sum(
-        statuses[s] for s in st.DOWNLOAD_POLICY) - statuses[CLIP_FILTERED]
+        statuses[s] for s in st.DOWNLOAD_POLICY) - statuses[CLIP_FILTERED] - guarded
     downloaded = total - failed
     after_filters = downloaded - filtered
-    after_decontamination = after_filters - statuses[st.CONTAMINATED]
+    # the pixel guard counts only images the rules kept (transform.apply_filters), so it
+    # comes after them in the funnel
+    after_guard = after_filters - guarded
+    after_decontamination = after_guard - statuses[st.CONTAMINATED]
     after_clip = after_decontamination - statuses[CLIP_FILTERED]
     after_exact = after_clip - duplicates[st.EXACT]
     return {
@@ -74,6 +83,7 @@ def summarize(folder: str) -> dict[str, Any]:
             "candidates": total,
             "downloaded": downloaded,
             "after_filters": after_filters,
+            "after_pixel_guard": after_guard,
             "after_decontamination": after_decontamination,
             "after_clip_filter": after_clip,
             "after_exact_dedup": after_exact,
@@ -82,6 +92,7 @@ def summarize(folder: str) -> dict[str, Any]:
         "statuses": dict(sorted(statuses.items())),
         "filtered": {st.filtered_reason(k): v for k, v in sorted(statuses.items())
                      if st.is_filtered(k)},
+        "texts": {"kept": kept_texts, "filtered": dict(sorted(filtered_texts.items()))},
         "duplicates": dict(sorted(duplicates.items())),
         "histograms": {
             "shorter_side_bins": SIDE_BINS.tolist(), "shorter_side": side_hist.tolist(),
@@ -149,6 +160,34 @@ def _plots(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     return plots
 
 
+def guard_note(manifest: dict[str, Any]) -> str:
+    """What the pixel guard is, for the summary and the report."""
+    limit = manifest.get("config", {}).get("filters", {}).get("max_pixels")
+    bound = f"over {limit:,} pixels" if isinstance(limit, int) else "over --max-pixels"
+    return (f"resource guard, not a DataComp rule: original images {bound}, dropped from the "
+            "header before decoding; counted only where the rules kept the image")
+
+
+def _filter_table(manifest: dict[str, Any]) -> list[str]:
+    """Images and texts dropped by each rule of the preset, and the pixel guard apart."""
+    filtered, texts = manifest["filtered"], manifest["texts"]
+    preset = manifest.get("config", {}).get("filters", {}).get("preset", "")
+    rows = ["<h2>Filters</h2>",
+            f"<p>--filter {html.escape(str(preset))}: the caption rules judge every text of "
+            "an image; a failing text is dropped, the image is dropped only when no text "
+            f"passes. Texts in the kept samples: {texts['kept']}.</p>",
+            "<table><tr><th>rule</th><th>images dropped</th>"
+            "<th>texts dropped (the image kept another)</th></tr>"]
+    for reason in st.FILTER_RULES:
+        rows.append(f"<tr><td>{reason}</td><td>{filtered.get(reason, 0)}</td>"
+                    f"<td>{texts['filtered'].get(reason, 0)}</td></tr>")
+    for reason in st.GUARDS:
+        rows.append(f"<tr><td>{reason} ({html.escape(guard_note(manifest))})</td>"
+                    f"<td>{filtered.get(reason, 0)}</td><td></td></tr>")
+    rows.append("</table>")
+    return rows
+
+
 def write_report(folder: str, manifest: dict[str, Any], candidates: str, samples: int,
                  encode_format: str = "jpg") -> None:
     names = _entry_names(candidates)
@@ -164,6 +203,7 @@ def write_report(folder: str, manifest: dict[str, Any], candidates: str, samples
         *(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in manifest["counts"].items()),
         "</table>",
         f"<p>{manifest['shards']['count']} shards, {manifest['shards']['samples']} samples.</p>",
+        *_filter_table(manifest),
     ]
     for title, svg in _plots(manifest):
         parts.append(f"<h2>{html.escape(title)}</h2>{svg}")

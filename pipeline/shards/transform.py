@@ -40,7 +40,7 @@ from pipeline.shards.elements import (
     Record,
     ShardMember,
 )
-from pipeline.shards.filters import FilterConfig, filter_reason
+from pipeline.shards.filters import FilterConfig, filter_sample
 from pipeline.shards.near_duplicates import NearDuplicates
 from pipeline.shards.phash import from_hex, phash_bytes, to_hex
 from pipeline.shards.reader import shard_name
@@ -113,12 +113,26 @@ def latest_attempt(item: tuple[str, Iterable[Record]]) -> Record:
     return latest
 
 
+GUARDED = st.filtered(st.MAX_PIXELS)
+
+
 def apply_filters(record: Record, config: FilterConfig) -> Record:
-    if is_success(record):
-        reason = filter_reason(record, config)
-        if reason:
-            record = {**record, "status": st.filtered(reason),
-                      "error_message": st.basic_filter_message(reason)}
+    """The basic filters on a downloaded row (filters.filter_sample): its texts reduced to
+    the passing ones, then its status. A row the downloader's pixel guard stopped, with its
+    size known from the header, is judged too: a rule it breaks replaces ``max_pixels``, so
+    that status counts only the images the rules would have kept."""
+    guarded = record["status"] == GUARDED and bool(record["original_width"]) \
+        and bool(record["original_height"])
+    if not (is_success(record) or guarded):
+        return record
+    updates, reason = filter_sample(record, config)
+    record = {**record, **updates}
+    if guarded:
+        if reason not in (None, st.MAX_PIXELS):  # else the download's message stays
+            record.update(status=st.filtered(reason),
+                          error_message=st.basic_filter_message(reason))
+    elif reason:
+        record.update(status=st.filtered(reason), error_message=st.basic_filter_message(reason))
     return record
 
 

@@ -97,7 +97,8 @@ def write_shard(folder: str, name: str, rows: Iterable[dict[str, Any]],
     table = validate(pa.Table.from_pylist(ordered, schema=SAMPLES), SAMPLES, where=parquet_path)
     with fs.open(tmp_parquet, "wb") as f:
         pq.write_table(table, f)
-    stats = shard_stats(r["status"] for r in ordered)
+    stats = shard_stats((r["status"] for r in ordered),
+                        (reason for r in ordered for reason in r.get("text_filter_reasons") or ()))
     # rename the data first and the stats last: the stats file marks a complete shard
     fs.mv(tmp_tar, tar_path)
     fs.mv(tmp_parquet, parquet_path)

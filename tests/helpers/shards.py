@@ -96,10 +96,12 @@ def _real_images(count: int, min_side: int = 260, max_side: int = 900) -> list[t
 
 
 def write_candidates(folder: Path, rows: list[dict], files: int = 1) -> Path:
-    """Write ``rows`` (url, text, optional matched_entry_ids) as candidates part files."""
+    """Write ``rows`` (url, text, optional texts and matched_entry_ids) as candidates part
+    files; ``texts`` defaults to the one text."""
     folder.mkdir(parents=True, exist_ok=True)
     full = [{
-        "uid": f"uid{i:05d}", "url": r["url"], "text": r["text"], "texts": [r["text"]],
+        "uid": f"uid{i:05d}", "url": r["url"], "text": r["text"],
+        "texts": r.get("texts", [r["text"]]),
         "page_url": r.get("page_url"), "source": r.get("source", "urls"),
         "matched_entry_ids": r.get("matched_entry_ids", [i % 7]),
     } for i, r in enumerate(rows)]
