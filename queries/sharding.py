@@ -51,12 +51,19 @@ def shards_for(sizes: Iterable[tuple[str, int]]) -> int:
     return max(MIN_SHARDS, math.ceil(xml / XML_BYTES_PER_SHARD))
 
 
+# Counts leave the sharded dictionaries as (key, int) elements, which Beam encodes with its
+# 64-bit integer coder (2.78 on infers it from the hints below): a count past it, which only
+# a hostile pageview line can give, saturates instead of failing the job.
+MAX_COUNT = 2**63 - 1
+
+
 def frequent(shard_counts, min_count: int) -> Iterator[tuple[str, int]]:
-    """(shard, {key: count}) -> (key, count) for counts >= min_count."""
+    """(shard, {key: count}) -> (key, count) for counts >= min_count, saturated at
+    MAX_COUNT."""
     _, counts = shard_counts
     for key, count in counts.items():
         if count >= min_count:
-            yield key, count
+            yield key, min(count, MAX_COUNT)
 
 
 class MergeCounts(beam.CombineFn):

@@ -8,7 +8,14 @@ import random
 
 from queries.bigrams import by_first_word, with_first_count
 from queries.select import max_first_count, pmi
-from queries.sharding import MIN_SHARDS, XML_BYTES_PER_SHARD, shard_of, shards_for
+from queries.sharding import (
+    MAX_COUNT,
+    MIN_SHARDS,
+    XML_BYTES_PER_SHARD,
+    frequent,
+    shard_of,
+    shards_for,
+)
 
 
 def test_shard_count_grows_with_the_dump_and_never_drops_below_the_minimum():
@@ -64,3 +71,11 @@ def test_bigrams_are_summed_by_their_own_hash_and_split_by_first_word_in_pieces(
     assert all(len(piece) <= 50 for _, piece in pieces)
     merged = {k: v for _, piece in pieces for k, v in piece.items()}
     assert merged == {k: v for counts in summed for k, v in counts.items() if v >= 2}
+
+
+def test_counts_past_beams_integer_coder_saturate():
+    """A hostile pageview line's 40-digit count reaches `frequent`, whose (key, int) output
+    Beam 2.78 encodes with its 64-bit integer coder: it saturates instead of failing the job."""
+    counts = ("shard", {"Zebra": 10**40, "Horse": 80, "Rare": 1})
+    assert sorted(frequent(counts, 2)) == [("Horse", 80), ("Zebra", MAX_COUNT)]
+    assert MAX_COUNT == 2**63 - 1

@@ -200,7 +200,9 @@ class ReadSources(beam.PTransform):
         super().__init__()
         self.config = config
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[beam.PCollection, beam.PCollection]:
+    # returns (matched pairs, stats); no return annotation: Beam 2.78 reads it as an output
+    # type hint and warns on stderr that a tuple of PCollections is not one
+    def expand(self, pbegin: beam.pvalue.PBegin):
         c = self.config
         matcher = shared.Shared()  # one automaton per worker for all the sources
         matched_sets, stat_sets = [], []
