@@ -29,6 +29,9 @@ Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them b
   address), ``blocked_userinfo`` (credentials in the URL);
 - the header pixel bound (download): ``max_pixels``, ``aspect_ratio`` (the image could
   not be resized within the bound);
+- the decode budget (download, ``pipeline.core.images``): ``decode_budget``, bytes whose
+  decoding would loop too long (a JPEG with more scans, a PNG with more chunks, a GIF with
+  more extension blocks than any real image has), refused before decoding;
 - the basic filters (``pipeline.shards.filters``; caption rules already in the download):
   ``caption_words``, ``caption_chars``, ``language``, ``unknown_size``, ``min_side``,
   ``aspect_ratio``, ``min_bytes`` (:data:`FILTER_RULES`);
@@ -80,6 +83,7 @@ UNKNOWN_SIZE = "unknown_size"
 MIN_SIDE = "min_side"
 ASPECT_RATIO = "aspect_ratio"
 MAX_PIXELS = "max_pixels"
+DECODE_BUDGET = "decode_budget"
 MIN_BYTES = "min_bytes"
 CLIP_SCORE = "clip_score"
 

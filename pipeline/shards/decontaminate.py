@@ -8,13 +8,12 @@ is marked ``contaminated``.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pipeline.core.errors import InputError
+from pipeline.core.images import decoding, open_image
 from pipeline.shards.phash import phash_image, to_faiss_codes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -26,23 +25,22 @@ def eval_image_paths(folders: list[str]) -> list[Path]:
         root = Path(folder)
         if not root.is_dir():
             raise InputError(f"--eval-images {folder}: not a folder")
-        paths.extend(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        # regular files only: a FIFO named x.jpg would block the read forever
+        paths.extend(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     return sorted(set(paths))
 
 
 def hash_eval_images(folders: list[str], max_pixels: int) -> tuple[list[int], list[str]]:
     """(hashes, paths) of every readable image under ``folders``; unreadable ones are
-    skipped and returned in the second list with ``!`` prefixed (reported in the manifest)."""
+    skipped and returned in the second list (reported in the manifest). Opened through
+    :mod:`pipeline.core.images`: browser formats only, bounded before decoding."""
     hashes: list[int] = []
     skipped: list[str] = []
     for path in eval_image_paths(folders):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    if image.width * image.height > max_pixels:
-                        raise ValueError(f"{image.width}x{image.height} exceeds --max-pixels")
-                    image.draft("L", (128, 128))
+            with open_image(path.read_bytes(), max_pixels, "--max-pixels").image as image:
+                image.draft("L", (128, 128))
+                with decoding(image):
                     hashes.append(phash_image(image))
         except Exception as exc:  # noqa: BLE001 - one bad eval file must not stop the job
             skipped.append(f"{path}: {exc}")

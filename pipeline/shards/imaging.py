@@ -1,8 +1,11 @@
 """Decoding, resizing and encoding one downloaded image (what img2dataset's ``Resizer`` did,
 done right for web images and cheaper).
 
-- **Bounded before decoding**: the header's size is checked against ``max_pixels`` (and an
-  aspect-ratio limit) before any pixel is decoded.
+- **Bounded before decoding** (:mod:`pipeline.core.images`, the one place every stage opens
+  images through): only the decoders a browser has, the work a decoder would loop over
+  counted in the bytes (``filtered:decode_budget``), the header's size checked against
+  ``max_pixels`` (an ICO's embedded frame included) and an aspect-ratio limit before any
+  pixel is decoded, and decoding held to the process's memory budget.
 - **Reduced-scale JPEG decoding**: when the target is at least twice smaller, libjpeg's DCT
   scaling (PIL ``draft``) decodes at 1/2, 1/4 or 1/8 of the size — most of a large JPEG's
   decode and resize cost — and the result is still at least the target size, so the final
@@ -11,7 +14,6 @@ done right for web images and cheaper).
   (not clipped), palette and transparency, LA/RGBA matted on white (as img2dataset does),
   CMYK, YCbCr. (Embedded ICC profiles are not applied, as img2dataset does not.)
 - **EXIF orientation** applied, and the displayed size reported as the original size.
-- Only raster formats a browser shows are opened (never PIL's EPS, which runs Ghostscript).
 - The 64-bit pHash is computed from the small image in hand (before padding), not from a
   second decode of the encoded bytes.
 
@@ -23,43 +25,31 @@ from __future__ import annotations
 import functools
 import io
 import math
-import re
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from pipeline.core.cliargs import bounded, positive_int
+from pipeline.core.images import UNDECODABLE, ImageError, Opened, clean_error, decoding, open_image
 from pipeline.core.options import option
 from pipeline.shards.filters import FilterConfig
 from pipeline.shards.option_groups import DOWNLOAD
 from pipeline.shards.phash import phash_image
 from schemas import status as st
 
-# Formats browsers display; PIL's others (EPS runs Ghostscript, and many are exotic) are refused.
-# (JPEG covers MPO, the multi-picture JPEGs of phone cameras; AVIF only where PIL has it)
-FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "ICO", "AVIF")
-
-
-@functools.cache
-def _formats() -> tuple[str, ...]:
-    Image.init()
-    return tuple(f for f in FORMATS if f in Image.OPEN)
 # Beyond this ratio of the long to the short side a resize to the target size is
 # degenerate (a 1x100000 strip would become 256x25,600,000 in keep_ratio mode).
 MAX_ASPECT_RATIO = 100.0
 DRAFT_FACTOR = 2.0  # decoding at >= 2x the target keeps SSIM vs a full decode at ~0.99
 MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
 WHITE = 255
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 # EXIF orientation -> the transposition that shows the picture upright (as browsers do);
 # 5-8 swap the axes, so the displayed width is the stored height
 _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
               6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
               8: Image.Transpose.ROTATE_90}
-_TRANSPOSING = {5, 6, 7, 8}
 
 
 @dataclass(frozen=True)
@@ -93,11 +83,6 @@ class Processed:
     phash: int | None = None
 
 
-def clean_error(text: str) -> str:
-    """An error text without object addresses, so that reruns write the same rows."""
-    return _ADDRESS.sub("", text)
-
-
 def jpeg_is_truncated(data: bytes) -> bool:
     """A JPEG whose last scan has no end-of-image marker after it was cut short (decoders
     would silently fill the rest grey). In entropy-coded data 0xFF is always stuffed, so
@@ -116,26 +101,6 @@ def scaled_size(width: int, height: int, config: ResizeConfig) -> tuple[int, int
         return width, height
     scale = size / side
     return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _open(data: bytes) -> Image.Image:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            return Image.open(io.BytesIO(data), formats=_formats())
-        except UnidentifiedImageError:
-            raise ValueError("not a decodable image: unknown or unsupported format") from None
-        except Image.DecompressionBombError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - PIL raises many types for garbage
-            raise ValueError(f"not a decodable image: {exc}") from exc
-
-
-def _orientation(image: Image.Image) -> int:
-    try:
-        return int(image.getexif().get(0x0112, 1))
-    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as browsers do
-        return 1
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -223,45 +188,46 @@ def _encode(image: Image.Image, config: ResizeConfig) -> bytes:
 def process_image(data: bytes, config: ResizeConfig) -> Processed:
     """Encoded image bytes -> the stored image and its fields, or a row status."""
     try:
-        image = _open(data)
-    except Image.DecompressionBombError as exc:
-        return Processed(st.filtered(st.MAX_PIXELS), clean_error(str(exc)))
-    except ValueError as exc:
-        return Processed(st.FAILED_TO_RESIZE, clean_error(str(exc)))
+        opened = open_image(data, config.max_pixels, "--max-pixels")
+    except ImageError as exc:
+        status = st.FAILED_TO_RESIZE if exc.reason == UNDECODABLE else st.filtered(exc.reason)
+        shown = exc.shown_size or (None, None)
+        return Processed(status, str(exc), original_width=shown[0], original_height=shown[1])
+    image = opened.image
     with image:
-        return _process_open(image, config)
-
-
-def _process_open(image: Image.Image, config: ResizeConfig) -> Processed:
-    raw_w, raw_h = image.size
-    orientation = _orientation(image)
-    shown_w, shown_h = (raw_h, raw_w) if orientation in _TRANSPOSING else (raw_w, raw_h)
-    if raw_w * raw_h > config.max_pixels:
-        return Processed(st.filtered(st.MAX_PIXELS), f"{shown_w}x{shown_h} = {raw_w * raw_h} pixels "
-                         f"exceeds --max-pixels {config.max_pixels}", original_width=shown_w, original_height=shown_h)
-    if max(raw_w, raw_h) > MAX_ASPECT_RATIO * min(raw_w, raw_h):
-        return Processed(st.filtered(st.ASPECT_RATIO), f"{shown_w}x{shown_h}: aspect ratio over "
-                         f"{MAX_ASPECT_RATIO:g} cannot be resized", original_width=shown_w, original_height=shown_h)
-    target = scaled_size(raw_w, raw_h, config)
-    try:
+        raw_w, raw_h = image.size
+        shown_w, shown_h = opened.shown_size
+        if max(raw_w, raw_h) > MAX_ASPECT_RATIO * min(raw_w, raw_h):
+            return Processed(st.filtered(st.ASPECT_RATIO), f"{shown_w}x{shown_h}: aspect ratio "
+                             f"over {MAX_ASPECT_RATIO:g} cannot be resized",
+                             original_width=shown_w, original_height=shown_h)
+        target = scaled_size(raw_w, raw_h, config)
         if image.format in ("JPEG", "MPO") and target[0] * 2 <= raw_w and target[1] * 2 <= raw_h:
             # DCT scaling: the decoded size stays >= DRAFT_FACTOR x the target
             image.draft(None, (math.ceil(target[0] * DRAFT_FACTOR), math.ceil(target[1] * DRAFT_FACTOR)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL's "palette with transparency" etc.
-            image.load()
-            picture = _to_8bit(image)
-            if picture.size != target:
-                picture = _resize(picture, target)
-            picture = _colour(picture)
-            if orientation in _TRANSPOSE:
-                picture = picture.transpose(_TRANSPOSE[orientation])
+        with decoding(image):  # the full-size pixels live only while the budget is held
+            try:
+                done = _decode_and_store(opened, target, config)
+            finally:
+                image.close()
+    return replace(done, original_width=shown_w, original_height=shown_h)
+
+
+def _decode_and_store(opened: Opened, target: tuple[int, int], config: ResizeConfig) -> Processed:
+    image, orientation = opened
+    try:
+        image.load()
+        picture = _to_8bit(image)
+        if picture.size != target:
+            picture = _resize(picture, target)
+        picture = _colour(picture)
+        if orientation in _TRANSPOSE:
+            picture = picture.transpose(_TRANSPOSE[orientation])
         stored, content = _fit(picture, config)
         phash = phash_image(content)
         encoded = _encode(stored, config)
     except Image.DecompressionBombError as exc:
-        return Processed(st.filtered(st.MAX_PIXELS), clean_error(str(exc)), original_width=shown_w, original_height=shown_h)
+        return Processed(st.filtered(st.MAX_PIXELS), clean_error(str(exc)))
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt data: a row status
-        return Processed(st.FAILED_TO_RESIZE, clean_error(f"{type(exc).__name__}: {exc}"), original_width=shown_w, original_height=shown_h)
-    return Processed(st.SUCCESS, None, encoded, stored.width, stored.height, shown_w, shown_h, phash)
-
+        return Processed(st.FAILED_TO_RESIZE, clean_error(f"{type(exc).__name__}: {exc}"))
+    return Processed(st.SUCCESS, None, encoded, stored.width, stored.height, phash=phash)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
+
+from pipeline.core.images import ImageError, decoding, open_image
 
 HASH_BITS = 64
 HASH_SIZE, IMG_SIZE = 8, 32  # imagehash.phash(hash_size=8, highfreq_factor=4)
@@ -54,10 +55,15 @@ def content_box(width: int, height: int, original_width: int | None,
 
 def phash_bytes(data: bytes, crop_border: bool = False, original_width: int | None = None,
                 original_height: int | None = None) -> int:
-    """pHash of encoded image bytes; ``crop_border`` drops the padding of "border" mode."""
-    with Image.open(io.BytesIO(data)) as opened:
+    """pHash of encoded image bytes; ``crop_border`` drops the padding of "border" mode.
+    Raises :class:`pipeline.core.images.ImageError` for bytes refused or not decodable."""
+    with open_image(data).image as opened:
         opened.draft("L", (128, 128))  # JPEG: decode at reduced scale, pHash needs 32x32
-        image = opened.convert("L")
+        try:
+            with decoding(opened):
+                image = opened.convert("L")
+        except Exception as exc:  # noqa: BLE001 - truncated or corrupt data after the header
+            raise ImageError(f"not a decodable image: {type(exc).__name__}: {exc}") from None
     if crop_border:
         box = content_box(image.width, image.height, original_width, original_height)
         if box:

@@ -1,24 +1,23 @@
 """Inference-time image preprocessing: decode, centre crop, uint8 tensor (CHW). The model
 normalises on device (``model.IMAGE_MEAN``/``IMAGE_STD``), so this is all evaluation and the
 CLIP-score filter do to an image; training adds its random crop on top
-(``training/sample_decoding.py``)."""
+(``training/sample_decoding.py``). Decoding goes through :mod:`pipeline.core.images`: only
+browser formats (never PIL's EPS reader, which runs Ghostscript), bounded at
+``MAX_DECODE_PIXELS`` (64 Mpx) and the decode budget before any pixel is decoded."""
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import torch
 from PIL import Image
 
-# bound decoded pixels: a hostile or huge image must not exhaust a worker's memory
-Image.MAX_IMAGE_PIXELS = 64_000_000
+from pipeline.core.images import MAX_DECODE_PIXELS, decode_rgb
 
 
 def decode_image(data: bytes, size: int) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when much larger
-    return img.convert("RGB")
+    """RGB, JPEGs decoded at a reduced scale when much larger than ``size``; raises
+    :class:`pipeline.core.images.ImageError` for bytes refused or not decodable."""
+    return decode_rgb(data, size, MAX_DECODE_PIXELS)
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:
