@@ -116,16 +116,16 @@ def fake_ghostscript(folder: Path, marker: Path) -> Path:
 # ---------------------------------------------------------------- the download, in a process
 
 def download_folder(folder: Path, threads: int) -> dict:
+    from http.server import BaseHTTPRequestHandler
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from helpers.servers import loopback_server  # type: ignore[import-not-found]
     from pipeline.core.net import FetchConfig
     from pipeline.shards.download import DownloadConfig, GuardedDownloader
     from pipeline.shards.reader import to_input_table
     from schemas.candidates import CANDIDATES
-
-    from helpers.servers import loopback_server  # type: ignore[import-not-found]
-    from http.server import BaseHTTPRequestHandler
 
     files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
