@@ -16,6 +16,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -111,6 +112,34 @@ def fake_ghostscript(folder: Path, marker: Path) -> Path:
     gs.write_text(f"#!/bin/sh\necho \"$@\" >> '{marker}'\nexit 1\n")
     gs.chmod(0o755)
     return folder
+
+
+def _save(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def sample_files() -> list[bytes]:
+    """Small files of every allowed format (odd modes, EXIF, an ICO around a PNG) and of
+    formats PIL reads but we refuse (EPS, PDF, PPM, TGA, PCX, PSD): fuzzing seeds."""
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8))
+    palette = rgb.quantize(8)
+    tiny = flat_png(6, 4)
+    return [
+        _save(rgb, "JPEG"), _save(rgb, "JPEG", progressive=True),
+        _save(rgb, "JPEG", exif=Image.Exif().tobytes()),
+        _save(rgb, "PNG"), _save(palette, "PNG", transparency=0),
+        _save(Image.fromarray(rng.integers(0, 65535, (8, 8), dtype=np.uint16)), "PNG"),
+        tiny[:-12] + chunk(b"eXIf", exif_orientation(6)) + tiny[-12:],
+        _save(palette, "GIF"), gif_with_blocks(3), _save(rgb, "WEBP"),
+        _save(rgb, "TIFF"), _save(rgb, "TIFF", compression="tiff_lzw"), _save(rgb, "BMP"),
+        ico_around(_save(rgb.convert("RGBA"), "PNG")), _save(rgb, "ICO"),
+        # formats PIL reads and we refuse: EPS would run Ghostscript
+        POSTSCRIPT, b"\xc5\xd0\xd3\xc6" + b"\x00" * 26 + POSTSCRIPT, _save(rgb, "PDF"),
+        _save(rgb, "PPM"), _save(rgb, "TGA"), _save(rgb, "PCX"), b"8BPS\x00\x01" + b"\x00" * 40,
+    ]
 
 
 # ---------------------------------------------------------------- the download, in a process
