@@ -170,17 +170,15 @@ DECODE_MEMORY = MemoryBudget(DECODE_MEMORY_BYTES)
 MMAP_THRESHOLD_BYTES = 4 << 20
 
 
-def _return_freed_images_to_the_system() -> None:
-    """glibc serves large blocks from per-thread arenas once its dynamic mmap threshold has
+def return_freed_images_to_the_system() -> None:
+    """Called once by each download worker process (not at import: training and Beam workers
+    keep glibc's default). glibc serves large blocks from per-thread arenas once its dynamic mmap threshold has
     grown (to 32 MB), and each thread keeps what it freed: six download threads decoding
     one 40 Mpx image at a time still grew a worker by six images. A fixed threshold keeps
     image-sized blocks in mmap, given back when freed (measured: +1.05 GB -> +0.45 GB)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD_BYTES)  # M_MMAP_THRESHOLD
-
-
-_return_freed_images_to_the_system()
 
 
 def decoding(image: Image.Image) -> contextlib.AbstractContextManager[None]:

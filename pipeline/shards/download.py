@@ -33,6 +33,7 @@ import pyarrow as pa
 from pipeline.core import fsio
 from pipeline.core.cliargs import positive_int
 from pipeline.core.errors import InputError
+from pipeline.core.images import return_freed_images_to_the_system
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
 from pipeline.core.options import option
 from pipeline.shards.filters import FilterConfig, download_reason, sample_texts
@@ -82,6 +83,7 @@ def process_fetcher(config: FetchConfig) -> Fetcher:
     (docs/architecture.md, "Per-worker state"). Not built in a pool initializer: Spark has
     none, and the distributors unpickle the downloader for every shard while the robots.txt
     cache and the keep-alive pools must outlive a shard. Nothing on the launcher calls it."""
+    return_freed_images_to_the_system()  # threads decode image-sized blocks here
     return Fetcher(config)
 
 
