@@ -246,3 +246,40 @@ def test_wit_shards_cuts_a_one_byte_per_second_drip_at_each_timeout(tmp_path):
     message = df.set_index("url").loc[f"{base}/drip.jpg", "error_message"]
     assert message == "request took longer than 2s"
 
+
+
+# ---------------------------------------------------------------- the live crawler
+
+
+def test_the_live_crawler_counts_the_same_hostile_responses(tmp_path):
+    """The crawler survived these (a page's exception is a counted ``skipped:error``);
+    now each is counted under the reason the network layer gives it."""
+    from collections import Counter
+
+    from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site
+
+    page = (b"<html><body><img src='/a.jpg' alt='a fox in the snow'>"
+            b"<a href='/length.html'>x</a><a href='/retry.html'>y</a>"
+            b"<a href='/redirect.html'>z</a></body></html>")
+    html = [("Content-Type", b"text/html")]
+    server = Server(ORIGIN)
+    server.routes["/"] = lambda h: send(h, 200, page, "text/html")
+    server.routes["/length.html"] = raw("200 OK", [*html, ("Content-Length", b"\xb9\xb2")],
+                                        page)
+    server.routes["/retry.html"] = raw(
+        "503 Service Unavailable",
+        [("Retry-After", b"Wed, 21 Oct 2015 07:28:00 -99999999999999"), ("Content-Length", b"0")])
+    server.routes["/redirect.html"] = raw("301 Moved", [("Location", b"http://[::1/"),
+                                                        ("Content-Length", b"0")])
+    try:
+        counts: Counter[str] = Counter()
+        options = CrawlerOptions(delay=0.0, timeout=TIMEOUT, retries=1,
+                                 allowed_networks=(f"{ORIGIN}/32",))
+        pairs = list(crawl_site([server.url("/")], options, counts))
+    finally:
+        server.close()
+    assert [texts for _, _, texts in pairs] and counts["pages"] == 1
+    assert counts["skipped:bad_response"] == 1
+    assert counts["skipped:http_503"] == 1 and counts["retried"] == 1
+    assert counts["skipped:blocked_bad_url"] == 1
+    assert counts["skipped:error"] == 0
