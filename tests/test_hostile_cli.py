@@ -96,7 +96,7 @@ BAD_NUMBERS = [
     ("shards", "--near-dup-bits", "65"), ("shards", "--max-aspect", "0.5"),
     ("shards", "--download-shard-size", "0"), ("shards", "--max-bytes", "-1"),
     ("shards", "--threads", "10000000"), ("shards", "--threads", "1025"),  # issue 21 item 13
-    ("shards", "--processes", "100000"), ("shards", "--processes", "257"),
+    ("shards", "--processes", "100000"), ("shards", "--processes", "4097"),
     ("train", "--batch-size", "0"), ("train", "--lr", "nan"), ("train", "--lr", "-1e-3"),
     ("train", "--steps", "-5"), ("train", "--workers", "-1"), ("train", "--grad-clip", "inf"),
     ("train", "--checkpoint-every", "0"), ("train", "--log-every", "0"),

@@ -16,12 +16,19 @@ import sys
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from helpers.servers import loopback_server
-from helpers.shards import Server, english_caption, real_images, send, to_jpeg, wit_env, write_candidates
+from helpers.shards import (
+    Server,
+    english_caption,
+    real_images,
+    send,
+    to_jpeg,
+    wit_env,
+    write_candidates,
+)
 
 from pipeline.core.net import FetchConfig
 from pipeline.shards import job as shards_job

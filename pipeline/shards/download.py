@@ -45,7 +45,6 @@ from pipeline.shards.writer import DownloadShardWriter
 from schemas import status as st
 from schemas.shards import download_schema, shard_stats
 
-
 # each thread holds a connection and an image in flight, and --threads also sizes the
 # keep-alive pool of every host: beyond this, more threads only cost memory
 MAX_THREADS = 1024

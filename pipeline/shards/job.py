@@ -53,7 +53,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-MAX_PROCESSES = 256  # download worker processes (each with --threads threads)
+# download processes (each with --threads threads): a Spark cluster's total executor cores
+# (docs/scaling.md asks for 512); a local pool is also bounded by the shard count
+MAX_PROCESSES = 4096
 
 
 @dataclass

@@ -94,7 +94,7 @@ class _GuardedHTTPConnection(HTTPConnection):
         _attach(self)
         super().request(*args, **kwargs)
 
-    def getresponse(self) -> HTTPResponse:
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
         _attach_socket(self)
         return super().getresponse()
 
@@ -111,7 +111,7 @@ class _GuardedHTTPSConnection(HTTPSConnection):
         _attach(self)
         super().request(*args, **kwargs)
 
-    def getresponse(self) -> HTTPResponse:
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
         _attach_socket(self)
         return super().getresponse()
 

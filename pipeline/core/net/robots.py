@@ -189,7 +189,8 @@ def parsable_lines(lines: Iterable[str]) -> Iterator[str]:
 def estimated_size(parser: urllib.robotparser.RobotFileParser, delays: dict[str, float]) -> int:
     """Bytes the parsed rules hold, roughly (see :data:`RULE_BYTES`)."""
     size = RULES_BASE_BYTES + sum(AGENT_BYTES + len(agent) for agent in delays)
-    for entry in [*parser.entries, *([parser.default_entry] if parser.default_entry else [])]:
+    default = getattr(parser, "default_entry", None)  # the parser's undeclared attributes
+    for entry in [*getattr(parser, "entries", []), *([default] if default else [])]:
         size += RULES_BASE_BYTES // 4
         size += sum(AGENT_BYTES + len(agent) for agent in entry.useragents)
         size += sum(RULE_BYTES + len(rule.path) for rule in entry.rulelines)
