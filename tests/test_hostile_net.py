@@ -290,3 +290,21 @@ def test_the_live_crawler_counts_the_same_hostile_responses(tmp_path):
     assert counts["skipped:http_503"] == 1 and counts["retried"] == 1
     assert counts["skipped:blocked_bad_url"] == 1
     assert counts["skipped:error"] == 0
+
+
+# ---------------------------------------------------------------- the last-resort guard
+
+
+def test_an_exception_no_layer_expected_becomes_the_rows_status(tmp_path):
+    """Whatever a row's fetch raises besides FetchError is that row's status, with a short
+    message without object addresses (a URL that is no string stands in for the next
+    parser bug found)."""
+    from pipeline.shards.download import GuardedDownloader
+
+    downloader = GuardedDownloader(DownloadConfig(fetch=FetchConfig(retries=0)), str(tmp_path))
+    downloader._setup()
+    meta, image = downloader.process_row(None, "a caption of a few words")  # type: ignore[arg-type]
+    assert image is None and meta["status"] == "failed_to_download"
+    assert meta["error_message"].startswith("unexpected error while downloading: ")
+    assert " at 0x" not in meta["error_message"] and len(meta["error_message"]) <= 300
+    assert set(meta) >= {"width", "height", "sha256", "phash", "original_bytes"}
