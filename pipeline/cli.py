@@ -15,7 +15,7 @@ import os
 import sys
 from typing import NoReturn
 
-from pipeline.core.errors import user_message
+from pipeline.core.errors import UsageError, user_message
 from pipeline.core.offline import stay_offline
 
 # subcommand -> (module, one-line description)
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wit {command}: interrupted", file=sys.stderr)
         return 130
+    except UsageError as exc:  # options that do not go together: as argparse's errors
+        parser.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - the CLI boundary turns errors into one line
         message = user_message(exc)
         if message is None:

@@ -26,7 +26,8 @@ Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them b
 - download policy, decided before or while fetching (``pipeline.core.net``): ``robots_txt``
   (robots.txt disallows the image), ``x_robots_tag`` (``noai``/``noimageai``/``none``
   header), ``blocked_address`` (the URL or a redirect resolves to a private/reserved
-  address), ``blocked_userinfo`` (credentials in the URL);
+  address, or is no http(s) URL a parser can read), ``blocked_userinfo`` (credentials in
+  the URL);
 - the header pixel bound (download): ``max_pixels``, ``aspect_ratio`` (the image could
   not be resized within the bound);
 - the decode budget (download, ``pipeline.core.images``): ``decode_budget``, bytes whose

@@ -1,12 +1,16 @@
 """Hostile command lines, through the real `wit` command: `--out` pointing at a regular file
 (every stage and the demo), nonsense numbers (every numeric option of every stage is
-validated at parse time), and a `wit shards` launcher killed with SIGKILL (its download
-workers must die with it) or left with a failed download shard (non-zero exit naming it)."""
+validated at parse time, --threads and --processes bounded above), options that do not go
+together (a PNG compression level that is a JPEG quality), and a `wit shards` launcher killed
+with SIGKILL (its download workers must die with it) or left with a failed download shard
+(non-zero exit naming it), never starting more workers than shards, nor exiting 0 when no
+image could be encoded."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +25,10 @@ from helpers.shards import TRUSTED, Server, real_images, send, to_jpeg, write_ca
 from pipeline.cli import COMMANDS, _OneLineParser
 from pipeline.cli import main as wit_main
 from pipeline.core import cliargs
+from pipeline.core.net import FetchConfig
+from pipeline.shards.download import DownloadConfig
+from pipeline.shards.imaging import ResizeConfig
+from pipeline.shards.job import ShardsOptions
 
 WIT = [sys.executable, "-m", "pipeline.cli"]
 
@@ -87,6 +95,8 @@ BAD_NUMBERS = [
     ("shards", "--timeout", "nan"), ("shards", "--encode-quality", "101"),
     ("shards", "--near-dup-bits", "65"), ("shards", "--max-aspect", "0.5"),
     ("shards", "--download-shard-size", "0"), ("shards", "--max-bytes", "-1"),
+    ("shards", "--threads", "10000000"), ("shards", "--threads", "1025"),  # issue 21 item 13
+    ("shards", "--processes", "100000"), ("shards", "--processes", "4097"),
     ("train", "--batch-size", "0"), ("train", "--lr", "nan"), ("train", "--lr", "-1e-3"),
     ("train", "--steps", "-5"), ("train", "--workers", "-1"), ("train", "--grad-clip", "inf"),
     ("train", "--checkpoint-every", "0"), ("train", "--log-every", "0"),
@@ -234,3 +244,111 @@ def test_a_shard_left_undone_fails_the_run_naming_it(tmp_path):
     assert last.startswith("wit shards: error:") and "00001" in last and "00000" not in last
     assert (out / "shards" / "_work" / "round0" / "00000_stats.json").exists()  # the good one
     assert not (out / "shards" / "manifest.json").exists()
+
+
+# ---------------------------------------------------------------- options that go together
+
+
+@pytest.mark.parametrize("quality", ["95", "10", "100"])
+def test_png_with_a_jpeg_quality_is_a_usage_error(quality, tmp_path, capsys):
+    """Issue 21 item 12: PNG's --encode-quality is a compression level, 0-9; 95 (the JPEG
+    default) used to fail every image and exit 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        wit_main(["shards", "--candidates", str(tmp_path / "missing"), "--out",
+                  str(tmp_path / "o"), "--encode-format", "png", "--encode-quality", quality])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    for part in ("wit shards: error:", f"--encode-quality {quality}", "--encode-format png",
+                 "0-9", "--help"):
+        assert part in err[0], err
+    assert not (tmp_path / "o").exists()  # nothing ran
+
+
+def test_encode_quality_defaults_to_the_formats_own(tmp_path):
+    from pipeline.shards.cli import options_from_args
+
+    def quality(*argv: str) -> int:
+        args = _parser("shards").parse_args(["--candidates", "c", "--out", str(tmp_path),
+                                             *argv])
+        return options_from_args(args).download.resize.encode_quality
+
+    assert quality() == 95 and quality("--encode-format", "webp") == 95
+    assert quality("--encode-format", "png") == 6
+    assert quality("--encode-format", "png", "--encode-quality", "9") == 9
+    assert quality("--encode-format", "jpg", "--encode-quality", "60") == 60
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.integration
+def test_never_more_download_processes_than_shards(tmp_path):
+    """Issue 21 item 13: ``--processes 6`` with one download shard starts one worker (it
+    started six)."""
+    from pipeline.shards.download import DownloadConfig, GuardedDownloader, run_distributor
+    from pipeline.shards.reader import iter_candidate_batches, to_input_table, write_input_shards
+
+    server = Server()
+    release = threading.Event()
+    image = to_jpeg(real_images(1)[0][1])
+
+    def slow(h):
+        release.wait(60)  # the worker is busy while its siblings are counted
+        send(h, 200, image)
+
+    server.routes["/img/0.jpg"] = slow
+    candidates = write_candidates(tmp_path / "candidates", [
+        {"url": server.url("/img/0.jpg"), "text": "a slow picture of a thing"}])
+    tables = (to_input_table(t, 0) for t in iter_candidate_batches(
+        sorted(str(p) for p in candidates.glob("*.parquet"))))
+    shards = write_input_shards(tables, str(tmp_path / "tmp"), 10, set())
+    config = DownloadConfig(fetch=FetchConfig(timeout=60, allowed_networks=(TRUSTED,)))
+    downloader = GuardedDownloader(config, str(tmp_path / "round0"))
+    (tmp_path / "round0").mkdir()
+    failed: list = []
+    runner = threading.Thread(target=lambda: failed.extend(
+        run_distributor(downloader, shards, "multiprocessing", 6, None)))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.hits["/img/0.jpg"] < 1:
+            time.sleep(0.1)
+        assert server.hits["/img/0.jpg"] == 1
+        workers = [pid for pid in children(os.getpid()) if alive(pid)
+                   and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 1, workers
+    finally:
+        release.set()
+        runner.join(120)
+        server.close()
+    assert failed == [] and (tmp_path / "round0" / "00000_stats.json").exists()
+
+
+@pytest.mark.integration
+def test_a_run_whose_every_image_fails_to_encode_is_no_success(tmp_path):
+    """Issue 21 item 12: a run that fetched images but could encode none wrote nothing, and
+    exited 0. A PNG compression level of 95 (the pair the command line now refuses; here
+    forced past the check, as an encoder missing from Pillow's build would do) fails every
+    image; the run now ends with one line naming the folder, its outputs kept."""
+    from pipeline.core.errors import WitError
+    from pipeline.shards import job as shards_job
+
+    server = Server()
+    rows = []
+    for i, (_, image) in enumerate(real_images(2)):
+        server.routes[f"/img/{i}.jpg"] = to_jpeg(image)
+        rows.append({"url": server.url(f"/img/{i}.jpg"), "text": f"a real photo number {i}"})
+    candidates = write_candidates(tmp_path / "candidates", rows)
+    resize = ResizeConfig(image_size=64, encode_format="png")
+    object.__setattr__(resize, "encode_quality", 95)  # past __post_init__'s check
+    download = DownloadConfig(fetch=FetchConfig(timeout=30, allowed_networks=(TRUSTED,)),
+                              resize=resize, thread_count=2)
+    opts = ShardsOptions(candidates=str(candidates), out=str(tmp_path / "out"),
+                         download=download, processes=1)
+    try:
+        with pytest.raises(WitError) as info:
+            shards_job.run(opts, [])
+    finally:
+        server.close()
+    assert "no sample written" in str(info.value) and "failed_to_resize" in str(info.value)
+    manifest = json.loads((tmp_path / "out" / "shards" / "manifest.json").read_text())
+    assert manifest["statuses"] == {"failed_to_resize": 2}

@@ -14,6 +14,12 @@ class InputError(WitError):
     """An input file is missing, unreadable or malformed."""
 
 
+class UsageError(WitError):
+    """Options that are valid one by one but not together (``--encode-format png
+    --encode-quality 95``): the CLI reports it like argparse's own usage errors, one line
+    and exit code 2."""
+
+
 def _all_subclasses(cls: type) -> set[type]:
     found: set[type] = set()
     subclasses: list[type] = cls.__subclasses__()

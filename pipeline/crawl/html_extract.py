@@ -30,12 +30,16 @@ _SRCSET_DESCRIPTOR = re.compile(r"^(\d+(?:\.\d+)?)([wxh])$", re.I)
 
 
 def _known_codec(name: str | None) -> str | None:
+    """The text encoding called ``name``; None for unknown names, for codecs that are no
+    text encodings (``base64``, ``rot13``: ``bytes.decode`` refuses them) and for names
+    ``codecs`` refuses outright (an embedded NUL)."""
     if not name:
         return None
     try:
-        return codecs.lookup(name.strip().strip("\"'")).name
-    except LookupError:
+        info = codecs.lookup(name.strip().strip("\"'"))
+    except (LookupError, ValueError, TypeError):
         return None
+    return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:
@@ -55,7 +59,10 @@ def decode_html(data: bytes, header_charset: str | None = None) -> str:
         candidates.append(_known_codec(match.group(1).decode("ascii", "replace")))
     for codec in candidates:
         if codec:
-            return data.decode(codec, errors="replace")
+            try:
+                return data.decode(codec, errors="replace")
+            except UnicodeError:  # idna & co. take no "replace"
+                continue
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

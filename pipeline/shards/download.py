@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
@@ -31,7 +32,7 @@ import fsspec
 import pyarrow as pa
 
 from pipeline.core import fsio
-from pipeline.core.cliargs import positive_int
+from pipeline.core.cliargs import bounded
 from pipeline.core.errors import InputError
 from pipeline.core.images import return_freed_images_to_the_system
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
@@ -45,14 +46,19 @@ from pipeline.shards.writer import DownloadShardWriter
 from schemas import status as st
 from schemas.shards import download_schema, shard_stats
 
+# each thread holds a connection and an image in flight, and --threads also sizes the
+# keep-alive pool of every host: beyond this, more threads only cost memory
+MAX_THREADS = 1024
+
 
 @dataclass(frozen=True)
 class DownloadConfig:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     # size, mode, format and pixel bound of the stored images (defaults in imaging.py)
     resize: ResizeConfig = ResizeConfig()
-    thread_count: int = option(64, flag="--threads", type=positive_int, metavar="THREADS",
-                               group=DOWNLOAD, help="download threads per process")
+    thread_count: int = option(64, flag="--threads", type=bounded(int, 1, MAX_THREADS),
+                               metavar="THREADS", group=DOWNLOAD,
+                               help=f"download threads per process, at most {MAX_THREADS}")
     # the stage's filter rules: the caption ones are checked before fetching (filters.py)
     filters: FilterConfig = field(default_factory=FilterConfig)
 
@@ -105,6 +111,23 @@ def unordered_map(pool: ThreadPoolExecutor, fn, items: list, window: int) -> Ite
             yield pending.pop(future), future.result()
 
 
+def empty_meta() -> dict:
+    """The download fields of one row, all unset."""
+    return {"status": None, "error_message": None, "width": None, "height": None,
+            "original_width": None, "original_height": None, "sha256": None,
+            "original_bytes": None, "phash": None}
+
+
+MAX_ERROR_CHARS = 300
+
+
+def unexpected_error(stage: str, exc: BaseException) -> str:
+    """The ``error_message`` of an exception no layer expected: its type and text, without
+    object addresses, cut to :data:`MAX_ERROR_CHARS` (a hostile value may be in it)."""
+    text = clean_error(f"unexpected error while {stage}: {type(exc).__name__}: {exc}")
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
+
+
 class GuardedDownloader:
     """Called by img2dataset's distributors with ``(shard_id, arrow_path)``; returns
     ``(ok, row)`` like img2dataset's ``Downloader``. Picklable: heavy state is built lazily
@@ -135,13 +158,21 @@ class GuardedDownloader:
             print(f"shard {row[0]} failed with error {exc}")
             return False, row
 
+    def process_row(self, url: str, texts: list[str]) -> tuple[dict, bytes | None]:
+        """:meth:`process`, where any exception becomes the row's status: a stranger's
+        bytes must never fail the download shard (and its up to 10,000 other rows)."""
+        try:
+            return self.process(url, texts)
+        except Exception as exc:  # noqa: BLE001 - the last-resort guard of one row
+            # fetch errors are caught in process(): this is the decoding of the bytes
+            return {**empty_meta(), "status": st.FAILED_TO_RESIZE,
+                    "error_message": unexpected_error("processing the image", exc)}, None
+
     def process(self, url: str, texts: list[str]) -> tuple[dict, bytes | None]:
         """Fetch, bound, decode, resize one URL: (meta fields, encoded image or None). Not
         fetched when none of the image's ``texts`` passes the word and character rules."""
         assert self._fetcher is not None
-        meta: dict = {"status": None, "error_message": None, "width": None, "height": None,
-                      "original_width": None, "original_height": None, "sha256": None,
-                      "original_bytes": None, "phash": None}
+        meta = empty_meta()
         reason = download_reason(texts, self.config.filters)
         if reason:
             meta.update(status=st.filtered(reason), error_message=st.basic_filter_message(reason))
@@ -150,6 +181,10 @@ class GuardedDownloader:
             data = self._fetcher.fetch(url)
         except FetchError as exc:
             meta.update(status=exc.status, error_message=clean_error(str(exc)))
+            return meta, None
+        except Exception as exc:  # noqa: BLE001 - a hostile response the net layer missed
+            meta.update(status=st.FAILED_TO_DOWNLOAD,
+                        error_message=unexpected_error("downloading", exc))
             return meta, None
         meta["original_bytes"] = len(data)
         if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
@@ -178,7 +213,7 @@ class GuardedDownloader:
         statuses: list[str] = []
         try:
             with ThreadPoolExecutor(self.config.thread_count) as pool:
-                results = unordered_map(pool, lambda r: self.process(r["url"], sample_texts(r)), rows,
+                results = unordered_map(pool, lambda r: self.process_row(r["url"], sample_texts(r)), rows,
                                         2 * self.config.thread_count)
                 for row, (meta, image) in results:
                     statuses.append(meta["status"])
@@ -194,16 +229,26 @@ class GuardedDownloader:
 
 def run_distributor(downloader: GuardedDownloader, shards: Iterator[tuple[int, str]],
                     distributor: str, processes: int, spark_master: str | None,
-                    max_shard_retry: int = 1) -> list[tuple[int, str]]:
-    """Hand the shards to the distributor of that name; returns the shards that still failed
-    (multiprocessing; Spark's failures show as shards without ``_stats.json``)."""
+                    max_shard_retry: int = 1,
+                    on_start: Callable[[], None] = lambda: None) -> list[tuple[int, str]]:
+    """Hand the shards to the distributor of that name, on at most ``processes`` processes
+    and never more than there are shards; returns the shards that still failed
+    (multiprocessing; Spark's failures show as shards without ``_stats.json``).
+    ``on_start`` is called once the workers exist (not at all when there is no shard)."""
     from img2dataset.distributor import pyspark_distributor
 
     from pipeline.shards.workers import run_pool
 
+    # never more processes than shards: peek at the first `processes` shards
+    shards = iter(shards)
+    head = list(itertools.islice(shards, processes))
+    if not head:
+        return []
+    processes, shards = len(head), itertools.chain(head, shards)
     if distributor == "multiprocessing":  # img2dataset's, with workers that die with us
-        return run_pool(processes, downloader, shards, max_shard_retry)
+        return run_pool(processes, downloader, shards, max_shard_retry, on_start)
     elif distributor == "pyspark":
+        on_start()
         # local Spark workers must run this interpreter (the one with this package)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         session = None

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.core.cliargs import bounded, positive_int
+from pipeline.core.errors import UsageError
 from pipeline.core.images import UNDECODABLE, ImageError, Opened, clean_error, decoding, open_image
 from pipeline.core.options import option
 from pipeline.shards.filters import FilterConfig
@@ -52,6 +53,11 @@ _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               8: Image.Transpose.ROTATE_90}
 
 
+# --encode-quality per --encode-format: (lowest, highest, default); PNG's is the zlib level
+ENCODE_QUALITY = {"jpg": (0, 100, 95), "webp": (0, 100, 95), "png": (0, 9, 6)}
+ENCODE_SCALE = {"jpg": "JPEG quality", "webp": "WebP quality", "png": "PNG compression level"}
+
+
 @dataclass(frozen=True)
 class ResizeConfig:
     image_size: int = option(256, type=positive_int, group=DOWNLOAD,
@@ -64,10 +70,21 @@ class ResizeConfig:
                                          help="never upscale small images (default: off)")
     encode_format: str = option("jpg", choices=("jpg", "png", "webp"), group=DOWNLOAD,
                                 help="image format in the shards")
-    encode_quality: int = option(95, type=bounded(int, 0, 100), group=DOWNLOAD,
-                                 help="JPEG/WebP quality or PNG compression")
+    # None: the format's default (ENCODE_QUALITY); set in __post_init__
+    encode_quality: int = option(
+        None, type=bounded(int, 0, 100), group=DOWNLOAD,
+        help="JPEG/WebP quality 0-100 (default 95) or PNG compression level 0-9 (default 6)")
     # the filters' resource guard (--max-pixels), checked from the header before decoding
     max_pixels: int = FilterConfig.max_pixels
+
+    def __post_init__(self) -> None:
+        low, high, default = ENCODE_QUALITY[self.encode_format]
+        if self.encode_quality is None:
+            object.__setattr__(self, "encode_quality", default)
+        elif not low <= self.encode_quality <= high:  # else every image fails to encode
+            raise UsageError(
+                f"--encode-quality {self.encode_quality} does not fit --encode-format "
+                f"{self.encode_format}: {ENCODE_SCALE[self.encode_format]} is {low}-{high}")
 
 
 @dataclass

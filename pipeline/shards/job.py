@@ -53,6 +53,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# download processes (each with --threads threads): a Spark cluster's total executor cores
+# (docs/scaling.md asks for 512); a local pool is also bounded by the shard count
+MAX_PROCESSES = 4096
+
+
 @dataclass
 class ShardsOptions:
     """The stage's settings; its fields with ``option(...)`` are the ``wit shards`` options."""
@@ -75,9 +80,11 @@ class ShardsOptions:
         None, group=DOWNLOAD,
         help="Spark master URL for --distributor pyspark, e.g. spark://host:7077 or local[4] "
              "(default: the active session, else local[--processes])")
-    processes: int = option(default_factory=lambda: os.cpu_count() or 1, type=positive_int,
-                            group=DOWNLOAD, help="download processes (default: CPU count, "
-                                                 "%(default)s)")
+    processes: int = option(
+        default_factory=lambda: min(os.cpu_count() or 1, MAX_PROCESSES),
+        type=bounded(int, 1, MAX_PROCESSES), group=DOWNLOAD,
+        help=f"download processes, at most {MAX_PROCESSES} and never more than download "
+             "shards (default: CPU count, %(default)s)")
     download_shard_size: int = option(
         10000, type=positive_int, group=DOWNLOAD,
         help="candidates per download shard, the unit of resume")
@@ -179,15 +186,12 @@ def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table],
             rows += table.num_rows
             yield table
 
-    def shards() -> Iterator[tuple[int, str]]:
-        for item in write_input_shards(counted(), fsio.join(work_dir(opts.out), f"_tmp{r}"),
-                                       opts.download_shard_size, done):
-            on_first_shard()
-            yield item
+    shards = write_input_shards(counted(), fsio.join(work_dir(opts.out), f"_tmp{r}"),
+                                opts.download_shard_size, done)
     downloader = GuardedDownloader(opts.download, folder)
     started = time.monotonic()
-    failed = run_distributor(downloader, shards(), opts.distributor, opts.processes,
-                             opts.spark_master)
+    failed = run_distributor(downloader, shards, opts.distributor, opts.processes,
+                             opts.spark_master, on_start=on_first_shard)
     log.info("download round %d: %d rows in %.1fs", r, rows, time.monotonic() - started)
     expected = set(range(shard_count(rows, opts.download_shard_size)))
     # a shard whose worker failed is undone even if another process finished it meanwhile
@@ -242,9 +246,10 @@ VERSIONED = ("webimagetext", "img2dataset", "apache-beam", "faiss-cpu", "imageha
 class BeamImport:
     """Imports Beam and the job's transforms in a thread once the download has started.
     The launcher only waits on the worker pool then, and these ~2 s of single-core import
-    work would otherwise sit between the last download and the Beam job. Started when the
-    pool takes its first shard, i.e. after the launcher has made the pool and done its own
-    imports, so the two threads do not race on imports. Errors surface on the real import."""
+    work would otherwise sit between the last download and the Beam job. Started once the
+    pool exists (``run_distributor``'s ``on_start``), i.e. after the launcher has made the
+    pool and done its own imports, so the two threads do not race on imports. Errors
+    surface on the real import."""
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
@@ -354,11 +359,23 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     fsio.atomic_write_json(fsio.join(out_folder, "manifest.json"), manifest)
     log.info("manifest and report: %.1fs", time.monotonic() - report_started)
     print_summary(summary_text(manifest, out_folder))
+    _fail_if_nothing_decoded(manifest, out_folder)
     return manifest
 
 
 def _by_reason(counts: dict[str, int]) -> str:
     return f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else ""
+
+
+def _fail_if_nothing_decoded(manifest: dict[str, Any], out_folder: str) -> None:
+    """A run that fetched images but could decode or encode none of them wrote nothing
+    because of its settings or its environment (a format Pillow cannot write), not because
+    of its inputs: that is no success (exit 1), though the Parquets and report are kept."""
+    counts, failed = manifest["counts"], manifest["statuses"].get(st.FAILED_TO_RESIZE, 0)
+    if counts["kept"] == 0 and counts["downloaded"] == 0 and failed:
+        raise WitError(f"{out_folder}: no sample written: all {failed} fetched image(s) failed "
+                       f"to decode or encode ({st.FAILED_TO_RESIZE}; the error_message column "
+                       "of the Parquet files says why)")
 
 
 def summary_text(manifest: dict[str, Any], out_folder: str) -> str:

@@ -71,13 +71,15 @@ class ShardTask:
 
 
 def run_pool(processes: int, downloader: Callable[..., object], shards: Iterable[Row],
-             max_shard_retry: int = 1) -> list[Row]:
+             max_shard_retry: int = 1, on_start: Callable[[], None] = lambda: None) -> list[Row]:
     """Download ``shards`` on ``processes`` spawned workers; returns the shards that still
-    failed after ``max_shard_retry`` more tries (empty when all are done)."""
+    failed after ``max_shard_retry`` more tries (empty when all are done). ``on_start`` is
+    called once the pool exists."""
     context = multiprocessing.get_context("spawn")
     task = ShardTask(downloader)
     with context.Pool(processes, initializer=die_with_parent, initargs=(os.getpid(),),
                       maxtasksperchild=5) as pool:
+        on_start()
 
         def run(rows: Iterable[Row]) -> list[Row]:
             return [row for ok, row in pool.imap_unordered(task, rows) if not ok]

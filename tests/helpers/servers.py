@@ -21,8 +21,9 @@ class RawServer:
     when the client went away before the handler finished."""
 
     def __init__(self, handler: Handler,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", robots: Handler | None = None):
         self.handler = handler
+        self.robots = robots  # serves /robots.txt (default: a 404)
         self.sock = socket.create_server((host, 0))
         self.host, self.port = host, self.sock.getsockname()[1]
         self.sent = 0
@@ -48,7 +49,9 @@ class RawServer:
         try:
             request = conn.recv(65536)  # small, one packet on loopback
             path = request.split(b" ", 2)[1].decode() if request.count(b" ") >= 2 else "/"
-            if path == "/robots.txt":
+            if path == "/robots.txt" and self.robots is not None:
+                self.robots(conn, self, path)
+            elif path == "/robots.txt":
                 conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             else:
                 self.handler(conn, self, path)
@@ -63,11 +66,13 @@ class RawServer:
         self.sock.close()
 
 
-def drip_body(total: int, every: float = 0.5, content_type: str = "image/jpeg"
-              ) -> Handler:
-    """Headers at once, then a ``total``-byte body one byte every ``every`` seconds."""
+def drip_body(total: int, every: float = 0.5, content_type: str = "image/jpeg",
+              close: bool = False) -> Handler:
+    """Headers at once, then a ``total``-byte body one byte every ``every`` seconds
+    (``close``: with ``Connection: close``, so the response owns the socket)."""
     def handler(conn: socket.socket, server: RawServer, path: str) -> None:
-        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+        connection = "Connection: close\r\n" if close else ""
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n{connection}"
                      f"Content-Length: {total}\r\n\r\n".encode())
         for _ in range(total):
             time.sleep(every)

@@ -6,9 +6,12 @@ through it, with one behaviour.
   to a checked one;
 - :mod:`.pool` -- urllib3 pools (keep-alive per host) whose sockets come from that connect;
 - :mod:`.deadline` -- the whole-request deadline (connect + TLS + headers + body);
+- :mod:`.headers` -- strict parsers of the headers the layer acts on (Content-Length,
+  Retry-After, Location, X-Robots-Tag): a value or a :class:`FetchError`, nothing else;
+- :mod:`.errors` -- :class:`FetchError` (the HTTP status a field) and its row statuses;
 - :mod:`.client` -- the GET: redirects checked hop by hop, retry/backoff with Retry-After,
-  size-capped body, :class:`FetchError` with the HTTP status as a field;
-- :mod:`.robots` -- robots.txt, RFC 9309, cached per origin;
+  size-capped body;
+- :mod:`.robots` -- robots.txt, RFC 9309, cached per origin (bounded, LRU);
 - :mod:`.fetcher` -- the downloader's :class:`Fetcher` (robots.txt + X-Robots-Tag).
 
 See docs/security.md, section "Network".

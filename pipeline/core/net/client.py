@@ -18,14 +18,12 @@ tag; its text is deterministic (no object reprs, addresses or timings), so it ca
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import http.client
 import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
 
 from urllib3 import BaseHTTPResponse, HTTPHeaderDict, Timeout
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -33,54 +31,17 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from pipeline.core.net.deadline import REAPER
+from pipeline.core.net.errors import FetchError, row_status
 from pipeline.core.net.guard import BlockedURLError, Resolver, check_url, system_resolver
+from pipeline.core.net.headers import content_length, redirect_target, retry_after_seconds
 from pipeline.core.net.pool import ConnectGuard, GuardedPoolManager, current_watch
-from schemas import status as st
+
+__all__ = ["ClientConfig", "FetchError", "HttpClient", "Response", "retry_after_seconds",
+           "row_status"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 READ_CHUNK = 64 * 1024
-
-
-class FetchError(Exception):
-    """A failed fetch. ``reason``: a short tag (``http_404``, ``timeout``, ``too_large``,
-    ``blocked_private_address``, ``robots_disallowed`` ...); ``status``: the downloader's row
-    status for it (:func:`row_status`); ``http_status``: the server's status code, if one
-    was received; ``retries``: how many times the request was retried first."""
-
-    def __init__(self, message: str, reason: str = "failed", *, status: str | None = None,
-                 http_status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None):
-        super().__init__(message)
-        self.reason, self.http_status = reason, http_status
-        self.status = status or row_status(reason)
-        self.retryable, self.retry_after = retryable, retry_after
-        self.retries = 0
-
-
-def row_status(reason: str) -> str:
-    """The shards row status of a failure reason."""
-    if reason == "blocked_userinfo":
-        return st.filtered(st.BLOCKED_USERINFO)
-    if reason.startswith("blocked_"):
-        return st.filtered(st.BLOCKED_ADDRESS)
-    return {"robots_disallowed": st.filtered(st.ROBOTS_TXT),
-            "x_robots_tag": st.filtered(st.X_ROBOTS_TAG)}.get(reason, st.FAILED_TO_DOWNLOAD)
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date, never
-    negative); None when absent or unparseable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @dataclass(frozen=True)
@@ -155,7 +116,7 @@ class HttpClient:
                 if isinstance(result, Response):
                     result.retries = retries
                     return result
-                target = urljoin(url, result)
+                target = redirect_target(url, result)
                 if target in seen:
                     raise FetchError("redirect loop", "redirect_loop")
                 url = target
@@ -236,8 +197,8 @@ class HttpClient:
 
 def _read_body(response: BaseHTTPResponse, max_bytes: int, truncate: bool) -> tuple[bytes, bool]:
     """(body, whether the connection can be reused)."""
-    length = response.headers.get("Content-Length", "")
-    if not truncate and length.isdigit() and int(length) > max_bytes:
+    length = content_length(response.headers)  # an invalid one is a bad response
+    if not truncate and length is not None and length > max_bytes:
         raise FetchError(f"response of {length} bytes exceeds {max_bytes} bytes", "too_large")
     chunks: list[bytes] = []
     size = 0

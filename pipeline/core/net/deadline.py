@@ -7,6 +7,10 @@ a request's deadline passes while it is still running, the thread shuts its sock
 alike. The request sees EOF or an error and reports a timeout because :attr:`Watch.fired`
 is set. A request cancels its watch (under the same lock) before its connection goes back to
 the pool, so a late deadline never hits a connection another request is using.
+
+The socket is also recorded when the response starts (:meth:`Reaper.attach_socket`): on
+``Connection: close`` http.client hands the socket to the response and the connection's
+``sock`` becomes None, so without it a dripping body could not be cut.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from typing import Any
 class Watch:
     """The deadline of one request and the connection it is using."""
 
-    __slots__ = ("deadline", "conn", "fired", "done")
+    __slots__ = ("deadline", "conn", "sock", "fired", "done")
 
     def __init__(self, deadline: float):
         self.deadline = deadline
         self.conn: Any = None  # an object with a ``sock`` attribute (urllib3's connection)
+        self.sock: socket.socket | None = None  # the socket the response is read from
         self.fired = False
         self.done = False
 
@@ -63,7 +68,16 @@ class Reaper:
             conn.wit_watch = watch  # a stale watch must not cut a reused connection
             expired = watch.fired
         if expired:  # the deadline passed before the connection existed
-            _shutdown(conn)
+            _shutdown(getattr(conn, "sock", None))
+
+    def attach_socket(self, watch: Watch, sock: socket.socket | None) -> None:
+        """The socket the response of ``watch``'s request will be read from; cut with the
+        connection's even after the connection let go of it (``Connection: close``)."""
+        with self._lock:
+            watch.sock = sock
+            expired = watch.fired
+        if expired:
+            _shutdown(sock)
 
     def cancel(self, watch: Watch) -> None:
         with self._lock:
@@ -80,11 +94,12 @@ class Reaper:
                     continue
                 watch.fired = True
                 if watch.conn is not None and getattr(watch.conn, "wit_watch", None) is watch:
-                    _shutdown(watch.conn)
+                    _shutdown(getattr(watch.conn, "sock", None))
+                    # not done, so the request still owns the socket its response reads
+                    _shutdown(watch.sock)
 
 
-def _shutdown(conn: Any) -> None:
-    sock = getattr(conn, "sock", None)
+def _shutdown(sock: socket.socket | None) -> None:
     if sock is None:
         return
     try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib3 import HTTPHeaderDict
 
 from pipeline.core.net.client import ClientConfig, FetchError, HttpClient
+from pipeline.core.net.headers import x_robots_forbids
 from pipeline.core.net.robots import RobotsCache
 
 DEFAULT_DISALLOWED = ("noai", "noimageai", "noindex", "noimageindex")
@@ -34,18 +35,6 @@ class FetchConfig:
     def user_agent(self) -> str:
         return (f"Mozilla/5.0 (compatible; {self.user_agent_token}; "
                 "+https://github.com/rom1504/img2dataset)")
-
-
-def x_robots_forbids(headers: HTTPHeaderDict, token: str, directives: set[str]) -> bool:
-    """True when an ``X-Robots-Tag`` header, for every agent or for ``token``, carries one
-    of ``directives`` (``X-Robots-Tag: otherbot: noai`` does not apply to us)."""
-    for value in headers.getlist("X-Robots-Tag"):
-        agent, sep, rest = value.partition(":")
-        if sep and agent.strip().lower() != token:
-            continue
-        if any(d.strip().lower() in directives for d in (rest if sep else value).split(",")):
-            return True
-    return False
 
 
 class Fetcher:

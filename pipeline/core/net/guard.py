@@ -47,7 +47,7 @@ def redact(url: str) -> str:
 
 class BlockedURLError(WitError):
     """The URL may not be fetched; ``reason`` is a short machine-readable tag
-    (``bad_scheme``, ``no_host``, ``bad_port``, ``userinfo``, ``dns_error``,
+    (``bad_url``, ``bad_scheme``, ``no_host``, ``bad_port``, ``userinfo``, ``dns_error``,
     ``private_address``)."""
 
     def __init__(self, url: str, reason: str, detail: str = ""):
@@ -102,12 +102,15 @@ def check_url(url: str, allow_private: bool = False,
     """Raise :class:`BlockedURLError` unless ``url`` may be fetched (see the module
     docstring). A host name is checked here only when a ``resolver`` is given; the fetch
     itself checks it where it connects. Returns None when allowed."""
-    parts = urlsplit(url)
+    try:  # urlsplit refuses e.g. "http://[::1/" and NFKC tricks in the host
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise BlockedURLError(url, "bad_url", str(exc)) from exc
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
         raise BlockedURLError(url, "bad_scheme", parts.scheme or "none")
     if "@" in parts.netloc:
         raise BlockedURLError(url, "userinfo")  # never resolved, never sent
-    host = parts.hostname
     if not host:
         raise BlockedURLError(url, "no_host")
     try:

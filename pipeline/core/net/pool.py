@@ -9,8 +9,9 @@ certificate verification (the system trust store; ``SSL_CERT_FILE`` is honoured)
 host *name*. urllib3's pool manager never reads proxy settings from the environment, so no
 ``*_PROXY`` variable can make a proxy the socket's peer.
 
-Each connection also reports itself to the calling thread's deadline watch
-(:mod:`pipeline.core.net.deadline`), so the whole-request deadline can cut it.
+Each connection also reports itself, and the socket its response is read from, to the
+calling thread's deadline watch (:mod:`pipeline.core.net.deadline`), so the whole-request
+deadline can cut it, ``Connection: close`` responses included.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.poolmanager import PoolManager
+from urllib3.response import HTTPResponse
 
 from pipeline.core.net.deadline import REAPER, Watch
 from pipeline.core.net.guard import BlockedURLError, Resolver, guarded_connect, system_resolver
@@ -44,6 +46,14 @@ def _attach(conn: HTTPConnection) -> None:
     watch = getattr(_CURRENT, "watch", None)
     if watch is not None:
         REAPER.attach(watch, conn)
+
+
+def _attach_socket(conn: HTTPConnection) -> None:
+    """Before the response is read: on ``Connection: close`` http.client passes the socket
+    to the response and drops ``conn.sock``, so the deadline keeps its own reference."""
+    watch = getattr(_CURRENT, "watch", None)
+    if watch is not None:
+        REAPER.attach_socket(watch, conn.sock)
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,10 @@ class _GuardedHTTPConnection(HTTPConnection):
         _attach(self)
         super().request(*args, **kwargs)
 
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
+        _attach_socket(self)
+        return super().getresponse()
+
 
 class _GuardedHTTPSConnection(HTTPSConnection):
     def __init__(self, *args: Any, guard: ConnectGuard, **kwargs: Any):
@@ -96,6 +110,10 @@ class _GuardedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self)
         super().request(*args, **kwargs)
+
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
+        _attach_socket(self)
+        return super().getresponse()
 
 
 class _GuardedHTTPPool(HTTPConnectionPool):
