@@ -303,7 +303,7 @@ def test_an_exception_no_layer_expected_becomes_the_rows_status(tmp_path):
 
     downloader = GuardedDownloader(DownloadConfig(fetch=FetchConfig(retries=0)), str(tmp_path))
     downloader._setup()
-    meta, image = downloader.process_row(None, "a caption of a few words")  # type: ignore[arg-type]
+    meta, image = downloader.process_row(None, ["a caption of a few words"])  # type: ignore[arg-type]
     assert image is None and meta["status"] == "failed_to_download"
     assert meta["error_message"].startswith("unexpected error while downloading: ")
     assert " at 0x" not in meta["error_message"] and len(meta["error_message"]) <= 300
