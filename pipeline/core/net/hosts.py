@@ -84,6 +84,8 @@ WAITED = ("host busy: waited longer than --max-host-wait for its turn (connectio
 def host_key(url: str) -> str:
     """The politeness unit of ``url``: its host name, lower case, without a trailing dot or
     the port (``""`` when there is none)."""
+    if not isinstance(url, str):
+        return ""
     try:
         host = urlsplit(url).hostname
     except ValueError:
