@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# keys whose values are timings (manifest.json, log.jsonl, the shards' _stats.json)
-VOLATILE = {"seconds", "time", "samples_per_s", "duration", "start_time", "end_time"}
+# keys whose values are timings (manifest.json, log.jsonl, the shards' _stats.json), and the
+# download's network counters (waits, retries, DNS cache hits: they follow the hosts' timing)
+VOLATILE = {"seconds", "time", "samples_per_s", "duration", "start_time", "end_time", "network"}
 SKIPPED_PARTS = ("_work", "tensorboard")
 
 

@@ -69,7 +69,7 @@ SAMPLES = pa.schema(
         pa.field("page_url", pa.string()),
         pa.field("source", pa.string()),
         pa.field("matched_entry_ids", pa.list_(pa.int64())),
-        # schemas/status.py: success | failed_to_download | failed_to_resize |
+        # schemas/status.py: success | failed_to_download[:host_backoff] | failed_to_resize |
         # filtered:<reason> | contaminated | duplicate_of:<key>
         pa.field("status", pa.string(), nullable=False),
         pa.field("error_message", pa.string()),

@@ -21,6 +21,13 @@ status                           meaning                                       w
                                  first word of ``error_message``)
 ===============================  ============================================  ============
 
+``failed_to_download:host_backoff`` (written by the download, ``pipeline.core.net.hosts``):
+not fetched in this round because its host asked us to back off -- it answered 429 or 503
+and stayed paused longer than ``--max-backoff``, or the row waited longer than
+``--max-host-wait`` for its host's turn (connections, rate, ``Crawl-delay``); the
+``error_message`` says which. Counted in the ``failed_to_download`` group and retried by
+``--retry-failed``.
+
 Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them by reason):
 
 - download policy, decided before or while fetching (``pipeline.core.net``): ``robots_txt``
@@ -44,9 +51,10 @@ Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them b
 The same caption reasons name the *texts* an image loses while keeping another one (column
 ``text_filter_reasons`` of :data:`schemas.shards.SAMPLES`, ``filtered_texts`` counts).
 
-Status groups (:func:`status_group`): the prefix before ``:``, and ``duplicate`` for every
-``duplicate_of:<key>``; the per-shard ``_stats.json`` (:func:`schemas.shards.shard_stats`)
-and the report count by group.
+Status groups (:func:`status_group`): the prefix before ``:`` (``failed_to_download`` for
+``failed_to_download:host_backoff``), and ``duplicate`` for every ``duplicate_of:<key>``;
+the per-shard ``_stats.json`` (:func:`schemas.shards.shard_stats`) and the report count by
+group.
 
 Crawl counters: a record or link the crawl could not use is counted as ``skipped:<reason>``
 (:func:`skipped`), e.g. ``skipped:non_html``, ``skipped:bad_json_line``;
@@ -69,8 +77,12 @@ FILTERED_PREFIX = "filtered:"
 DUPLICATE_PREFIX = "duplicate_of:"
 SKIPPED_PREFIX = "skipped:"
 
+# the host's politeness kept the row from being fetched (pipeline.core.net.hosts)
+HOST_BACKOFF = "host_backoff"
+FAILED_HOST_BACKOFF = f"{FAILED_TO_DOWNLOAD}:{HOST_BACKOFF}"
+
 # a latest attempt with one of these is downloaded again by --retry-failed
-RETRYABLE = (FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE)
+RETRYABLE = (FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, FAILED_HOST_BACKOFF)
 
 # filter reasons (the part after "filtered:")
 ROBOTS_TXT = "robots_txt"
@@ -115,6 +127,11 @@ def duplicate_of(key: str) -> str:
 def skipped(reason: str) -> str:
     """``skipped:<reason>``, a crawl counter."""
     return SKIPPED_PREFIX + reason
+
+
+def is_failed_download(status: str) -> bool:
+    """``failed_to_download`` and ``failed_to_download:host_backoff``: not downloaded."""
+    return status_group(status) == FAILED_TO_DOWNLOAD
 
 
 def is_filtered(status: str) -> bool:

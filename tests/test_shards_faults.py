@@ -103,13 +103,19 @@ def test_every_row_has_the_expected_status(run):
 
 def test_download_stats_have_the_final_shape_and_count_every_status(run):
     """The download rounds' _stats.json have the final shards' keys (plus img2dataset's
-    timings) and count the download Parquet's statuses: one shape for both."""
+    timings and the shard's network counters) and count the download Parquet's statuses: one
+    shape for both."""
     work = run["out"] / "shards" / "_work" / "round0"
     statuses = Counter(s for p in sorted(work.glob("*.parquet"))
                        for s in pd.read_parquet(p, columns=["status"])["status"])
     stats = [json.loads(p.read_text()) for p in sorted(work.glob("*_stats.json"))]
     final = json.loads((run["out"] / "shards" / "00000_stats.json").read_text())
-    assert stats and all(list(s) == [*final, "duration", "start_time", "end_time"] for s in stats)
+    assert stats and all(list(s) == [*final, "duration", "start_time", "end_time", "network"]
+                         for s in stats)
+    network = run["manifest"]["network"]
+    # one origin, named by its address: no DNS query; every request had a lease
+    assert network["dns"]["queries"] == 0 and network["hosts"]["requests"] > 0
+    assert network["hosts"]["busy_answers"] == network["hosts"]["backoffs"] == 1  # the 429
     assert sum((Counter(s["status_dict"]) for s in stats), Counter()) == statuses
     assert sum(s["filtered"] for s in stats) == sum(n for k, n in statuses.items()
                                                     if k.startswith("filtered:")) > 0

@@ -25,9 +25,12 @@ SAMPLE_QUERY_ARGS = ["--min-count", "20", "--min-pmi", "12", "--min-bigram-count
 # Thousands of clip-art images instead of billions of web images: balance at t=300 instead of
 # 20,000; clip art is small (median shorter side ~170 px) and captions can be one keyword.
 SAMPLE_CRAWL_ARGS = ["--t", "300", "--delay", "0", "--concurrency", "4", "--max-depth", "2"]
+# no per-host limits against our own loopback mini-web (one host, 7,678 images)
 SAMPLE_SHARDS_ARGS = ["--min-side", "32", "--min-bytes", "500", "--min-words", "1",
                       "--min-chars", "3", "--image-size", "128", "--samples-per-shard", "1000",
-                      "--download-shard-size", "1000", "--threads", "16", "--processes", "2"]
+                      "--download-shard-size", "1000", "--threads", "16", "--processes", "2",
+                      "--max-connections-per-host", "0", "--max-requests-per-second-per-host",
+                      "0"]
 APT_HINT = "apt-get install openclipart-png openclipart-svg wordnet-base wordnet-sense-index"
 
 

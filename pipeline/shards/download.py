@@ -25,7 +25,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 import fsspec
@@ -36,6 +35,7 @@ from pipeline.core.cliargs import bounded
 from pipeline.core.errors import InputError
 from pipeline.core.images import return_freed_images_to_the_system
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
+from pipeline.core.net.hosts import HostTable, host_key, polite_map
 from pipeline.core.options import option
 from pipeline.shards.filters import FilterConfig, download_reason, sample_texts
 from pipeline.shards.imaging import ResizeConfig, clean_error, jpeg_is_truncated, process_image
@@ -80,8 +80,11 @@ class DownloadConfig:
 # -- the per-shard downloader -------------------------------------------------------------------
 
 @functools.cache
-def process_fetcher(config: FetchConfig) -> Fetcher:
-    """The worker process's one Fetcher for ``config``, built on first use in the worker.
+def process_fetcher(config: FetchConfig, host_table: str | None = None) -> Fetcher:
+    """The worker process's one Fetcher for ``config``, built on first use in the worker;
+    ``host_table``: the run's shared host table (:mod:`pipeline.core.net.hosts`), opened here
+    (created when this machine has none: a Spark worker elsewhere; the limits then hold per
+    machine).
 
     Download workers are img2dataset's process pool (or Spark's Python workers), not Beam:
     the per-process object is a ``functools.cache`` of a builder keyed by the frozen config
@@ -90,25 +93,37 @@ def process_fetcher(config: FetchConfig) -> Fetcher:
     none, and the distributors unpickle the downloader for every shard while the robots.txt
     cache and the keep-alive pools must outlive a shard. Nothing on the launcher calls it."""
     return_freed_images_to_the_system()  # threads decode image-sized blocks here
-    return Fetcher(config)
+    table = None
+    if host_table:
+        try:
+            table = HostTable(config.max_connections_per_host, host_table)
+        except OSError as exc:  # no such folder here: limits per process, said once
+            print(f"wit shards: host table {host_table} unavailable ({exc.strerror}); "
+                  "per-host limits hold per process here", file=sys.stderr, flush=True)
+    return Fetcher(config, table)
 
 
-def unordered_map(pool: ThreadPoolExecutor, fn, items: list, window: int) -> Iterator[tuple]:
-    """``(item, fn(item))`` as they complete, with at most ``window`` tasks in flight: one
-    slow image never holds back the writing of the others (img2dataset's ``imap_unordered``
-    does the same), and finished results cannot pile up. The download shard's rows are
-    therefore in completion order; the Beam job orders everything by key."""
-    pending: dict[Future, object] = {}
-    for item in items:
-        pending[pool.submit(fn, item)] = item
-        if len(pending) >= window:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield pending.pop(future), future.result()
-    while pending:
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for future in done:
-            yield pending.pop(future), future.result()
+def network_delta(after: dict, before: dict) -> dict:
+    """``after - before`` of two :meth:`Fetcher.counts` (nested counters); kinds whose count
+    did not change are left out of the ``failures`` dicts."""
+    out: dict = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            inner = network_delta(value, before.get(key, {}))
+            out[key] = {k: v for k, v in inner.items() if v} if key == "failures" else inner
+        else:
+            out[key] = round(value - before.get(key, 0), 3)
+    return out
+
+
+def add_network(total: dict, part: dict) -> dict:
+    """``total + part`` of two network counter dicts (nested), in place; returns total."""
+    for key, value in part.items():
+        if isinstance(value, dict):
+            add_network(total.setdefault(key, {}), value)
+        else:
+            total[key] = round(total.get(key, 0) + value, 3)
+    return total
 
 
 def empty_meta() -> dict:
@@ -131,23 +146,28 @@ def unexpected_error(stage: str, exc: BaseException) -> str:
 class GuardedDownloader:
     """Called by img2dataset's distributors with ``(shard_id, arrow_path)``; returns
     ``(ok, row)`` like img2dataset's ``Downloader``. Picklable: heavy state is built lazily
-    in the worker process."""
+    in the worker process. ``host_table``: the path of the run's shared host table
+    (:func:`pipeline.core.net.hosts.shared_table_path`), None for one private to each
+    process."""
 
-    def __init__(self, config: DownloadConfig, output_folder: str):
+    def __init__(self, config: DownloadConfig, output_folder: str, host_table: str | None = None):
         self.config = config
         self.output_folder = output_folder
+        self.host_table = host_table
         self._fetcher: Fetcher | None = None
 
     def __getstate__(self):
-        return {"config": self.config, "output_folder": self.output_folder}
+        return {"config": self.config, "output_folder": self.output_folder,
+                "host_table": self.host_table}
 
     def __setstate__(self, state):
         self.config, self.output_folder = state["config"], state["output_folder"]
+        self.host_table = state.get("host_table")
         self._fetcher = None
 
     def _setup(self) -> None:
         if self._fetcher is None:
-            self._fetcher = process_fetcher(self.config.fetch)
+            self._fetcher = process_fetcher(self.config.fetch, self.host_table)
 
     def __call__(self, row: tuple[int, str]) -> tuple[bool, tuple[int, str]]:
         try:
@@ -157,6 +177,18 @@ class GuardedDownloader:
             traceback.print_exc()
             print(f"shard {row[0]} failed with error {exc}")
             return False, row
+
+    def deferred(self, why: str) -> tuple[dict, None]:
+        """The result of a row its host's politeness kept from being fetched."""
+        meta = empty_meta()
+        meta.update(status=st.FAILED_HOST_BACKOFF, error_message=why)
+        return meta, None
+
+    def host_of(self, row: dict) -> str:
+        """The host whose limits a row waits for ("" when it will not be fetched)."""
+        if download_reason(sample_texts(row), self.config.filters):
+            return ""
+        return host_key(row["url"])
 
     def process_row(self, url: str, texts: list[str]) -> tuple[dict, bytes | None]:
         """:meth:`process`, where any exception becomes the row's status: a stranger's
@@ -211,18 +243,23 @@ class GuardedDownloader:
         writer = DownloadShardWriter(self.output_folder, shard_name(shard_id), schema,
                                      self.config.resize.encode_format)
         statuses: list[str] = []
+        fetcher = self._fetcher
+        assert fetcher is not None
+        counted = fetcher.counts()
         try:
-            with ThreadPoolExecutor(self.config.thread_count) as pool:
-                results = unordered_map(pool, lambda r: self.process_row(r["url"], sample_texts(r)), rows,
-                                        2 * self.config.thread_count)
-                for row, (meta, image) in results:
-                    statuses.append(meta["status"])
-                    writer.write(image, row["key"], row["caption"], {**row, **meta})
+            results = polite_map(lambda r: self.process_row(r["url"], sample_texts(r)), rows,
+                                 threads=self.config.thread_count, host_of=self.host_of,
+                                 limiter=fetcher.hosts, defer=lambda r, why: self.deferred(why))
+            for row, (meta, image) in results:
+                statuses.append(meta["status"])
+                writer.write(image, row["key"], row["caption"], {**row, **meta})
         finally:
             writer.close()
         end = time.time()
-        # the final shards' shape, with img2dataset's timings (bench/shards.py reads them)
+        # the final shards' shape, with img2dataset's timings (bench/shards.py reads them),
+        # then this shard's network counters (DNS cache, host limits; summed in the manifest)
         stats = shard_stats(statuses, duration=end - start, start_time=start, end_time=end)
+        stats["network"] = network_delta(fetcher.counts(), counted)
         fsio.atomic_write_json(fsio.join(self.output_folder, f"{shard_name(shard_id)}_stats.json"), stats)
         fs.rm(path)
 

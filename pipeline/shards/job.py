@@ -4,13 +4,15 @@ job (:class:`BuildShards`), then ``sizes.json``, ``manifest.json`` and ``report.
 Layout under ``OUT/shards/``: the final shards at the top, download rounds under
 ``_work/round{r}/`` (img2dataset layout). Round 0 downloads every candidate; each run with
 ``--retry-failed`` adds a round that re-downloads only the rows whose latest status is
-``failed_to_download`` or ``failed_to_resize``. A killed run resumes: finished download
-shards (those with a ``_stats.json``) are kept, and the Beam job rewrites every final shard
-from the rounds, so the final shards are the same as those of an uninterrupted run.
+``failed_to_download`` (``failed_to_download:host_backoff`` included) or
+``failed_to_resize``. A killed run resumes: finished download shards (those with a
+``_stats.json``) are kept, and the Beam job rewrites every final shard from the rounds, so
+the final shards are the same as those of an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,10 +31,16 @@ from pipeline.core import fsio
 from pipeline.core.cliargs import bounded, non_negative_int, output_dir, positive_int
 from pipeline.core.errors import InputError, WitError
 from pipeline.core.jobs import print_summary, remove_outputs, versions
+from pipeline.core.net.hosts import shared_table_path
 from pipeline.core.options import option
 from pipeline.shards.decontaminate import hash_eval_images
 from pipeline.shards.dedup import NearDupConfig
-from pipeline.shards.download import DownloadConfig, GuardedDownloader, run_distributor
+from pipeline.shards.download import (
+    DownloadConfig,
+    GuardedDownloader,
+    add_network,
+    run_distributor,
+)
 from pipeline.shards.filters import FilterConfig, preset_changes
 from pipeline.shards.option_groups import DOWNLOAD, FILTERS, IO
 from pipeline.shards.reader import (
@@ -91,7 +99,7 @@ class ShardsOptions:
     retry_failed: bool = option(
         False, group=DOWNLOAD,
         help="after the download, re-download once more only the rows whose status is "
-             "failed_to_download or failed_to_resize (default: off)")
+             "failed_to_download (host_backoff included) or failed_to_resize (default: off)")
     near_dup_bits: int = option(NearDupConfig.max_bits, type=bounded(int, 0, 64), group=FILTERS,
                                 help="pHash Hamming distance for near-duplicates")
     # None: as near_dup_bits (set in __post_init__)
@@ -172,7 +180,8 @@ def _check_work_config(out: str, fingerprint: dict[str, Any]) -> None:
 
 
 def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table],
-                    on_first_shard: Callable[[], None] = lambda: None) -> int:
+                    on_first_shard: Callable[[], None] = lambda: None,
+                    host_table: str | None = None) -> int:
     """Download one round; returns the number of rows fed. Raises when shards stay
     unfinished (img2dataset's distributors only print such failures)."""
     folder = round_dir(opts.out, r)
@@ -188,7 +197,7 @@ def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table],
 
     shards = write_input_shards(counted(), fsio.join(work_dir(opts.out), f"_tmp{r}"),
                                 opts.download_shard_size, done)
-    downloader = GuardedDownloader(opts.download, folder)
+    downloader = GuardedDownloader(opts.download, folder, host_table)
     started = time.monotonic()
     failed = run_distributor(downloader, shards, opts.distributor, opts.processes,
                              opts.spark_master, on_start=on_first_shard)
@@ -295,15 +304,22 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     _check_work_config(opts.out, {"inputs": fingerprints, "download": shaping,
                                   "download_shard_size": opts.download_shard_size})
 
-    rows = _download_round(opts, 0, _input_tables(files), overlap)
-    if opts.retry_failed:
-        rounds = existing_rounds(opts.out)
-        # a round is "done" only when every shard it fed is finished; resume an unfinished one
-        last = rounds[-1]
-        r = last if last > 0 and not fsio.exists(fsio.join(round_dir(opts.out, last), "_done")) \
-            else last + 1
-        _download_round(opts, r, _retry_rows(opts.out, [x for x in rounds if x < r]), overlap)
-        fsio.atomic_write_bytes(fsio.join(round_dir(opts.out, r), "_done"), b"")
+    # the per-host limits' table, shared by every download process of this machine
+    host_table = shared_table_path()
+    try:
+        rows = _download_round(opts, 0, _input_tables(files), overlap, host_table)
+        if opts.retry_failed:
+            rounds = existing_rounds(opts.out)
+            # a round is "done" only when every shard it fed is finished; resume an unfinished one
+            last = rounds[-1]
+            r = last if last > 0 and not fsio.exists(fsio.join(round_dir(opts.out, last), "_done")) \
+                else last + 1
+            _download_round(opts, r, _retry_rows(opts.out, [x for x in rounds if x < r]), overlap,
+                            host_table)
+            fsio.atomic_write_bytes(fsio.join(round_dir(opts.out, r), "_done"), b"")
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(host_table)
 
     eval_hashes, eval_skipped = hash_eval_images(list(opts.eval_images), opts.filters.max_pixels) \
         if opts.eval_images else ([], [])
@@ -335,6 +351,7 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
         **summary,
         "shards": {"count": len(sizes), "samples_per_shard": opts.samples_per_shard,
                    "samples": sum(sizes.values())},
+        "network": network_totals(opts.out),
         "config": {
             **config,
             "filters": asdict(opts.filters),
@@ -385,7 +402,7 @@ def summary_text(manifest: dict[str, Any], out_folder: str) -> str:
     rules = {r: filtered[r] for r in st.FILTER_RULES if filtered.get(r)}
     texts = manifest["texts"]["filtered"]
     guarded = sum(filtered.get(r, 0) for r in st.GUARDS)
-    return (f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
+    text = (f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
             f"{manifest['shards']['count']} shard(s) under {out_folder}\n  "
             + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items())
             + f"\n  filters (--filter {manifest['config']['filters']['preset']}): "
@@ -393,6 +410,28 @@ def summary_text(manifest: dict[str, Any], out_folder: str) -> str:
             f"{sum(texts.values())} text(s) dropped from images that kept another"
             f"{_by_reason(texts)}"
             f"\n  max_pixels: {guarded} image(s) dropped ({guard_note(manifest)})")
+    network = manifest.get("network") or {}
+    dns, hosts = network.get("dns"), network.get("hosts")
+    if dns:
+        failures = ", ".join(f"{k} {v}" for k, v in dns.get("failures", {}).items()) or "none"
+        text += (f"\n  dns: {dns['lookups']} lookups, {dns['hits']} cache hits, "
+                 f"{dns['queries']} queries; failures: {failures}")
+    if hosts:
+        text += (f"\n  hosts: {hosts['requests']} requests, {hosts['waited']} waited "
+                 f"{hosts['wait_seconds']:g}s for their host's turn, {hosts['busy_answers']} "
+                 f"429/503 answers, {hosts['backoffs']} host backoffs, {hosts['deferred']} rows "
+                 f"deferred (host_backoff)")
+    return text
+
+
+def network_totals(out: str) -> dict[str, Any]:
+    """The download rounds' network counters (``network`` of every ``_stats.json``), summed:
+    ``{"dns": {...}, "hosts": {...}}`` (:meth:`pipeline.core.net.Fetcher.counts`)."""
+    total: dict[str, Any] = {}
+    for r in existing_rounds(out):
+        for path in _glob(round_dir(out, r), "*_stats.json"):
+            add_network(total, fsio.read_json(path).get("network") or {})
+    return total
 
 
 def _input_tables(files: list[str]) -> Iterator[pa.Table]:

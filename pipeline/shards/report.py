@@ -65,8 +65,8 @@ def summarize(folder: str) -> dict[str, Any]:
                     clip_hist["kept"] += np.histogram([table["clip_score"][i]], CLIP_BINS)[0]
         sizes[path.rsplit("/", 1)[-1].replace(".parquet", ".tar")] = kept
     total = sum(statuses.values())
-    failed = statuses[st.FAILED_TO_DOWNLOAD] + statuses[st.FAILED_TO_RESIZE] + sum(
-        statuses[s] for s in st.DOWNLOAD_POLICY)
+    failed = sum(n for s, n in statuses.items() if st.is_failed_download(s)) \
+        + statuses[st.FAILED_TO_RESIZE] + sum(statuses[s] for s in st.DOWNLOAD_POLICY)
     guarded = sum(statuses[s] for s in GUARDED)
     filtered = sum(v for k, v in statuses.items() if st.is_filtered(k)) - sum(
         statuses[s] for s in st.DOWNLOAD_POLICY) - statuses[CLIP_FILTERED] - guarded

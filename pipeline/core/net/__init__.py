@@ -12,7 +12,11 @@ through it, with one behaviour.
 - :mod:`.client` -- the GET: redirects checked hop by hop, retry/backoff with Retry-After,
   size-capped body;
 - :mod:`.robots` -- robots.txt, RFC 9309, cached per origin (bounded, LRU);
-- :mod:`.fetcher` -- the downloader's :class:`Fetcher` (robots.txt + X-Robots-Tag).
+- :mod:`.hosts` -- per-host limits (connections, rate, Crawl-delay) and the host-level backoff
+  after 429/503, shared by every thread and process of a machine; the shard dispatcher;
+- :mod:`.dns` -- the per-process DNS cache (TTL, negative caching, counters) behind the guard;
+- :mod:`.fetcher` -- the downloader's :class:`Fetcher` (robots.txt + X-Robots-Tag + the
+  above) and its honest User-Agent.
 
 See docs/security.md, section "Network".
 """
@@ -25,7 +29,8 @@ from pipeline.core.net.client import (
     retry_after_seconds,
     row_status,
 )
-from pipeline.core.net.fetcher import FetchConfig, Fetcher
+from pipeline.core.net.dns import DnsCache
+from pipeline.core.net.fetcher import FetchConfig, Fetcher, user_agent
 from pipeline.core.net.guard import (
     BlockedURLError,
     Resolver,
@@ -37,11 +42,13 @@ from pipeline.core.net.guard import (
     redact,
     system_resolver,
 )
+from pipeline.core.net.hosts import HostLimiter, HostLimits, HostTable, polite_map
 from pipeline.core.net.robots import RobotsCache, RobotsRules, robots_crawl_delay
 
 __all__ = [
-    "BlockedURLError", "ClientConfig", "FetchConfig", "FetchError", "Fetcher", "HttpClient",
-    "Resolver", "Response", "RobotsCache", "RobotsRules", "check_address", "check_url",
-    "guarded_connect", "is_public", "parse_networks", "redact", "retry_after_seconds",
-    "robots_crawl_delay", "row_status", "system_resolver",
+    "BlockedURLError", "ClientConfig", "DnsCache", "FetchConfig", "FetchError", "Fetcher",
+    "HostLimiter", "HostLimits", "HostTable", "HttpClient", "Resolver", "Response",
+    "RobotsCache", "RobotsRules", "check_address", "check_url", "guarded_connect", "is_public",
+    "parse_networks", "polite_map", "redact", "retry_after_seconds", "robots_crawl_delay",
+    "row_status", "system_resolver", "user_agent",
 ]
