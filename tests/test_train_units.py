@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -186,6 +187,51 @@ def test_named_configs_and_vit_b_32_sizes():
     assert get_config("tiny", image_size=48).image_size == 48
     with pytest.raises(InputError, match="unknown model config 'ViT-H-14'"):
         get_config("ViT-H-14")
+
+
+def test_config_values_checked_and_parameters_estimated():
+    """Every config value is checked on construction (named configs with overrides and
+    checkpoints' configs alike), and the parameter count computed without building the model
+    equals the built model's, so a checkpoint's config is sized before anything is allocated."""
+    from dataclasses import replace
+
+    from pipeline.core.errors import InputError
+    from training.clip.configs import (
+        CONFIGS,
+        MAX_PARAMETERS,
+        ModelConfig,
+        check_size,
+        estimate_parameters,
+    )
+
+    for cfg in CONFIGS.values():
+        for variant in (cfg, replace(cfg, mlp_ratio=2.5, pool="mean", patch_size=cfg.patch_size // 2)):
+            for vocab in (300, 49408):
+                with torch.device("meta"):
+                    model = CLIP(variant, vocab)
+                assert estimate_parameters(variant, vocab) == count_parameters(model)
+    tiny = get_config("tiny").to_dict()
+    for change, message in [({"image_size": 33}, "not a multiple of patch"),
+                            ({"context_length": 1}, "context_length=1"),
+                            ({"vision_width": 2**20}, "vision_width=1048576"),
+                            ({"text_heads": 3}, "does not divide"),
+                            ({"embed_dim": 64.0}, "not a whole number"),
+                            ({"mlp_ratio": float("inf")}, "mlp_ratio"),
+                            ({"mlp_ratio": 0.001}, "an MLP of no units"),
+                            ({"pool": None}, "pool=None"),
+                            ({"image_size": 8192, "patch_size": 1}, "patches per image")]:
+        with pytest.raises(InputError, match=re.escape(message)):
+            ModelConfig.from_dict({**tiny, **change})
+    with pytest.raises(InputError, match="unknown keys"):
+        ModelConfig.from_dict({**tiny, "__class__": 1})
+    with pytest.raises(InputError, match="not a multiple"):  # a command-line override too
+        get_config("tiny", image_size=33)
+    huge = replace(get_config("ViT-B-32"), vision_width=16384, vision_heads=16, vision_layers=256)
+    assert estimate_parameters(huge, 49408) > MAX_PARAMETERS
+    with pytest.raises(InputError, match="parameters"):
+        check_size(huge, 49408)
+    with pytest.raises(InputError, match="vocabulary"):
+        check_size(get_config("tiny"), 10**9)
 
 
 def _bench_module():

@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, UsageError
 from training.clip.preprocess import center_crop, decode_image, to_uint8_tensor
-from training.sample_decoding import mix_seed, pick_text, random_resized_crop
+from training.sample_decoding import MalformedMetadata, mix_seed, pick_text, random_resized_crop
 from training.shard_reading import image_and_text, iterate_shard
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,16 @@ class ShardStream(IterableDataset):
                 for sample in iterate_shard(shard, skipped=self.skipped,
                                             with_json=cfg.text != "first"):
                     pair = image_and_text(sample, self.skipped)
-                    if pair is not None:
-                        found = True
-                        yield pair[0], pick_text(sample, pair[1], cfg.text, cfg.seed, epoch)
+                    if pair is None:
+                        continue
+                    try:
+                        text = pick_text(sample, pair[1], cfg.text, cfg.seed, epoch)
+                    except MalformedMetadata as exc:  # a damaged sample, like any other
+                        log.warning("%s: sample %s: %s, skipped", shard, sample.get("__key__"), exc)
+                        self.skipped["bad_metadata"] += 1
+                        continue
+                    found = True
+                    yield pair[0], text
                 if not found:
                     empty.add(shard)
                     if len(empty) == len(set(candidates)):
@@ -234,7 +241,26 @@ def steps_per_epoch(total_samples: int, global_batch: int) -> int:
     return max(1, total_samples // global_batch)
 
 
+def _whole(name: str, default: int, low: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise UsageError(f"{name}={text!r}: expected a whole number >= {low} (torchrun sets "
+                         "RANK, WORLD_SIZE and LOCAL_RANK; unset them for a single process)")
+    return value
+
+
 def environment_world() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
+    """(rank, world size, local rank) from torchrun's environment, each checked: a
+    :class:`UsageError` (exit 2) for a value that is not a whole number, a world of no
+    process, or a rank outside it."""
+    rank, world = _whole("RANK", 0, 0), _whole("WORLD_SIZE", 1, 1)
+    local_rank = _whole("LOCAL_RANK", 0, 0)
+    if rank >= world:
+        raise UsageError(f"RANK={rank} is outside WORLD_SIZE={world} (ranks 0 to {world - 1})")
+    return rank, world, local_rank

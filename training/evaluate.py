@@ -5,6 +5,8 @@ regularisation chosen on a validation split) and image<->text retrieval Recall@K
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -109,8 +111,12 @@ def _load_labelled_set(source: str) -> LabelledSet:
                          if fs.isdir(p))
         paths, labels = [], []
         for index, name in enumerate(classes):
-            for p in sorted(fs.ls(f"{root}/{name}", detail=False)):
-                if p.lower().endswith(IMAGE_SUFFIXES):
+            # regular files only: a FIFO or device named x.jpg would block or never end
+            entries = sorted(fs.ls(f"{root}/{name}", detail=True), key=lambda e: e["name"])
+            for entry in entries:
+                p = entry["name"]
+                if entry.get("type") == "file" and p.lower().endswith(IMAGE_SUFFIXES) \
+                        and _regular(fs, p):
                     paths.append(_with_protocol(fs, p))
                     labels.append(index)
         if not paths:
@@ -140,13 +146,55 @@ def _with_protocol(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
+def _regular(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """False for a local path that is not a regular file (a FIFO, a socket, a device):
+    fsspec's local listing calls those files too."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol not in ("file", "local"):
+        return True
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_local(path: str) -> bytes:
+    """A local file's bytes, opened without blocking and refused unless it is a regular
+    file: a FIFO named x.jpg would block ``open`` (no writer) or ``read`` (no end)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: cannot read image: not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def image_error_text(exc: BaseException) -> str:
+    """What is wrong with an image, without object reprs: Pillow names the file object it
+    could not identify (``<_io.BytesIO object at 0x...>``), an address that differs between
+    runs and tells nothing; the caller names the file."""
+    text = _OBJECT_REPR.sub("the data", " ".join(str(exc).split()))[:300]
+    return text or type(exc).__name__
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
+
+
 def _read_image(path: str, size: int) -> torch.Tensor:
     try:
-        with fsspec.open(path, "rb") as f:
-            raw = f.read()
+        if "://" in path and not path.startswith("file://"):
+            with fsspec.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = _read_local(path.removeprefix("file://"))
         return preprocess.image_tensor(raw, size)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read image: {exc}") from exc
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for hostile bytes
+        raise InputError(f"{path}: cannot read image: {image_error_text(exc)}") from None
 
 
 # ---------------------------------------------------------------- features
@@ -297,10 +345,11 @@ def retrieval(model: CLIP, tokenizer: CaptionTokenizer, shards: list[str], devic
         chunk: list[torch.Tensor] = []
         for raw, text, key in shard_reading.iterate_pairs(shards, limit, skipped):
             try:
-                img = preprocess.decode_image(raw, size)
-            except (OSError, ValueError) as exc:
-                raise InputError(f"{shards}: sample {key}: undecodable image: {exc}") from exc
-            chunk.append(preprocess.to_uint8_tensor(preprocess.center_crop(img, size)))
+                tensor = preprocess.image_tensor(raw, size)
+            except Exception as exc:  # noqa: BLE001 - Pillow raises many types for hostile bytes
+                raise InputError(f"sample {key} of --retrieval {_spec(shards)}: undecodable "
+                                 f"image: {image_error_text(exc)}") from None
+            chunk.append(tensor)
             caps.append(text)
             if len(chunk) == batch_size:
                 yield torch.stack(chunk)
@@ -313,6 +362,10 @@ def retrieval(model: CLIP, tokenizer: CaptionTokenizer, shards: list[str], devic
         raise InputError(f"{shards}: no (image, caption) samples for retrieval")
     result = recall_at_k(feats, text_features(model, tokenizer, caps, device), caps)
     return {**result, "skipped": dict(skipped)}
+
+
+def _spec(shards: list[str]) -> str:
+    return shards[0] if len(shards) == 1 else f"{shards[0]} ... ({len(shards)} shards)"
 
 
 def read_templates(path: str) -> list[str]:

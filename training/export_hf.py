@@ -1,13 +1,16 @@
 """A checkpoint of `wit train` as a Hugging Face ``transformers`` ``CLIPModel`` folder:
 ``config.json`` + ``model.safetensors``, the tokenizer (``tokenizer.json`` with the
-``<start_of_text> ... <end_of_text>`` wrapping, ``split_special_tokens`` on) and a
-``preprocessor_config.json``. Our model has CLIPModel's exact layout (training/clip/model.py), so
+``<start_of_text> ... <end_of_text>`` wrapping, ``split_special_tokens`` on, returning
+``input_ids`` and ``attention_mask`` only) and a ``preprocessor_config.json`` that reproduces
+our image preprocessing, so ``CLIPProcessor`` gives ``wit eval``'s embeddings. It needs
+transformers >= 5.21 (``MIN_TRANSFORMERS``, the ``hf`` extra's minimum). Our model has CLIPModel's exact layout (training/clip/model.py), so
 the weights map one to one: only the fused attention projection is split into q/k/v and the
 projection matrices are transposed into bias-free Linear weights."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from typing import Any
@@ -20,6 +23,21 @@ from training.clip.model import CLIP, IMAGE_MEAN, IMAGE_STD
 from training.clip.tokenizer import EOT, PAD, SOT, CaptionTokenizer
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which training/clip/model.py uses
+# the oldest transformers whose CLIPImageProcessor does what training/clip/preprocess.py does
+# (5.21 composites transparent images onto white; 5.20 and 4.x drop the alpha band) and whose
+# CLIPProcessor takes this tokenizer (4.x insists on CLIPTokenizerFast); the `hf` extra's
+# minimum in setup.py
+MIN_TRANSFORMERS = (5, 21)
+
+
+def check_transformers_version(version: str) -> None:
+    """An :class:`InputError` unless ``version`` is at least ``MIN_TRANSFORMERS``."""
+    parts = re.findall(r"\d+", version)[:2]
+    found = tuple(int(p) for p in parts) if len(parts) == 2 else (0, 0)
+    if found < MIN_TRANSFORMERS:
+        need = ".".join(map(str, MIN_TRANSFORMERS))
+        raise InputError(f"--format hf needs transformers >= {need} (found {version}): "
+                         f"pip install 'webimagetext[hf]' or 'transformers>={need}'")
 
 
 def hf_config(cfg: ModelConfig, tokenizer: CaptionTokenizer, logit_scale: float) -> dict[str, Any]:
@@ -84,9 +102,18 @@ def hf_state_dict(model: CLIP) -> dict[str, torch.Tensor]:
     return {k: v.detach().float().contiguous().clone() for k, v in out.items()}
 
 
+# what CLIPModel's get_text_features / forward take: a tokenizer returning more (4.x's
+# PreTrainedTokenizerFast adds token_type_ids by default) breaks model(**tokenizer(...))
+MODEL_INPUT_NAMES = ["input_ids", "attention_mask"]
+# the tokenizer class the folder names: one every supported transformers has (4.45 lacks
+# 5.x's TokenizersBackend, which 5.x writes by default; 5.x maps this name to it)
+TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+
+
 def hf_tokenizer(tokenizer: CaptionTokenizer, context_length: int) -> Any:
     """A ``PreTrainedTokenizerFast`` that gives the same ids as ``tokenizer.encode`` (with
-    ``padding="max_length"``; any padding gives the same embeddings)."""
+    ``padding="max_length"``; any padding gives the same embeddings) and returns only
+    ``MODEL_INPUT_NAMES``."""
     from tokenizers import Tokenizer, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -96,12 +123,28 @@ def hf_tokenizer(tokenizer: CaptionTokenizer, context_length: int) -> Any:
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token=SOT, eos_token=EOT, pad_token=PAD,
         model_max_length=context_length, split_special_tokens=True,
-        padding_side="right", truncation_side="right")
+        padding_side="right", truncation_side="right", model_input_names=MODEL_INPUT_NAMES)
+
+
+def _portable_tokenizer_config(folder: str) -> None:
+    """``tokenizer_config.json`` as every supported transformers reads it: the class
+    ``TOKENIZER_CLASS``, the model inputs spelled out (4.x's default adds token_type_ids),
+    and no 5.x-only ``backend`` key."""
+    import json
+
+    path = os.path.join(folder, "tokenizer_config.json")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    config.pop("backend", None)
+    config.update(tokenizer_class=TOKENIZER_CLASS, model_input_names=MODEL_INPUT_NAMES)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+        f.write("\n")
 
 
 def image_processor_config(cfg: ModelConfig) -> dict[str, Any]:
-    """CLIPImageProcessor settings closest to our evaluation transform (bicubic resize of the
-    shorter side, centre crop, CLIP's mean/std); ours crops first, then resizes."""
+    """CLIPImageProcessor settings of our evaluation transform (``training/clip/preprocess.py``,
+    which is CLIP's: bicubic resize of the shorter side, centre crop, CLIP's mean/std)."""
     return {"image_processor_type": "CLIPImageProcessor", "do_resize": True,
             "size": {"shortest_edge": cfg.image_size}, "resample": 3, "do_center_crop": True,
             "crop_size": {"height": cfg.image_size, "width": cfg.image_size},
@@ -129,6 +172,7 @@ def export_hf(model: CLIP, tokenizer: CaptionTokenizer, out: str) -> None:
     try:
         hf.save_pretrained(tmp, safe_serialization=True)
         hf_tokenizer(tokenizer, model.cfg.context_length).save_pretrained(tmp)
+        _portable_tokenizer_config(tmp)
         with open(os.path.join(tmp, "preprocessor_config.json"), "w", encoding="utf-8") as f:
             json.dump(image_processor_config(model.cfg), f, indent=2)
         os.replace(tmp, out)

@@ -32,11 +32,12 @@ def run(opts: ExportOptions) -> str:
     from training.clip.checkpoint import load_model
 
     try:
-        import transformers  # noqa: F401
+        import transformers
 
-        from training.export_hf import export_hf
+        from training.export_hf import check_transformers_version, export_hf
     except ImportError as exc:
         raise InputError(f"--format hf needs transformers: pip install 'webimagetext[hf]' ({exc})") from exc
+    check_transformers_version(transformers.__version__)
     if "://" in opts.out:
         raise InputError(f"--out {opts.out}: export writes a local folder")
     model, tokenizer = load_model(opts.checkpoint)

@@ -43,14 +43,29 @@ def random_resized_crop(img: Image.Image, size: int, rng: random.Random,
 
 # ---------------------------------------------------------------- texts
 
+class MalformedMetadata(ValueError):
+    """A sample's ``KEY.json`` that does not parse (nesting too deep included), is not an
+    object, or whose ``texts`` is not a list: the sample is skipped and counted
+    (``bad_metadata``)."""
+
+
 def sample_texts(sample: dict[str, Any], caption: str) -> list[str]:
     """The texts of a sample: KEY.json's ``texts`` (an image's kept alt, title, ...), else
-    just its caption (shards without ``texts``, or an unreadable JSON)."""
-    try:
-        texts = json.loads(sample["json"]).get("texts") if "json" in sample else None
-    except (ValueError, AttributeError):
-        texts = None
-    if isinstance(texts, list):
+    just its caption (shards without ``texts``, or without a string among them); a
+    :class:`MalformedMetadata` for a JSON that is damaged."""
+    texts = None
+    if "json" in sample:
+        try:
+            meta = json.loads(sample["json"])
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            kind = "nested too deep" if isinstance(exc, RecursionError) else "not JSON"
+            raise MalformedMetadata(f"KEY.json {kind}") from None
+        if not isinstance(meta, dict):
+            raise MalformedMetadata(f"KEY.json is a {type(meta).__name__}, not an object")
+        texts = meta.get("texts")
+        if texts is not None and not isinstance(texts, list):
+            raise MalformedMetadata(f"KEY.json's texts is a {type(texts).__name__}, not a list")
+    if texts:
         found = [" ".join(t.split()) for t in texts if isinstance(t, str) and t.strip()]
         if found:
             return found
@@ -59,7 +74,8 @@ def sample_texts(sample: dict[str, Any], caption: str) -> list[str]:
 
 def pick_text(sample: dict[str, Any], caption: str, mode: str, seed: int, epoch: int) -> str:
     """``first``: the caption; ``random``: one of :func:`sample_texts`, drawn from (seed,
-    epoch, sample key) alone, so the same on any rank, worker count or shuffle order."""
+    epoch, sample key) alone, so the same on any rank, worker count or shuffle order.
+    Raises :class:`MalformedMetadata` (``random`` only: ``first`` reads no KEY.json)."""
     if mode == "first":
         return caption
     texts = sample_texts(sample, caption)

@@ -23,13 +23,14 @@ from pipeline.core import fsio
 from pipeline.core.errors import InputError
 from pipeline.core.progress import Progress
 from training import batch_stream, shard_reading
-from training.clip.checkpoint import load_checkpoint, save_checkpoint
-from training.clip.configs import ModelConfig, get_config
+from training.clip.checkpoint import check_model_state, load_checkpoint, save_checkpoint
+from training.clip.configs import ModelConfig, check_size, get_config
 from training.clip.model import CLIP, count_parameters
 from training.clip.tokenizer import CaptionTokenizer, load_tokenizer, train_tokenizer
 from training.loss import clip_loss
 from training.optim import make_optimizer, make_scheduler
-from training.rng_state import rng_states, set_rng_states
+from training.resume import restore
+from training.rng_state import rng_states
 from training.train_options import TrainOptions
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class TrainResult:
 
 
 def build_model(cfg: ModelConfig, tokenizer: CaptionTokenizer) -> CLIP:
+    check_size(cfg, tokenizer.vocab_size)  # before allocating: a loaded vocabulary may be huge
     return CLIP(cfg, vocab_size=tokenizer.vocab_size, eot_id=tokenizer.eot_id)
 
 
@@ -64,10 +66,7 @@ def _device(name: str, local_rank: int) -> torch.device:
     return torch.device(name)
 
 
-def _tokenizer(opts: TrainOptions, shards: list[str], cfg: ModelConfig,
-               state: dict[str, Any] | None) -> CaptionTokenizer:
-    if state is not None:
-        return CaptionTokenizer.from_json(state["tokenizer"])
+def _tokenizer(opts: TrainOptions, shards: list[str], cfg: ModelConfig) -> CaptionTokenizer:
     if opts.tokenizer:
         return load_tokenizer(opts.tokenizer)
     # deterministic: every rank trains the same vocabulary from the same first captions
@@ -103,11 +102,13 @@ def train(opts: TrainOptions) -> TrainResult:
                          "continue that run, or choose another --out")
     shards = shard_reading.resolve_shards(opts.shards)
     if state is not None:
-        cfg = ModelConfig.from_dict(state["model_config"])
+        assert opts.resume is not None
+        # config, tokenizer and weights checked before anything is built from them
+        cfg, tokenizer = check_model_state(opts.resume, state)
     else:
         cfg = get_config(opts.config, image_size=opts.image_size,
                          context_length=opts.context_length)
-    tokenizer = _tokenizer(opts, shards, cfg, state)
+        tokenizer = _tokenizer(opts, shards, cfg)
 
     global_batch = opts.batch_size * world
     sizes = shard_reading.shard_sizes(shards)
@@ -135,12 +136,11 @@ def train(opts: TrainOptions) -> TrainResult:
     optimizer = make_optimizer(model, opts.lr, opts.weight_decay)
     scheduler = make_scheduler(optimizer, warmup, total)
     step = 0
+    start_positions: dict[int, tuple[int, int]] = {}
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = int(state["step"])
-        set_rng_states(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
+        assert opts.resume is not None
+        step, start_positions = restore(opts.resume, state, model, optimizer, scheduler, rank,
+                                        world, opts.workers)
         if state.get("world_size", 1) != world or state.get("workers") != opts.workers:
             log.warning("resuming with %d rank(s) x %d worker(s) instead of %s x %s: the data "
                         "order differs from the uninterrupted run", world, opts.workers,
@@ -158,7 +158,7 @@ def train(opts: TrainOptions) -> TrainResult:
         shards=shards, batch_size=opts.batch_size, image_size=cfg.image_size,
         context_length=cfg.context_length, steps_per_epoch=steps_per_epoch, seed=opts.seed,
         start_batch=step, rank=rank, world_size=world, shuffle_buffer=opts.shuffle_buffer,
-        resampled=not opts.split_shards, start_positions=_positions(state, rank, world, opts.workers),
+        resampled=not opts.split_shards, start_positions=start_positions,
         text=opts.text)
     loader = batch_stream.make_loader(stream, tokenizer, opts.workers, pin_memory=device.type == "cuda")
 
@@ -241,17 +241,6 @@ def train(opts: TrainOptions) -> TrainResult:
     return TrainResult(steps=step, samples=step * global_batch, checkpoint=checkpoint_path,
                        final_loss=last_loss, samples_per_s=rate, parameters=n_params,
                        losses=losses, world_size=world, skipped=dict(skipped))
-
-
-def _positions(state: dict[str, Any] | None, rank: int, world: int, workers: int
-               ) -> dict[int, tuple[int, int]]:
-    """This rank's loader stream positions saved in a checkpoint (none: a fresh run, or
-    another layout of ranks and workers, whose streams differ anyway)."""
-    if state is None or state.get("world_size", 1) != world or state.get("workers") != workers:
-        return {}
-    saved = state.get("stream_positions") or {}
-    mine = saved[rank] if isinstance(saved, list) else saved
-    return {int(w): (int(e), int(p)) for w, (e, p) in mine.items()}
 
 
 class _Logger:

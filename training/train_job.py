@@ -7,7 +7,6 @@ options) without paying for them.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from pipeline.core.jobs import print_summary
@@ -29,9 +28,11 @@ def summary_text(result: TrainResult) -> str:
 
 def run(opts: TrainOptions) -> TrainResult:
     """Train, print the summary (one process prints it) and return the result."""
+    from training.batch_stream import environment_world
     from training.train import train
 
+    rank, _, _ = environment_world()  # checked first: a bad RANK or WORLD_SIZE is one line
     result = train(opts)
-    if result.world_size == 1 or int(os.environ.get("RANK", 0)) == 0:
+    if result.world_size == 1 or rank == 0:
         print_summary(summary_text(result))
     return result

@@ -16,8 +16,8 @@ class InputError(WitError):
 
 class UsageError(WitError):
     """Options that are valid one by one but not together (``--encode-format png
-    --encode-quality 95``): the CLI reports it like argparse's own usage errors, one line
-    and exit code 2."""
+    --encode-quality 95``), or a bad setting from the environment (``WORLD_SIZE=-3``): the
+    CLI reports it like argparse's own usage errors, one line and exit code 2."""
 
 
 def _all_subclasses(cls: type) -> set[type]:

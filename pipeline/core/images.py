@@ -186,15 +186,29 @@ def decoding(image: Image.Image) -> contextlib.AbstractContextManager[None]:
     return DECODE_MEMORY.hold(decode_cost(image))
 
 
-def decode_rgb(data: bytes, size: int, max_pixels: int = MAX_DECODE_PIXELS) -> Image.Image:
-    """``data`` decoded to RGB, JPEGs at the smallest DCT scale that keeps ``size`` x
-    ``size`` (training, evaluation, the CLIP score). Raises :class:`ImageError`."""
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB; an image with transparency (an alpha band, or a palette or colour key marked
+    transparent) is composited onto white first, as transformers' CLIP image processor does
+    (so an exported model sees what `wit eval` sees: training/export_hf.py)."""
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode_rgb(data: bytes, size: int, max_pixels: int = MAX_DECODE_PIXELS,
+               draft: bool = True) -> Image.Image:
+    """``data`` decoded to RGB (:func:`to_rgb`) for training, evaluation and the CLIP score;
+    with ``draft`` JPEGs at the smallest DCT scale that keeps ``size`` x ``size`` (training),
+    without in full (inference, as transformers decodes). Raises :class:`ImageError`."""
     image = open_image(data, max_pixels).image
     try:
         with image:
-            image.draft("RGB", (size, size))
+            if draft:
+                image.draft("RGB", (size, size))
             with decoding(image):
-                return image.convert("RGB")
+                return to_rgb(image)
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data after the header
         raise ImageError(f"not a decodable image: {type(exc).__name__}: {exc}") from None
 

@@ -21,7 +21,6 @@ import fsspec
 import numpy as np
 from apache_beam.utils import shared
 
-from pipeline.core.errors import InputError
 from pipeline.shards.clip_options import ClipFilterConfig
 from pipeline.shards.elements import Record
 from pipeline.shards.transform import (
@@ -223,10 +222,12 @@ class ClipFilter(beam.PTransform):
 
 
 def check_checkpoint(path: str) -> dict[str, Any]:
-    """Fail before any download when the checkpoint does not load; its config for the manifest."""
-    from training.clip.checkpoint import load_checkpoint
+    """Fail before any download when the checkpoint would not load: everything
+    ``load_model`` checks (format, model config, tokenizer, weight names, shapes and
+    finiteness: ``check_model_state``), without building the model. Its config for the
+    manifest."""
+    from training.clip.checkpoint import check_model_state, load_checkpoint
 
     state = load_checkpoint(path)
-    if "model_config" not in state or "tokenizer" not in state:
-        raise InputError(f"{path}: checkpoint without model config or tokenizer")
-    return dict(state["model_config"])
+    cfg, _ = check_model_state(path, state)
+    return cfg.to_dict()

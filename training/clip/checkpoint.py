@@ -9,7 +9,14 @@ A checkpoint is a file from anywhere (downloaded, shared): it is read with
 (dict, list, tuple, str, numbers, None) and refuses any other object *before* creating it,
 so a pickle that would run code on load is rejected with a one-line :class:`InputError`.
 Everything we save is therefore tensors and plain values: the numpy RNG state is stored as
-a tensor plus numbers, not as numpy objects (``training/rng_state.py``)."""
+a tensor plus numbers, not as numpy objects (``training/rng_state.py``).
+
+A file that unpickles but is wrong is refused the same way, before anything is built from it
+(:func:`check_model_state`): the model config's values are checked and the parameter count
+estimated before a tensor is allocated (a config of 2^20 widths would ask for terabytes), the
+tokenizer must be a tokenizer.json, every weight must be there with the shape the config
+implies, and no weight may be NaN or infinite (a diverged run's checkpoint evaluates to
+noise)."""
 
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ import torch
 
 from pipeline.core.errors import InputError
 from pipeline.core.fsio import atomic_write_bytes
-from training.clip.configs import ModelConfig
+from training.clip.configs import ModelConfig, check_size
 from training.clip.model import CLIP
 from training.clip.tokenizer import CaptionTokenizer
 
@@ -76,12 +83,71 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     return state
 
 
+def expected_shapes(cfg: ModelConfig, tokenizer: CaptionTokenizer) -> dict[str, torch.Size]:
+    """The weight names and shapes of the model a checkpoint of ``cfg`` holds, from a model
+    built on the meta device (no memory); ``cfg`` must have passed ``check_size``."""
+    with torch.device("meta"):
+        model = CLIP(cfg, tokenizer.vocab_size, tokenizer.eot_id)
+    return {name: tensor.shape for name, tensor in model.state_dict().items()}
+
+
+def check_model_state(path: str, state: dict[str, Any]) -> tuple[ModelConfig, CaptionTokenizer]:
+    """The model config and tokenizer of a loaded checkpoint, once its model config, tokenizer
+    and weights have been checked (see the module docstring); an :class:`InputError`
+    naming ``path`` and the first problem otherwise. Allocates nothing beyond the tokenizer."""
+    try:
+        cfg = ModelConfig.from_dict(state.get("model_config"))
+    except InputError as exc:
+        raise InputError(f"{path}: not a usable checkpoint: {exc}") from None
+    text = state.get("tokenizer")
+    if not isinstance(text, str):
+        raise InputError(f"{path}: not a usable checkpoint: no tokenizer (a tokenizer.json text "
+                         f"expected, found {type(text).__name__})")
+    try:
+        tokenizer = CaptionTokenizer.from_json(text)
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exceptions
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"{path}: not a usable checkpoint: its tokenizer is not a "
+                         f"tokenizer.json ({reason})") from None
+    try:
+        check_size(cfg, tokenizer.vocab_size)
+    except InputError as exc:
+        raise InputError(f"{path}: not a usable checkpoint: {exc}") from None
+    weights = state.get("model")
+    if not isinstance(weights, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise InputError(f"{path}: not a usable checkpoint: 'model' is not a mapping of names "
+                         "to tensors")
+    expected = expected_shapes(cfg, tokenizer)
+    missing = [name for name in expected if name not in weights]
+    unexpected = [name for name in weights if name not in expected]
+    if missing or unexpected:
+        parts = [f"{len(missing)} weight(s) missing ({', '.join(missing[:3])})" if missing else "",
+                 f"{len(unexpected)} unknown ({', '.join(unexpected[:3])})" if unexpected else ""]
+        raise InputError(f"{path}: not a usable checkpoint: "
+                         + "; ".join(p for p in parts if p) + " for its model config")
+    for name, shape in expected.items():
+        tensor = weights[name]
+        if tensor.shape != shape:
+            raise InputError(f"{path}: not a usable checkpoint: weight {name} has shape "
+                             f"{list(tensor.shape)}, its model config implies {list(shape)}")
+        if not tensor.is_floating_point():
+            raise InputError(f"{path}: not a usable checkpoint: weight {name} is {tensor.dtype}, "
+                             "not floating point")
+    bad = [name for name, tensor in weights.items() if not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise InputError(f"{path}: refused: {len(bad)} of {len(weights)} weight tensors hold NaN "
+                         f"or infinite values ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})"
+                         ": the run diverged; evaluate or resume an earlier checkpoint")
+    return cfg, tokenizer
+
+
 def load_model(checkpoint: str, device: str | torch.device = "cpu"
                ) -> tuple[CLIP, CaptionTokenizer]:
-    """The checkpoint's model (in eval mode, on ``device``) and tokenizer."""
+    """The checkpoint's model (in eval mode, on ``device``) and tokenizer; the checkpoint is
+    checked first (:func:`check_model_state`)."""
     state = load_checkpoint(checkpoint)
-    tokenizer = CaptionTokenizer.from_json(state["tokenizer"])
-    model = CLIP(ModelConfig.from_dict(state["model_config"]), tokenizer.vocab_size,
-                 tokenizer.eot_id)
+    cfg, tokenizer = check_model_state(checkpoint, state)
+    model = CLIP(cfg, tokenizer.vocab_size, tokenizer.eot_id)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), tokenizer

@@ -4,7 +4,14 @@
 like CLIP's; every encoding is ``<start_of_text> tokens <end_of_text>`` padded with
 ``<pad>`` to the context length, truncated so the end token is always kept. Text that spells a
 special token (a caption containing ``<pad>``) is encoded as plain text, never as the special
-token: only the wrapping above produces special ids."""
+token: only the wrapping above produces special ids.
+
+A text is cut to :func:`max_chars` characters *before* it is tokenized (and to
+``TRAIN_CHARS`` when training a vocabulary): BPE's cost grows with the text, and only the
+first ``context_length - 2`` tokens are kept anyway, so a 20 MB caption in a shard costs what
+a short one does. The cut is far past where the kept tokens end for any real caption (a token
+would have to span 32 characters on average to reach it), so the ids are those of the whole
+text."""
 
 from __future__ import annotations
 
@@ -22,6 +29,17 @@ PAD, SOT, EOT = "<pad>", "<start_of_text>", "<end_of_text>"
 # not be id 2: transformers' CLIPTextTransformer treats eos_token_id == 2 as a legacy config and
 # pools at the largest token id instead of at the end token (see training/export_hf.py).
 SPECIAL_TOKENS = [PAD, EOT, SOT]
+# characters of a text kept before tokenizing: CHARS_PER_TOKEN x context length, at least
+# MIN_CHARS (see the module docstring)
+CHARS_PER_TOKEN = 32
+MIN_CHARS = 1024
+# characters of each caption a vocabulary is trained on
+TRAIN_CHARS = 4096
+
+
+def max_chars(context_length: int) -> int:
+    """Characters of a text that :meth:`CaptionTokenizer.encode` reads."""
+    return max(MIN_CHARS, CHARS_PER_TOKEN * context_length)
 
 
 class CaptionTokenizer:
@@ -40,8 +58,12 @@ class CaptionTokenizer:
         return self.tokenizer.get_vocab_size()
 
     def encode(self, texts: list[str], context_length: int) -> torch.Tensor:
+        if context_length < 2:
+            raise ValueError(f"context length {context_length}: the start and end tokens need 2")
         out = torch.full((len(texts), context_length), self.pad_id, dtype=torch.long)
-        for row, enc in enumerate(self.tokenizer.encode_batch(texts, add_special_tokens=False)):
+        limit = max_chars(context_length)
+        capped = [text[:limit] for text in texts]  # before tokenizing: see the module docstring
+        for row, enc in enumerate(self.tokenizer.encode_batch(capped, add_special_tokens=False)):
             ids = [self.sot_id, *enc.ids[: context_length - 2], self.eot_id]
             out[row, : len(ids)] = torch.tensor(ids)
         return out
@@ -76,7 +98,7 @@ def train_tokenizer(captions: Iterable[str], vocab_size: int) -> CaptionTokenize
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    tok.train_from_iterator(captions, trainer=trainer)
+    tok.train_from_iterator((caption[:TRAIN_CHARS] for caption in captions), trainer=trainer)
     return CaptionTokenizer(tok)
 
 
