@@ -569,3 +569,18 @@ def test_eval_reads_only_regular_files_and_names_the_file(trained, tmp_path):
     line = one_line_error(wit("eval", "--checkpoint", str(trained), "--zeroshot", str(folder),
                               "--out", str(tmp_path / "e3"), timeout=120), "bad.jpg")
     assert " at 0x" not in line and "BytesIO" not in line, line
+
+
+def test_image_error_texts_hold_no_object_address(trained):
+    """Pillow's "cannot identify image file <_io.BytesIO object at 0x...>" becomes a fixed
+    text, in evaluation and in the CLIP-score filter's row status (outputs stay the same
+    bytes from run to run)."""
+    from pipeline.shards.clipscore import ClipScorer
+    from training.clip.preprocess import image_error_text, image_tensor
+
+    with pytest.raises(Exception) as exc:
+        image_tensor(b"no image at all", 32)
+    assert " at 0x" in str(exc.value)  # what Pillow says
+    assert image_error_text(exc.value) == "cannot identify image file the data"
+    (scored,) = ClipScorer(str(trained)).scores([b"no image at all"], ["a caption"])
+    assert scored.score is None and " at 0x" not in scored.error, scored.error

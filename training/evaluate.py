@@ -5,7 +5,6 @@ regularisation chosen on a validation split) and image<->text retrieval Recall@K
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -172,17 +171,6 @@ def _read_local(path: str) -> bytes:
         os.close(fd)
 
 
-def image_error_text(exc: BaseException) -> str:
-    """What is wrong with an image, without object reprs: Pillow names the file object it
-    could not identify (``<_io.BytesIO object at 0x...>``), an address that differs between
-    runs and tells nothing; the caller names the file."""
-    text = _OBJECT_REPR.sub("the data", " ".join(str(exc).split()))[:300]
-    return text or type(exc).__name__
-
-
-_OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
-
-
 def _read_image(path: str, size: int) -> torch.Tensor:
     try:
         if "://" in path and not path.startswith("file://"):
@@ -194,7 +182,7 @@ def _read_image(path: str, size: int) -> torch.Tensor:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for hostile bytes
-        raise InputError(f"{path}: cannot read image: {image_error_text(exc)}") from None
+        raise InputError(f"{path}: cannot read image: {preprocess.image_error_text(exc)}") from None
 
 
 # ---------------------------------------------------------------- features
@@ -348,7 +336,7 @@ def retrieval(model: CLIP, tokenizer: CaptionTokenizer, shards: list[str], devic
                 tensor = preprocess.image_tensor(raw, size)
             except Exception as exc:  # noqa: BLE001 - Pillow raises many types for hostile bytes
                 raise InputError(f"sample {key} of --retrieval {_spec(shards)}: undecodable "
-                                 f"image: {image_error_text(exc)}") from None
+                                 f"image: {preprocess.image_error_text(exc)}") from None
             chunk.append(tensor)
             caps.append(text)
             if len(chunk) == batch_size:

@@ -62,7 +62,7 @@ class ClipScorer:
         """One :class:`Scored` per pair."""
         import torch
 
-        from training.clip.preprocess import image_tensor
+        from training.clip.preprocess import image_error_text, image_tensor
 
         size = self.model.cfg.image_size
         tensors: list[torch.Tensor] = []
@@ -72,7 +72,7 @@ class ClipScorer:
                 tensors.append(image_tensor(raw, size))
                 results.append(Scored(0.0, None))
             except Exception as exc:  # noqa: BLE001 - an undecodable image is a row status
-                results.append(Scored(None, f"CLIP score: undecodable image: {exc}"))
+                results.append(Scored(None, f"CLIP score: undecodable image: {image_error_text(exc)}"))
         ok = [i for i, scored in enumerate(results) if scored.error is None]
         if not ok:
             return results
