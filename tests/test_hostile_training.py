@@ -575,12 +575,17 @@ def test_image_error_texts_hold_no_object_address(trained):
     """Pillow's "cannot identify image file <_io.BytesIO object at 0x...>" becomes a fixed
     text, in evaluation and in the CLIP-score filter's row status (outputs stay the same
     bytes from run to run)."""
+    import PIL.Image
+
     from pipeline.shards.clipscore import ClipScorer
     from training.clip.preprocess import image_error_text, image_tensor
 
-    with pytest.raises(Exception) as exc:
-        image_tensor(b"no image at all", 32)
-    assert " at 0x" in str(exc.value)  # what Pillow says
+    with pytest.raises(Exception) as exc:  # what Pillow says, opened directly
+        PIL.Image.open(io.BytesIO(b"no image at all"))
+    assert " at 0x" in str(exc.value)
     assert image_error_text(exc.value) == "cannot identify image file the data"
+    with pytest.raises(Exception) as exc:  # through our decoder
+        image_tensor(b"no image at all", 32)
+    assert " at 0x" not in image_error_text(exc.value)
     (scored,) = ClipScorer(str(trained)).scores([b"no image at all"], ["a caption"])
     assert scored.score is None and " at 0x" not in scored.error, scored.error

@@ -178,10 +178,11 @@ def _read_image(path: str, size: int) -> torch.Tensor:
                 raw = f.read()
         else:
             raw = _read_local(path.removeprefix("file://"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read image: {preprocess.image_error_text(exc)}") from None
+    try:
         return preprocess.image_tensor(raw, size)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for hostile bytes
+    except Exception as exc:  # noqa: BLE001 - the decoder's ImageError, or anything else
         raise InputError(f"{path}: cannot read image: {preprocess.image_error_text(exc)}") from None
 
 
