@@ -4,8 +4,9 @@
 
 --format hf writes a Hugging Face transformers CLIPModel folder (config.json,
 model.safetensors, tokenizer, preprocessor_config.json) that
-transformers.CLIPModel.from_pretrained(DIR) and AutoTokenizer.from_pretrained(DIR) load, with
-the same embeddings as `wit eval` (needs `pip install transformers`, the `hf` extra).
+transformers.CLIPModel.from_pretrained(DIR), AutoTokenizer.from_pretrained(DIR) and
+CLIPProcessor.from_pretrained(DIR, backend="pil") load, with the same embeddings as `wit eval`
+(needs transformers >= 5.21: the `hf` extra, `pip install 'webimagetext[hf]'`).
 """
 
 from __future__ import annotations
