@@ -9,11 +9,13 @@
   (docs/crawl.md).
 """
 
+import hashlib
+
 import pyarrow as pa
 
 CANDIDATES = pa.schema(
     [
-        # stable id: a hash of (url, text)
+        # stable id: a hash of (url, text), make_uid
         pa.field("uid", pa.string(), nullable=False),
         pa.field("url", pa.string(), nullable=False),
         # the best kept text of the image: the first of ``texts``
@@ -41,3 +43,9 @@ ENTRY_COUNTS = pa.schema(
 
 # Top-level keys of stats.json.
 STATS_KEYS = ("sources", "totals", "balancing", "inputs", "outputs")
+
+
+def make_uid(url: str, text: str) -> str:
+    """Stable id of a pair: 32 hex digits of BLAKE2b over url and text (same pair, same uid,
+    whichever page or source it came from; ``wit shards --urls`` gives list rows the same)."""
+    return hashlib.blake2b(f"{url}\x00{text}".encode(), digest_size=16).hexdigest()

@@ -2,10 +2,12 @@
 
 - ``{00000..N}.tar``: WebDataset shards, ``KEY.jpg`` + ``KEY.txt`` (the caption: the first
   text that passed the filters) + ``KEY.json`` per kept sample (the JSON holds the
-  :data:`SAMPLES` row, ``texts`` included: only texts that passed).
-- ``{shard}.parquet``: :data:`SAMPLES`, img2dataset's per-shard metadata: the kept samples of
-  the tar **and** every dropped candidate whose key falls between them, each with a status.
-  Every candidate row appears in exactly one of these files.
+  :data:`SAMPLES` row, ``texts`` included: only texts that passed; and the
+  ``--save-additional-columns`` of a ``--urls`` run).
+- ``{shard}.parquet``: :data:`SAMPLES` (then the additional columns: :func:`samples_schema`),
+  img2dataset's per-shard metadata: the kept samples of the tar **and** every dropped
+  candidate whose key falls between them, each with a status. Every candidate row (every
+  row of a ``--urls`` list) appears in exactly one of these files.
 - ``{shard}_stats.json``: :func:`shard_stats`, img2dataset's per-shard counts plus
   ``status_dict`` and ``filtered_texts`` (the same shape in the download rounds of
   ``_work/``, plus timings).
@@ -26,9 +28,16 @@ import pyarrow as pa
 from schemas import status as st
 
 # Columns of the per-shard Arrow inputs of the downloader (``_work/input/{shard}.arrow``),
-# img2dataset's convention: caption, url last.
+# img2dataset's convention: caption, url last. Inputs from ``wit shards --urls`` add, after
+# them, the list's --save-additional-columns, then INPUT_ERROR and (--verify-hash-col)
+# EXPECTED_HASH; the download Parquets keep them all, the final shards only the additional
+# columns.
 DOWNLOAD_INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts",
                           "caption", "url"]
+# why a --urls row cannot be downloaded at all (no http(s) URL, an unreadable line), or null
+INPUT_ERROR = "_input_error"
+# the hash the list gives for the image, as ``<type>:<hex digest>`` (e.g. ``sha256:9f86...``)
+EXPECTED_HASH = "_expected_hash"
 
 # img2dataset's output columns, which the downloader adds after the input ones in the
 # download Parquets of ``_work/round{r}/``.
@@ -51,13 +60,21 @@ def download_schema(input_schema: pa.Schema) -> pa.Schema:
     :data:`DOWNLOAD_FIELDS`."""
     return pa.schema([*input_schema, *DOWNLOAD_FIELDS])
 
+
+def download_input_columns(schema: pa.Schema) -> list[str]:
+    """The input columns of a download Parquet of ``schema`` (what a retry round reads back)."""
+    added = {f.name for f in DOWNLOAD_FIELDS}
+    return [name for name in schema.names if name not in added]
+
 SAMPLES = pa.schema(
     [
         # position of the candidate in the input (zero-padded), stable across reruns
         pa.field("key", pa.string(), nullable=False),
         pa.field("uid", pa.string(), nullable=False),
+        # "" for a ``--urls`` row without one (status failed_to_download)
         pa.field("url", pa.string(), nullable=False),
-        # the best text of the image (also KEY.txt): the first of ``texts``
+        # the best text of the image (also KEY.txt): the first of ``texts``; "" for a
+        # ``--urls`` row without one
         pa.field("caption", pa.string(), nullable=False),
         # every kept text of the image, caption first (candidates' ``texts`` that pass the
         # filter's caption rules); training samples among them with ``wit train --text random``
@@ -93,6 +110,18 @@ SAMPLES = pa.schema(
         pa.field("clip_score", pa.float64()),
     ]
 )
+
+
+def samples_schema(extra: pa.Schema | None = None) -> pa.Schema:
+    """A shard Parquet's schema: :data:`SAMPLES`, then the ``--save-additional-columns`` of
+    a ``wit shards --urls`` run (``extra``, with their types in the list)."""
+    return pa.schema([*SAMPLES, *(extra or [])])
+
+
+# names an additional column of a URL list cannot have: the SAMPLES columns (``uid`` aside:
+# a list's own uid column fills SAMPLES' uid) and the internal ones
+RESERVED_COLUMNS = frozenset({f.name for f in SAMPLES} - {"uid"}) | {
+    INPUT_ERROR, EXPECTED_HASH, "_round", "_source"}
 
 MANIFEST_KEYS = ("counts", "statuses", "filtered", "texts", "shards", "config", "versions",
                  "inputs")

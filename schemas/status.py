@@ -8,11 +8,16 @@ status                           meaning                                       w
 ===============================  ============================================  ============
 ``success``                      downloaded, decoded, resized, kept so far     shards: download
 ``failed_to_download``           network/HTTP failure (img2dataset's name);    shards: download
-                                 retried by ``--retry-failed``                 (core/net)
+                                 retried by ``--retry-failed``; also a         (core/net)
+                                 ``--urls`` row without an http(s) URL or
+                                 whose line cannot be read
 ``failed_to_resize``             the bytes do not decode (truncated, corrupt,  shards: download,
                                  not an image) or their pHash / CLIP input     Beam job
                                  cannot be computed; retried by
                                  ``--retry-failed``
+``hash_mismatch``                the downloaded bytes do not have the hash     shards: download
+                                 the URL list gives (``--verify-hash-col``);
+                                 never kept, not retried
 ``filtered:<reason>``            dropped by a rule; ``<reason>`` below         shards: download,
                                                                                Beam job
 ``contaminated``                 pHash near an ``--eval-images`` image         shards: Beam job
@@ -68,6 +73,7 @@ SUCCESS = "success"
 FAILED_TO_DOWNLOAD = "failed_to_download"
 FAILED_TO_RESIZE = "failed_to_resize"
 CONTAMINATED = "contaminated"
+HASH_MISMATCH = "hash_mismatch"
 
 # groups (status_group) of the prefixed statuses
 FILTERED = "filtered"
@@ -105,8 +111,8 @@ FILTER_RULES = (CAPTION_WORDS, CAPTION_CHARS, LANGUAGE, UNKNOWN_SIZE, MIN_SIDE, 
                 MIN_BYTES)
 GUARDS = (MAX_PIXELS,)
 
-STATUS_PREFIXES = (SUCCESS, FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, FILTERED_PREFIX,
-                   DUPLICATE_PREFIX, CONTAMINATED)
+STATUS_PREFIXES = (SUCCESS, FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, HASH_MISMATCH,
+                   FILTERED_PREFIX, DUPLICATE_PREFIX, CONTAMINATED)
 
 
 def filtered(reason: str) -> str:

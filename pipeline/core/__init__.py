@@ -2,5 +2,7 @@
 
 errors (one-line user errors), fsio (atomic writes, any fsspec filesystem), progress,
 beam (runner selection), cliargs (validated option types), jobs (output cleanup, versions,
-summaries), offline (no phoning home) and the network layer in :mod:`pipeline.core.net`.
+summaries), offline (no phoning home), url_lists (URL lists in img2dataset's formats, read
+by ``wit crawl --urls`` and ``wit shards --urls``) and the network layer in
+:mod:`pipeline.core.net`.
 """

@@ -38,7 +38,9 @@ class Option:
     nargs: str | int | None = None
     append: bool = False  # repeatable option collecting a list
     group: str | None = None  # argparse argument group title
-    exclusive: str | None = None  # name of a mutually exclusive set of options
+    # name of a mutually exclusive set of options; when its options are all ``required``,
+    # exactly one of them must be given
+    exclusive: str | None = None
     required: bool = False
     convert: Callable[[Any], Any] | None = None  # parsed value -> field value
 
@@ -119,11 +121,15 @@ def add_options(parser: argparse.ArgumentParser, *classes: type,
                     made_groups[meta.group] = parser.add_argument_group(
                         meta.group, (groups or {}).get(meta.group))
                 container = made_groups[meta.group]
+            kwargs = _argparse_kwargs(f, meta)
             if meta.exclusive is not None:
                 if meta.exclusive not in exclusive:
-                    exclusive[meta.exclusive] = container.add_mutually_exclusive_group()
+                    exclusive[meta.exclusive] = container.add_mutually_exclusive_group(
+                        required=meta.required)
                 container = exclusive[meta.exclusive]
-            container.add_argument(flag, **_argparse_kwargs(f, meta))
+                if kwargs.pop("required", False):  # the group is required, not each option
+                    kwargs["default"] = None
+            container.add_argument(flag, **kwargs)
 
 
 def _argparse_kwargs(f: dataclasses.Field, meta: Option) -> dict[str, Any]:

@@ -3,12 +3,13 @@ pairs comparable across sources (text normalisation, URL cleaning, a stable uid)
 
 from __future__ import annotations
 
-import hashlib
 import html
 from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import urldefrag, urljoin, urlsplit
+
+from schemas.candidates import make_uid
 
 SOURCES = ("warc", "wat", "live", "urls")
 # Longest text kept (characters, after whitespace is collapsed): alt texts of a megabyte are
@@ -33,12 +34,6 @@ def make_pair(url: str, texts: Texts, page_url: str | None, source: str) -> Pair
 def pair_uid(url: str, texts: Texts) -> str:
     """The uid of an image and its texts (for a single text: ``make_uid(url, text)``)."""
     return make_uid(url, "\n".join(texts))  # normalized texts hold no newline
-
-
-def make_uid(url: str, text: str) -> str:
-    """Stable id of a pair: 32 hex digits of BLAKE2b over url and text (same pair, same uid,
-    whichever page or source it came from)."""
-    return hashlib.blake2b(f"{url}\x00{text}".encode(), digest_size=16).hexdigest()
 
 
 def normalize_text(text: object, unescape: bool = False) -> str:

@@ -6,6 +6,10 @@ report.html dataset card under OUT/shards/. Every candidate keeps a status in th
 With --clip-filter CHECKPOINT, each sample's CLIP score is stored and can filter
 (--min-clip-score, --clip-top-fraction).
 
+--urls FILE... instead of --candidates downloads an existing URL list (img2dataset's
+formats and options: --url-col, --caption-col, --save-additional-columns, --verify-hash-col)
+as it is: no query list, no matching, every row in the Parquet with a status.
+
 Rerunning after a crash resumes the download; the final shards are identical."""
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from pipeline.shards.filters import FilterOptions, describe_changes, preset_chan
 from pipeline.shards.imaging import ResizeConfig
 from pipeline.shards.job import ShardsOptions
 from pipeline.shards.option_groups import DESCRIPTIONS
+from pipeline.shards.url_lists import UrlListError, UrlListOptions
 
 USES_BEAM = True
 # the config classes whose fields are the options (in --help order within each section)
-CONFIGS = (ShardsOptions, ResizeConfig, DownloadConfig, FetchOptions, FilterOptions,
-           ClipFilterConfig)
+CONFIGS = (ShardsOptions, UrlListOptions, ResizeConfig, DownloadConfig, FetchOptions,
+           FilterOptions, ClipFilterConfig)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,9 +54,15 @@ def options_from_args(args: argparse.Namespace) -> ShardsOptions:
     if changes:
         print(f"wit shards: --filter {filters.preset} changed: {describe_changes(changes)}",
               file=sys.stderr)
-    return from_args(ShardsOptions, args, download=download, clip=clip)
+    return from_args(ShardsOptions, args, download=download, clip=clip,
+                     url_list=from_args(UrlListOptions, args))
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    job.run(options_from_args(args), beam_args)
+    opts = options_from_args(args)
+    try:
+        job.run(opts, beam_args)
+    except UrlListError as exc:  # a --urls file is missing, unreadable or lacks a column
+        print(f"wit shards: error: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -42,9 +42,10 @@ from pipeline.shards.imaging import ResizeConfig, clean_error, jpeg_is_truncated
 from pipeline.shards.option_groups import DOWNLOAD
 from pipeline.shards.phash import to_hex
 from pipeline.shards.reader import shard_name
+from pipeline.shards.url_lists import hash_mismatch
 from pipeline.shards.writer import DownloadShardWriter
 from schemas import status as st
-from schemas.shards import download_schema, shard_stats
+from schemas.shards import EXPECTED_HASH, INPUT_ERROR, download_schema, shard_stats
 
 # each thread holds a connection and an image in flight, and --threads also sizes the
 # keep-alive pool of every host: beyond this, more threads only cost memory
@@ -186,25 +187,32 @@ class GuardedDownloader:
 
     def host_of(self, row: dict) -> str:
         """The host whose limits a row waits for ("" when it will not be fetched)."""
-        if download_reason(sample_texts(row), self.config.filters):
+        if row.get(INPUT_ERROR) or download_reason(sample_texts(row), self.config.filters):
             return ""
         return host_key(row["url"])
 
-    def process_row(self, url: str, texts: list[str]) -> tuple[dict, bytes | None]:
+    def process_row(self, url: str, texts: list[str], expected_hash: str | None = None,
+                    input_error: str | None = None) -> tuple[dict, bytes | None]:
         """:meth:`process`, where any exception becomes the row's status: a stranger's
         bytes must never fail the download shard (and its up to 10,000 other rows)."""
         try:
-            return self.process(url, texts)
+            return self.process(url, texts, expected_hash, input_error)
         except Exception as exc:  # noqa: BLE001 - the last-resort guard of one row
             # fetch errors are caught in process(): this is the decoding of the bytes
             return {**empty_meta(), "status": st.FAILED_TO_RESIZE,
                     "error_message": unexpected_error("processing the image", exc)}, None
 
-    def process(self, url: str, texts: list[str]) -> tuple[dict, bytes | None]:
+    def process(self, url: str, texts: list[str], expected_hash: str | None = None,
+                input_error: str | None = None) -> tuple[dict, bytes | None]:
         """Fetch, bound, decode, resize one URL: (meta fields, encoded image or None). Not
-        fetched when none of the image's ``texts`` passes the word and character rules."""
+        fetched when none of the image's ``texts`` passes the word and character rules.
+        URL-list rows (url_lists.py) may carry why they cannot be downloaded at all, and the
+        ``<type>:<hex>`` hash the downloaded bytes must have."""
         assert self._fetcher is not None
         meta = empty_meta()
+        if input_error:
+            meta.update(status=st.FAILED_TO_DOWNLOAD, error_message=input_error)
+            return meta, None
         reason = download_reason(texts, self.config.filters)
         if reason:
             meta.update(status=st.filtered(reason), error_message=st.basic_filter_message(reason))
@@ -219,6 +227,10 @@ class GuardedDownloader:
                         error_message=unexpected_error("downloading", exc))
             return meta, None
         meta["original_bytes"] = len(data)
+        mismatch = hash_mismatch(data, expected_hash) if expected_hash is not None else None
+        if mismatch:
+            meta.update(status=st.HASH_MISMATCH, error_message=mismatch)
+            return meta, None
         if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
             meta.update(status=st.FAILED_TO_RESIZE,
                         error_message="truncated JPEG (no end-of-image marker)")
@@ -247,8 +259,10 @@ class GuardedDownloader:
         assert fetcher is not None
         counted = fetcher.counts()
         try:
-            results = polite_map(lambda r: self.process_row(r["url"], sample_texts(r)), rows,
-                                 threads=self.config.thread_count, host_of=self.host_of,
+            results = polite_map(lambda r: self.process_row(r["url"], sample_texts(r),
+                                                            r.get(EXPECTED_HASH),
+                                                            r.get(INPUT_ERROR)),
+                                 rows, threads=self.config.thread_count, host_of=self.host_of,
                                  limiter=fetcher.hosts, defer=lambda r, why: self.deferred(why))
             for row, (meta, image) in results:
                 statuses.append(meta["status"])

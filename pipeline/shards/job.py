@@ -52,8 +52,15 @@ from pipeline.shards.reader import (
     to_input_table,
     write_input_shards,
 )
+from pipeline.shards.url_lists import (
+    UrlList,
+    UrlListOptions,
+    flat_paths,
+    input_tables,
+    open_url_lists,
+)
 from schemas import status as st
-from schemas.shards import DOWNLOAD_INPUT_COLUMNS
+from schemas.shards import INPUT_ERROR, download_input_columns
 
 if TYPE_CHECKING:
     from pipeline.shards.transform import DownloadedShard, TransformConfig
@@ -70,10 +77,16 @@ MAX_PROCESSES = 4096
 class ShardsOptions:
     """The stage's settings; its fields with ``option(...)`` are the ``wit shards`` options."""
 
-    candidates: str = option(
-        required=True, group=IO,
+    candidates: str | None = option(
+        required=True, exclusive="input", group=IO,
         help="the crawl's candidates: a folder with part-*.parquet, or Parquet file(s)/glob "
              "(columns of schemas.candidates.CANDIDATES)")
+    urls: tuple[str, ...] = option(
+        (), required=True, exclusive="input", nargs="+", append=True, convert=flat_paths,
+        metavar="FILE", group=IO,
+        help="instead of --candidates: URL lists in img2dataset's formats (.parquet, .csv, "
+             ".tsv, .jsonl, .txt, optionally .gz; files, globs, folders, fsspec paths), "
+             "every row downloaded as it is (see 'URL lists' below)")
     out: str = option(required=True, type=output_dir, group=IO,
                       help="output root; writes OUT/shards/")
     samples_per_shard: int = option(10000, type=positive_int, group=IO,
@@ -111,10 +124,15 @@ class ShardsOptions:
         help="folders of evaluation images; near-copies are removed as 'contaminated' "
              "(default: none)")
     clip: Any = None  # pipeline.shards.clip_options.ClipFilterConfig
+    # how --urls files are read
+    url_list: UrlListOptions = field(default_factory=UrlListOptions)
 
     def __post_init__(self) -> None:
         if self.contamination_bits is None:
             self.contamination_bits = self.near_dup_bits
+        self.urls = tuple(self.urls or ())
+        if bool(self.candidates) == bool(self.urls):
+            raise InputError("give either --candidates or --urls")
 
     @property
     def filters(self) -> FilterConfig:
@@ -123,15 +141,17 @@ class ShardsOptions:
         return self.download.filters
 
 
-def transform_config(opts: ShardsOptions) -> TransformConfig:
-    """The Beam job's settings from the stage's."""
+def transform_config(opts: ShardsOptions, extra_columns: pa.Schema | None = None) -> TransformConfig:
+    """The Beam job's settings from the stage's (``extra_columns``: a URL list's
+    --save-additional-columns with their types)."""
     from pipeline.shards.transform import TransformConfig
 
     return TransformConfig(
         out_folder=shards_dir(opts.out), filters=opts.filters, near_dup_bits=opts.near_dup_bits,
         contamination_bits=opts.contamination_bits, samples_per_shard=opts.samples_per_shard,
         block_size=opts.download_shard_size, encode_format=opts.download.resize.encode_format,
-        resize_mode=opts.download.resize.resize_mode, clip=opts.clip)
+        resize_mode=opts.download.resize.resize_mode, clip=opts.clip,
+        extra_columns=extra_columns if extra_columns is not None and len(extra_columns) else None)
 
 
 def shards_dir(out: str) -> str:
@@ -213,22 +233,31 @@ def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table],
 
 
 def _retry_rows(out: str, rounds: list[int]) -> Iterator[pa.Table]:
-    """Rows whose latest attempt failed, as downloader input (with their original key).
-    Memory holds only the failed keys, not every key."""
+    """Rows whose latest attempt failed, as downloader input (with their original key and
+    every input column). Memory holds only the failed keys, not every key. URL-list rows
+    that cannot be downloaded at all (no http(s) URL, an unreadable line) are not retried."""
     failed: dict[str, int] = {}  # key -> round of its latest (failed) attempt
     for r in rounds:
         for path in _glob(round_dir(out, r), "*.parquet"):
             with fsspec.open(path, "rb") as f:
-                table = pq.read_table(f, columns=["key", "status"])
-            for key, status in zip(table.column("key").to_pylist(), table.column("status").to_pylist()):
-                if status in st.RETRYABLE:
+                names = pq.read_schema(f).names
+                f.seek(0)
+                columns = ["key", "status", *([INPUT_ERROR] if INPUT_ERROR in names else [])]
+                table = pq.read_table(f, columns=columns)
+            unusable = (table.column(INPUT_ERROR).to_pylist() if INPUT_ERROR in names
+                        else [None] * table.num_rows)
+            for key, status, error in zip(table.column("key").to_pylist(),
+                                          table.column("status").to_pylist(), unusable):
+                if status in st.RETRYABLE and error is None:
                     failed[key] = r
                 else:
                     failed.pop(key, None)
     for r in rounds:
         for path in _glob(round_dir(out, r), "*.parquet"):
             with fsspec.open(path, "rb") as f:
-                table = pq.read_table(f, columns=DOWNLOAD_INPUT_COLUMNS)
+                columns = download_input_columns(pq.read_schema(f))
+                f.seek(0)
+                table = pq.read_table(f, columns=columns)
             mask = [failed.get(k) == r for k in table.column("key").to_pylist()]
             if any(mask):
                 yield table.filter(pa.array(mask)).sort_by("key")
@@ -287,7 +316,12 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     importing = BeamImport()
     # Spark's launcher keeps importing while it runs; only overlap with the process pool
     overlap = importing.start if opts.distributor == "multiprocessing" else (lambda: None)
-    files = candidate_files(opts.candidates)
+    url_list: UrlList | None = None
+    if opts.urls:  # every file checked before anything is downloaded
+        url_list = open_url_lists(opts.urls, opts.url_list)
+        files = list(url_list.files)
+    else:
+        files = candidate_files(opts.candidates or "")
     fingerprints = [file_fingerprint(p) for p in files]
     clip_config: dict[str, Any] | None = None
     if opts.clip is not None:  # a bad checkpoint fails now, not after the download
@@ -301,13 +335,17 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     # what shapes the downloaded files; fetch settings (timeouts, retries, ...) may change
     # between runs, e.g. a longer --timeout for --retry-failed
     shaping = {k: v for k, v in opts.download.flat().items() if k not in ("fetch", "thread_count")}
+    if url_list is not None:  # a URL list's reading shapes the rows (candidates: no key)
+        config["url_list"] = url_list.fingerprint()
     _check_work_config(opts.out, {"inputs": fingerprints, "download": shaping,
-                                  "download_shard_size": opts.download_shard_size})
+                                  "download_shard_size": opts.download_shard_size,
+                                  **({"url_list": config["url_list"]} if url_list else {})})
 
     # the per-host limits' table, shared by every download process of this machine
     host_table = shared_table_path()
+    tables = input_tables(url_list) if url_list is not None else _input_tables(files)
     try:
-        rows = _download_round(opts, 0, _input_tables(files), overlap, host_table)
+        rows = _download_round(opts, 0, tables, overlap, host_table)
         if opts.retry_failed:
             rounds = existing_rounds(opts.out)
             # a round is "done" only when every shard it fed is finished; resume an unfinished one
@@ -333,7 +371,9 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     if downloaded:
         beam_started = time.monotonic()
         pipeline = make_pipeline(beam_args)
-        _ = pipeline | "BuildShards" >> BuildShards(transform_config(opts), downloaded, eval_hashes)
+        extra = url_list.extra if url_list is not None else None
+        _ = pipeline | "BuildShards" >> BuildShards(transform_config(opts, extra), downloaded,
+                                                    eval_hashes)
         pipeline.run().wait_until_finish()
         log.info("beam job over %d download shards: %.1fs", len(downloaded),
                  time.monotonic() - beam_started)
@@ -371,7 +411,7 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
         "inputs": fingerprints,
         "seconds": round(time.time() - started, 3),
     }
-    write_report(out_folder, manifest, opts.candidates, opts.report_samples,
+    write_report(out_folder, manifest, opts.candidates or "", opts.report_samples,
                  opts.download.resize.encode_format)
     fsio.atomic_write_json(fsio.join(out_folder, "manifest.json"), manifest)
     log.info("manifest and report: %.1fs", time.monotonic() - report_started)
@@ -402,7 +442,8 @@ def summary_text(manifest: dict[str, Any], out_folder: str) -> str:
     rules = {r: filtered[r] for r in st.FILTER_RULES if filtered.get(r)}
     texts = manifest["texts"]["filtered"]
     guarded = sum(filtered.get(r, 0) for r in st.GUARDS)
-    text = (f"wit shards: {counts['kept']} of {counts['candidates']} candidates kept in "
+    what = "list rows" if "url_list" in manifest["config"] else "candidates"
+    text = (f"wit shards: {counts['kept']} of {counts['candidates']} {what} kept in "
             f"{manifest['shards']['count']} shard(s) under {out_folder}\n  "
             + ", ".join(f"{k}: {v}" for k, v in manifest["statuses"].items())
             + f"\n  filters (--filter {manifest['config']['filters']['preset']}): "

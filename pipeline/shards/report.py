@@ -66,7 +66,8 @@ def summarize(folder: str) -> dict[str, Any]:
         sizes[path.rsplit("/", 1)[-1].replace(".parquet", ".tar")] = kept
     total = sum(statuses.values())
     failed = sum(n for s, n in statuses.items() if st.is_failed_download(s)) \
-        + statuses[st.FAILED_TO_RESIZE] + sum(statuses[s] for s in st.DOWNLOAD_POLICY)
+        + statuses[st.FAILED_TO_RESIZE] + sum(statuses[s] for s in st.DOWNLOAD_POLICY) \
+        + statuses[st.HASH_MISMATCH]
     guarded = sum(statuses[s] for s in GUARDED)
     filtered = sum(v for k, v in statuses.items() if st.is_filtered(k)) - sum(
         statuses[s] for s in st.DOWNLOAD_POLICY) - statuses[CLIP_FILTERED] - guarded
@@ -106,7 +107,10 @@ def summarize(folder: str) -> dict[str, Any]:
 
 
 def _entry_names(candidates: str) -> dict[int, str]:
-    """Entry names from the crawl's ``entry_counts.parquet`` beside the candidates, if any."""
+    """Entry names from the crawl's ``entry_counts.parquet`` beside the candidates, if any
+    (none for a URL list: ``candidates`` is "")."""
+    if not candidates:
+        return {}
     folder = candidates if not candidates.endswith(".parquet") else candidates.rsplit("/", 1)[0]
     path = fsio.join(folder, "entry_counts.parquet")
     if not fsio.exists(path):

@@ -67,6 +67,14 @@ class TransformConfig:
     resize_mode: str
     # pipeline.shards.clipscore.ClipFilterConfig: CLIP-score every row, filter after decontamination
     clip: Any = None
+    # a URL list's --save-additional-columns (pa.Schema): carried by the records, written
+    # after the SAMPLES columns
+    extra_columns: Any = None
+
+    @property
+    def fields(self) -> list[str]:
+        """The columns a record carries: SAMPLES', then the additional ones."""
+        return SAMPLE_FIELDS + (self.extra_columns.names if self.extra_columns else [])
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,9 @@ class ReadDownloadedShard(beam.DoFn):
         with fsspec.open(base + ".parquet", "rb") as f:
             rows = pq.read_table(f).to_pylist()
         images: dict[str, bytes] | None = None
+        fields = self.config.fields
         for row in rows:
-            record: Record = {name: row.get(name) for name in SAMPLE_FIELDS}
+            record: Record = {name: row.get(name) for name in fields}
             record.update(duplicate_of=None, attempts=1, _round=shard.round, _source=base)
             if is_success(record) and not record["phash"]:
                 if images is None:
@@ -233,9 +242,10 @@ class AssignAndLoad(beam.DoFn):
         for source in sorted(wanted):
             images.update(read_tar_images(source + ".tar", self.config.encode_format, wanted[source]))
         rank = ranks.first.get(block, 0)
+        fields = self.config.fields
         for record in ordered:
             shard = min(rank // size, last_shard)
-            clean = {name: record.get(name) for name in SAMPLE_FIELDS}
+            clean = {name: record.get(name) for name in fields}
             if is_success(record):
                 rank += 1
                 yield shard, ShardMember(clean, images[record["key"]])
@@ -255,7 +265,7 @@ class WriteShard(beam.DoFn):
             if image is not None:
                 images[record["key"]] = image
         yield write_shard(self.config.out_folder, shard_name(shard), rows, images,
-                          self.config.encode_format)
+                          self.config.encode_format, self.config.extra_columns)
 
 
 class BuildShards(beam.PTransform):

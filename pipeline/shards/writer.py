@@ -69,8 +69,13 @@ class DownloadShardWriter:
         self._tar_file.close()
 
 
+def _json_value(value: Any) -> Any:
+    """A URL list's additional value JSON has no type for (bytes, dates, decimals)."""
+    return bytes(value).hex() if isinstance(value, (bytes, bytearray)) else str(value)
+
+
 def sample_json(row: dict[str, Any]) -> bytes:
-    return json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return json.dumps(row, ensure_ascii=False, sort_keys=True, default=_json_value).encode("utf-8")
 
 
 def _atomic_path(path: str) -> str:
@@ -79,9 +84,11 @@ def _atomic_path(path: str) -> str:
 
 
 def write_shard(folder: str, name: str, rows: Iterable[dict[str, Any]],
-                images: dict[str, bytes], encode_format: str = "jpg") -> dict[str, Any]:
-    """Write the tar (kept samples: ``images`` by key), the Parquet (all ``rows``) and the
-    stats of one shard; returns the stats."""
+                images: dict[str, bytes], encode_format: str = "jpg",
+                extra: pa.Schema | None = None) -> dict[str, Any]:
+    """Write the tar (kept samples: ``images`` by key), the Parquet (all ``rows``: the
+    SAMPLES columns, then ``extra``, a URL list's additional columns) and the stats of one
+    shard; returns the stats."""
     ordered = sorted(rows, key=lambda r: r["key"])
     fs, _, (root,) = fsspec.get_fs_token_paths(folder)
     fs.makedirs(root, exist_ok=True)
@@ -95,6 +102,10 @@ def write_shard(folder: str, name: str, rows: Iterable[dict[str, Any]],
                 _tar_member(tar, f"{key}.txt", row["caption"].encode("utf-8"))
                 _tar_member(tar, f"{key}.json", sample_json(row))
     table = validate(pa.Table.from_pylist(ordered, schema=SAMPLES), SAMPLES, where=parquet_path)
+    if extra:
+        full = pa.Table.from_pylist(ordered, schema=extra)
+        for field in extra:
+            table = table.append_column(field, full.column(field.name))
     with fs.open(tmp_parquet, "wb") as f:
         pq.write_table(table, f)
     stats = shard_stats((r["status"] for r in ordered),
