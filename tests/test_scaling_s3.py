@@ -168,8 +168,10 @@ def test_shards_on_s3(tmp_path, s3):
     first = s3.files("shards-out")
     assert sorted(first) == sorted(local)  # no temporary objects left in the bucket
     final = {n: b for n, b in local.items() if not n.startswith(VARYING)}
+    # like seconds, the network counters (DNS cache hits, rows that waited for their host's
+    # turn) depend on thread timing, not on the inputs
     assert_same_outputs(final, {n: first[n] for n in final}, ("shards/manifest.json",),
-                        skip_keys=("seconds",))
+                        skip_keys=("seconds", "network"))
     manifest = json.loads(local["shards/manifest.json"])
     assert manifest["statuses"] == {"duplicate": 1, "failed_to_download": 1, "success": 7}
     assert manifest["config"]["download_rounds"] == [0, 1]  # the retry round ran too
