@@ -42,6 +42,9 @@ pytestmark = pytest.mark.integration
 TIMEOUT = 2.0
 DRIP = 60  # bytes at 1 byte/s: a minute per try when nothing cuts it
 ORIGIN, ROBOTS_ORIGIN, BAD_ROBOTS_ORIGIN = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+# the 503 rows live on a host of their own: a 503 backs off its whole host (docs/shards.md,
+# "Politeness"), which must not hold back the other hostile rows of this table
+BUSY_ORIGIN = "127.0.0.5"
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
 
@@ -119,6 +122,7 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile_net")
     images = [to_jpeg(image) for _, image in real_images(5)]
     origin, robots, bad_robots = Server(ORIGIN), Server(ROBOTS_ORIGIN), Server(BAD_ROBOTS_ORIGIN)
+    busy = Server(BUSY_ORIGIN)
     drip = Drip()
     rows: list[dict] = []
     expected: dict[str, tuple[str, str]] = {}
@@ -128,8 +132,9 @@ def run(tmp_path_factory):
         expected[url] = (status, message)
 
     for path, (route, status, message) in hostile_routes(images[0], drip).items():
-        origin.routes[path] = route
-        add(origin.url(path), status, message)
+        host = busy if path.startswith("/h/retry-after") else origin
+        host.routes[path] = route
+        add(host.url(path), status, message)
     for i in (1, 2):
         origin.routes[f"/img/{i}.jpg"] = images[i]
         add(origin.url(f"/img/{i}.jpg"), "success")
@@ -148,7 +153,7 @@ def run(tmp_path_factory):
     candidates = write_candidates(tmp / "candidates", rows)
     fetch = FetchConfig(timeout=TIMEOUT, retries=1, max_backoff=2.0,
                         allowed_networks=(f"{ORIGIN}/32", f"{ROBOTS_ORIGIN}/32",
-                                          f"{BAD_ROBOTS_ORIGIN}/32"))
+                                          f"{BAD_ROBOTS_ORIGIN}/32", f"{BUSY_ORIGIN}/32"))
     download = DownloadConfig(fetch=fetch, resize=ResizeConfig(image_size=128),
                               thread_count=16, filters=FilterConfig(min_bytes=5000))
     options = ShardsOptions(candidates=str(candidates), out=str(tmp / "out"), download=download,
@@ -156,10 +161,10 @@ def run(tmp_path_factory):
     try:
         manifest = shards_job.run(options, [])  # raised WitError: download shard(s) failed
     finally:
-        for server in (origin, robots, bad_robots):
+        for server in (origin, robots, bad_robots, busy):
             server.close()
     return {"out": tmp / "out", "manifest": manifest, "expected": expected, "drip": drip,
-            "hits": origin.hits}
+            "hits": {**origin.hits, **busy.hits}}
 
 
 def test_every_hostile_row_gets_its_status_and_message(run):
