@@ -16,27 +16,9 @@ import logging
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, TypeOptions
+from helpers.jobs import every_job
 
-from pipeline.crawl.transform import Crawl, CrawlConfig
-from pipeline.shards.job import ShardsOptions, transform_config
-from pipeline.shards.transform import BuildShards, DownloadedShard
-from queries.transform import BuildQueries, QueryConfig
-
-ROOT = "gs://wit-type-check"
-JOBS = {
-    "queries": lambda p: p | "BuildQueries" >> BuildQueries(
-        QueryConfig(wiki=(f"{ROOT}/wiki/a.xml.bz2", f"{ROOT}/wiki/b.xml.bz2"),
-                    sources=("unigram", "bigram", "title", "wordnet"), out=f"{ROOT}/out"),
-        ["cat", "dog"]),
-    "crawl": lambda p: p | "Crawl" >> Crawl(CrawlConfig(
-        metadata=f"{ROOT}/out/queries/metadata.json", out=f"{ROOT}/out/candidates",
-        warc=(f"{ROOT}/cc/a.warc.gz",), wat=(f"{ROOT}/cc/a.warc.wat.gz",),
-        url_lists=(f"{ROOT}/lists/l.parquet",), seeds=("https://example.com/",))),
-    "shards": lambda p: p | "BuildShards" >> BuildShards(
-        transform_config(ShardsOptions(candidates=f"{ROOT}/out/candidates", out=f"{ROOT}/out")),
-        [DownloadedShard(round_, f"{ROOT}/out/shards/_work/round{round_}", f"{i:05d}")
-         for round_ in (0, 1) for i in range(2)], [12345]),
-}
+JOBS = every_job("gs://wit-type-check")
 
 
 @pytest.mark.parametrize("job", sorted(JOBS))

@@ -20,12 +20,9 @@ from pathlib import Path
 
 import pytest
 from apache_beam.portability.api import beam_runner_api_pb2
+from helpers.jobs import every_job
 
 from pipeline.core.beam import make_pipeline
-from pipeline.crawl.transform import Crawl, CrawlConfig
-from pipeline.shards.job import ShardsOptions, transform_config
-from pipeline.shards.transform import BuildShards, DownloadedShard
-from queries.transform import BuildQueries, QueryConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = ("queries", "pipeline", "schemas", "training")
@@ -63,22 +60,7 @@ def transform_names(proto: beam_runner_api_pb2.Pipeline) -> set[str]:
 @pytest.fixture(scope="module")
 def staged_jobs(beam_temp_files):
     """Dry-run each Beam job once (the stager writes into ``beam_temp_files``)."""
-    jobs = {
-        "queries": lambda p: p | "BuildQueries" >> BuildQueries(
-            QueryConfig(wiki=(f"{BUCKET}/wiki/enwiki-pages-articles1.xml.bz2",
-                              f"{BUCKET}/wiki/enwiki-pages-articles2.xml.bz2"),
-                        sources=("unigram", "bigram", "title", "wordnet"), out=f"{BUCKET}/out"),
-            ["cat", "dog"]),
-        "crawl": lambda p: p | "Crawl" >> Crawl(CrawlConfig(
-            metadata=f"{BUCKET}/out/queries/metadata.json", out=f"{BUCKET}/out/candidates",
-            warc=(f"{BUCKET}/cc/a.warc.gz",), wat=(f"{BUCKET}/cc/a.warc.wat.gz",),
-            url_lists=(f"{BUCKET}/lists/l.parquet",), seeds=("https://example.com/",))),
-        "shards": lambda p: p | "BuildShards" >> BuildShards(
-            transform_config(ShardsOptions(candidates=f"{BUCKET}/out/candidates",
-                                           out=f"{BUCKET}/out")),
-            [DownloadedShard(0, f"{BUCKET}/out/shards/_work/round0", f"{i:05d}")
-             for i in range(3)], [12345]),
-    }
+    jobs = every_job(BUCKET)
     return {name: dry_run(build) for name, build in jobs.items()}
 
 
