@@ -5,18 +5,16 @@ img2dataset's ``multiprocessing_distributor`` starts a spawn pool whose workers 
 launcher killed with SIGKILL (they hold both ends of the task pipe, so they never see it
 close, and keep downloading), and it only prints shards that still failed after its retries.
 :func:`run_pool` does the same work (a spawn pool, tasks handed out as they come, failed
-shards retried) with two differences: every worker asks Linux to SIGKILL it when the launcher
-dies (``prctl(PR_SET_PDEATHSIG)``; elsewhere a thread watches the parent process id), and the
+shards retried) with two differences: in every worker a thread watches the parent process id and ends the
+worker within a second of the launcher's death (see :func:`die_with_parent`), and the
 shards that still failed are returned so the caller can fail the run naming them.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 import threading
 import time
@@ -24,13 +22,12 @@ from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_SECONDS = 1.0
 Row = tuple[int, str]  # (shard id, input file)
 
 
 def _watch_parent(parent_pid: int) -> None:
-    """Where there is no death signal: end this process once its parent is gone."""
+    """End this process once its parent is gone (checked every WATCH_SECONDS)."""
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(WATCH_SECONDS)
@@ -39,17 +36,15 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """Pool initializer: this worker is killed when the launcher ``parent_pid`` dies."""
-    armed = False
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-    if not armed:
-        _watch_parent(parent_pid)
-    if os.getppid() != parent_pid:  # the launcher died before the signal was armed
+    """Pool initializer: this worker ends when the launcher ``parent_pid`` dies.
+
+    A thread watches the parent process. Not Linux's ``prctl(PR_SET_PDEATHSIG)``: that
+    signal follows the *thread* that started the process, and the pool starts the
+    replacement of a recycled worker (``maxtasksperchild``) from its worker-handler thread,
+    which exits when the pool closes. The signal then killed idle workers while they held
+    the task queue's lock, and ``Pool.terminate`` waited on that lock forever."""
+    _watch_parent(parent_pid)
+    if os.getppid() != parent_pid:  # the launcher died before the watch started
         os._exit(1)
 
 
