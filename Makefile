@@ -15,6 +15,8 @@ PAGEVIEWS ?=
 QUERIES_ARGS ?=
 CRAWL_ARGS ?=
 SHARDS_ARGS ?=
+LIST ?=
+TAKEDOWN_ARGS ?=
 TRAIN_ARGS ?=
 EVAL_ARGS ?=
 DEMO_ARGS ?=
@@ -22,7 +24,7 @@ PYTEST_ARGS ?=
 BEAM := -- --runner=$(RUNNER) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test-latest test-oldest worker-requirements test test-fast lint queries crawl shards train eval export demo bench clean
+.PHONY: help setup lock test-latest test-oldest worker-requirements test test-fast lint queries crawl shards takedown train eval export demo bench clean
 
 help: ## list every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -99,6 +101,10 @@ crawl: setup ## image-text candidates from WARC/WAT/seeds/URL lists, matched and
 
 shards: setup ## download, filter, dedup, decontaminate into WebDataset + Parquet shards
 	$(WIT) shards --candidates $(OUT)/candidates --out $(OUT) $(SHARDS_ARGS) $(BEAM)
+
+takedown: setup ## remove the samples a list names from OUT/shards: LIST=takedown.txt (TAKEDOWN_ARGS='--dry-run')
+	@test -n "$(LIST)" || { echo "make takedown: set LIST=FILE (a takedown list; format: wit takedown --help)"; exit 2; }
+	$(WIT) takedown --shards $(OUT)/shards --list $(LIST) $(TAKEDOWN_ARGS)
 
 train: setup ## train a CLIP model on the shards (tiny config on CPU by default)
 	$(WIT) train --shards $(OUT)/shards --config tiny --out $(OUT)/train $(TRAIN_ARGS)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queries": ("queries.cli", "build the query list (metadata) from Wikipedia and WordNet"),
     "crawl": ("pipeline.crawl.cli", "extract, match and balance image-text candidates"),
     "shards": ("pipeline.shards.cli", "download, filter, dedup and write WebDataset shards"),
+    "takedown": ("pipeline.takedown.cli", "remove listed samples from existing shards"),
     "train": ("training.train_cli", "train a CLIP model on WebDataset shards"),
     "eval": ("training.eval_cli", "zero-shot, linear-probe and retrieval evaluation"),
     "export": ("training.export_cli", "export a checkpoint as a transformers CLIPModel"),

@@ -24,6 +24,13 @@ status                           meaning                                       w
 ``duplicate_of:<key>``           exact (sha256) or near (pHash) duplicate of   shards: Beam job
                                  the kept sample ``<key>`` (the kind is the
                                  first word of ``error_message``)
+``removed``                      taken down: a takedown list entry matches     takedown;
+                                 (its kind and line in ``error_message``):     shards: download
+                                 ``wit takedown`` rewrote the shard without    (``--exclude``)
+                                 it (the row keeps only key, uid and hashes),
+                                 or ``--exclude`` refused it (URL, page,
+                                 domain: before fetching; sha256, pHash:
+                                 once the bytes were in hand, never written)
 ===============================  ============================================  ============
 
 ``failed_to_download:host_backoff`` (written by the download, ``pipeline.core.net.hosts``):
@@ -74,6 +81,7 @@ FAILED_TO_DOWNLOAD = "failed_to_download"
 FAILED_TO_RESIZE = "failed_to_resize"
 CONTAMINATED = "contaminated"
 HASH_MISMATCH = "hash_mismatch"
+REMOVED = "removed"
 
 # groups (status_group) of the prefixed statuses
 FILTERED = "filtered"
@@ -112,7 +120,7 @@ FILTER_RULES = (CAPTION_WORDS, CAPTION_CHARS, LANGUAGE, UNKNOWN_SIZE, MIN_SIDE, 
 GUARDS = (MAX_PIXELS,)
 
 STATUS_PREFIXES = (SUCCESS, FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, HASH_MISMATCH,
-                   FILTERED_PREFIX, DUPLICATE_PREFIX, CONTAMINATED)
+                   FILTERED_PREFIX, DUPLICATE_PREFIX, CONTAMINATED, REMOVED)
 
 
 def filtered(reason: str) -> str:
@@ -123,6 +131,11 @@ def filtered(reason: str) -> str:
 def basic_filter_message(reason: str) -> str:
     """The ``error_message`` of a row dropped by a basic filter (download or Beam job)."""
     return f"basic filter: {reason}"
+
+
+def removed_message(kind: str, where: str, line: str) -> str:
+    """A removed row's ``error_message``: ``takedown <kind>: <FILE:LINE>: <list line>``."""
+    return f"takedown {kind}: {where}: {line}"
 
 
 def duplicate_of(key: str) -> str:

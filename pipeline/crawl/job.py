@@ -9,6 +9,7 @@ from typing import Any
 from pipeline.core import fsio
 from pipeline.core.beam import make_pipeline
 from pipeline.core.jobs import print_summary, remove_outputs
+from pipeline.core.takedown_list import read_lists
 from pipeline.crawl.matching import load_metadata
 from pipeline.crawl.stats import read_stats
 from pipeline.crawl.transform import Crawl, CrawlConfig
@@ -38,6 +39,7 @@ def summary_table(stats: dict[str, Any]) -> str:
 def run(config: CrawlConfig, beam_args: list[str]) -> dict[str, Any]:
     """Run the stage, print its summary and return the stats of ``OUT/candidates/stats.json``."""
     entries = len(load_metadata(config.metadata))  # fail early, on the launcher
+    read_lists(config.exclude)  # a bad --exclude line too
     fsio.makedirs(config.out)
     remove_outputs(config.out, OUTPUTS)
     pipeline = make_pipeline(beam_args)

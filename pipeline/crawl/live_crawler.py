@@ -18,7 +18,7 @@ import contextlib
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -45,7 +45,7 @@ from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
 from pipeline.crawl.option_values import networks
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, is_html
-from schemas.status import skipped
+from schemas.status import REMOVED, skipped
 
 DEFAULT_USER_AGENT = "webimagetext-crawler/0.1 (+https://github.com/webimagetext)"
 LIVE = "live crawler (--seeds)"  # the options' group in ``wit crawl --help``
@@ -210,11 +210,19 @@ class SiteCrawler:
 
 def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[str],
                text_fields: Sequence[str] = TEXT_FIELDS,
-               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+               skip_page: Callable[[str], bool] | None = None
                ) -> Iterator[tuple[str, str, Texts]]:
     """Crawl from ``seeds`` (one site); yield ``(page_url, image_url, texts)``. ``counts``
-    gets ``pages``, ``requests``, ``images``, ``with_text`` and ``skipped:<reason>``."""
+    gets ``pages``, ``requests``, ``images``, ``with_text`` and ``skipped:<reason>``.
+    ``skip_page(url)``: a page never to fetch (a takedown list's page or domain), counted
+    ``skipped:removed``."""
     crawler = SiteCrawler(options, counts)
+    if skip_page is not None:
+        kept = [s for s in seeds if not skip_page(s)]
+        if len(kept) < len(seeds):
+            crawler.count(skipped(REMOVED), len(seeds) - len(kept))
+        seeds = kept
     sites = {site_of(s) for s in seeds}
     frontier: deque[tuple[str, int]] = deque((s, 0) for s in seeds)
     queued = set(seeds)
@@ -248,6 +256,10 @@ def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[st
                     continue
                 for link in links:
                     if link in queued or (options.same_site and site_of(link) not in sites):
+                        continue
+                    if skip_page is not None and skip_page(link):
+                        queued.add(link)  # counted once
+                        crawler.count(skipped(REMOVED))
                         continue
                     queued.add(link)
                     frontier.append((link, depth + 1))

@@ -17,6 +17,7 @@ workers, in whatever order pages and rows arrive.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from apache_beam.utils import shared
 from pipeline.core.cliargs import non_negative_int, output_dir, positive_int
 from pipeline.core.options import option
 from pipeline.core.progress import Progress
+from pipeline.core.takedown_list import TakedownList, read_lists
 from pipeline.crawl.balancing import DEFAULT_T, keep_texts
 from pipeline.crawl.elements import FirstCopy, MatchedPair, TextMatch
 from pipeline.crawl.html_extract import TEXT_FIELDS
@@ -47,6 +49,7 @@ from pipeline.crawl.stats import StatKey, write_stats
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
 from pipeline.crawl.wat import wat_pairs
+from schemas.status import REMOVED, skipped
 from pipeline.crawl.writer import (
     ROWS_PER_PART,
     num_parts,
@@ -107,8 +110,20 @@ class CrawlConfig:
                              help="number of part-NNNNN-of-MMMMM.parquet files; rows go to a "
                                   "part by a hash of their uid and are sorted by uid; 0: one "
                                   f"part per {ROWS_PER_PART:,} kept rows, at least one")
+    exclude: tuple[str, ...] = option(
+        (), append=True, metavar="FILE",
+        help="a takedown list or OUT/shards/removals.jsonl (format: 'wit takedown --help'); "
+             "repeatable. Pairs whose image URL, page URL or domain it names are dropped "
+             "(counted skipped:removed) and the live crawler fetches no such page; its "
+             "sha256/phash entries act in 'wit shards --exclude' (default: none)")
     rows_per_part: int = ROWS_PER_PART
     crawler: CrawlerOptions = field(default_factory=CrawlerOptions)
+
+
+@functools.cache
+def excluded_pairs(paths: tuple[str, ...]) -> TakedownList | None:
+    """The ``--exclude`` lists, read once per worker process (None: no list)."""
+    return read_lists(paths) if paths else None
 
 
 def _stats(source: str, counts: Counter[str]) -> Iterator[TaggedOutput]:
@@ -128,11 +143,13 @@ class MatchingSource(beam.DoFn):
         # one automaton per worker process, shared by every source DoFn given this handle
         self.shared_matcher = shared_matcher or shared.Shared()
         self.matcher: Matcher | None = None
+        self.excluded: TakedownList | None = None
 
     def setup(self) -> None:
         path = self.config.metadata
         self.matcher = self.shared_matcher.acquire(lambda: Matcher(load_metadata(path)),
                                                    tag=path)
+        self.excluded = excluded_pairs(self.config.exclude)
 
     def matched(self, pairs: Iterable[Pair], counts: Counter[str],
                 label: str) -> Iterator[MatchedPair]:
@@ -140,7 +157,11 @@ class MatchingSource(beam.DoFn):
         match = self.matcher.match
         progress = Progress(f"crawl {label}", unit="pairs")
         n = 0
+        excluded = self.excluded
         for pair in pairs:
+            if excluded is not None and excluded.before_download(pair.url, pair.page_url):
+                counts[skipped(REMOVED)] += 1  # a takedown: never a candidate
+                continue
             matches = tuple(TextMatch(i, tuple(ids)) for i, ids in
                             ((i, match(text)) for i, text in enumerate(pair.texts)) if ids)
             if matches:
@@ -185,8 +206,11 @@ class CrawlSites(MatchingSource):
         site, seeds = element
         counts: Counter[str] = Counter({"sites": 1})
         c = self.config
+        excluded = excluded_pairs(c.exclude)
+        skip_page = (lambda url: excluded.before_download(None, url) is not None) \
+            if excluded is not None else None
         pages = crawl_site(sorted(set(seeds)), c.crawler, counts, c.text_fields,
-                           c.max_text_chars)
+                           c.max_text_chars, skip_page)
         pairs = (make_pair(url, texts, page_url, "live") for page_url, url, texts in pages)
         yield from self.matched(pairs, counts, f"live {site}")
         yield from _stats("live", counts)

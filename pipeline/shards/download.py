@@ -37,6 +37,7 @@ from pipeline.core.images import return_freed_images_to_the_system
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
 from pipeline.core.net.hosts import HostTable, host_key, polite_map
 from pipeline.core.options import option
+from pipeline.core.takedown_list import Rule, TakedownList, read_lists
 from pipeline.shards.filters import FilterConfig, download_reason, sample_texts
 from pipeline.shards.imaging import ResizeConfig, clean_error, jpeg_is_truncated, process_image
 from pipeline.shards.option_groups import DOWNLOAD
@@ -62,6 +63,12 @@ class DownloadConfig:
                                help=f"download threads per process, at most {MAX_THREADS}")
     # the stage's filter rules: the caption ones are checked before fetching (filters.py)
     filters: FilterConfig = field(default_factory=FilterConfig)
+    exclude: tuple[str, ...] = option(
+        (), append=True, metavar="FILE", group=DOWNLOAD,
+        help="a takedown list or OUT/shards/removals.jsonl (format: 'wit takedown --help'); "
+             "repeatable. Rows it names get status 'removed': by image URL, page URL or "
+             "domain before any fetch; by sha256 or pHash once the bytes are in hand, never "
+             "written (default: none)")
 
     def flat(self) -> dict:
         """The fields with the resize ones inline, in their order, then the caption rules
@@ -76,6 +83,18 @@ class DownloadConfig:
             else:
                 out.update(value if key == "resize" else {key: value})
         return out
+
+
+@functools.cache
+def exclusion_list(paths: tuple[str, ...]) -> TakedownList:
+    """The ``--exclude`` lists, read once per worker process (checked on the launcher first)."""
+    return read_lists(paths)
+
+
+def removed_meta(rule: Rule) -> dict:
+    meta = empty_meta()
+    meta.update(status=st.REMOVED, error_message=st.removed_message(rule.kind, rule.where, rule.line))
+    return meta
 
 
 # -- the per-shard downloader -------------------------------------------------------------------
@@ -187,32 +206,45 @@ class GuardedDownloader:
 
     def host_of(self, row: dict) -> str:
         """The host whose limits a row waits for ("" when it will not be fetched)."""
-        if row.get(INPUT_ERROR) or download_reason(sample_texts(row), self.config.filters):
+        if row.get(INPUT_ERROR) or download_reason(sample_texts(row), self.config.filters) \
+                or self.excluded.before_download(row["url"], row.get("page_url")):
             return ""
         return host_key(row["url"])
 
+    @property
+    def excluded(self) -> TakedownList:
+        return exclusion_list(self.config.exclude)
+
     def process_row(self, url: str, texts: list[str], expected_hash: str | None = None,
-                    input_error: str | None = None) -> tuple[dict, bytes | None]:
+                    input_error: str | None = None, page_url: str | None = None
+                    ) -> tuple[dict, bytes | None]:
         """:meth:`process`, where any exception becomes the row's status: a stranger's
         bytes must never fail the download shard (and its up to 10,000 other rows)."""
         try:
-            return self.process(url, texts, expected_hash, input_error)
+            return self.process(url, texts, expected_hash, input_error, page_url)
         except Exception as exc:  # noqa: BLE001 - the last-resort guard of one row
             # fetch errors are caught in process(): this is the decoding of the bytes
             return {**empty_meta(), "status": st.FAILED_TO_RESIZE,
                     "error_message": unexpected_error("processing the image", exc)}, None
 
     def process(self, url: str, texts: list[str], expected_hash: str | None = None,
-                input_error: str | None = None) -> tuple[dict, bytes | None]:
+                input_error: str | None = None, page_url: str | None = None
+                ) -> tuple[dict, bytes | None]:
         """Fetch, bound, decode, resize one URL: (meta fields, encoded image or None). Not
         fetched when none of the image's ``texts`` passes the word and character rules.
         URL-list rows (url_lists.py) may carry why they cannot be downloaded at all, and the
-        ``<type>:<hex>`` hash the downloaded bytes must have."""
+        ``<type>:<hex>`` hash the downloaded bytes must have. An ``--exclude`` entry for the
+        URL, page or domain refuses the row before anything is fetched; one for its sha256
+        or pHash refuses the image once those are known, before it is written."""
         assert self._fetcher is not None
         meta = empty_meta()
         if input_error:
             meta.update(status=st.FAILED_TO_DOWNLOAD, error_message=input_error)
             return meta, None
+        excluded = self.excluded
+        rule = excluded.before_download(url, page_url)
+        if rule is not None:
+            return removed_meta(rule), None
         reason = download_reason(texts, self.config.filters)
         if reason:
             meta.update(status=st.filtered(reason), error_message=st.basic_filter_message(reason))
@@ -242,6 +274,9 @@ class GuardedDownloader:
         if done.status != st.SUCCESS:
             return meta, None
         meta.update(sha256=hashlib.sha256(data).hexdigest(), phash=to_hex(done.phash or 0))
+        rule = excluded.after_download(meta["sha256"], meta["phash"])
+        if rule is not None:  # its hashes stay in the row, the image is never written
+            return {**removed_meta(rule), "sha256": meta["sha256"], "phash": meta["phash"]}, None
         return meta, done.data
 
     def download_shard(self, shard_id: int, arrow_path: str) -> None:
@@ -261,7 +296,8 @@ class GuardedDownloader:
         try:
             results = polite_map(lambda r: self.process_row(r["url"], sample_texts(r),
                                                             r.get(EXPECTED_HASH),
-                                                            r.get(INPUT_ERROR)),
+                                                            r.get(INPUT_ERROR),
+                                                            r.get("page_url")),
                                  rows, threads=self.config.thread_count, host_of=self.host_of,
                                  limiter=fetcher.hosts, defer=lambda r, why: self.deferred(why))
             for row, (meta, image) in results:

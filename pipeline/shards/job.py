@@ -33,6 +33,7 @@ from pipeline.core.errors import InputError, WitError
 from pipeline.core.jobs import print_summary, remove_outputs, versions
 from pipeline.core.net.hosts import shared_table_path
 from pipeline.core.options import option
+from pipeline.core.takedown_list import read_lists
 from pipeline.shards.decontaminate import hash_eval_images
 from pipeline.shards.dedup import NearDupConfig
 from pipeline.shards.download import (
@@ -335,6 +336,9 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     # what shapes the downloaded files; fetch settings (timeouts, retries, ...) may change
     # between runs, e.g. a longer --timeout for --retry-failed
     shaping = {k: v for k, v in opts.download.flat().items() if k not in ("fetch", "thread_count")}
+    if opts.download.exclude:  # a bad line fails now; what the lists hold shapes the rows
+        read_lists(opts.download.exclude)
+        shaping["exclude"] = [file_fingerprint(p) for p in opts.download.exclude]
     if url_list is not None:  # a URL list's reading shapes the rows (candidates: no key)
         config["url_list"] = url_list.fingerprint()
     _check_work_config(opts.out, {"inputs": fingerprints, "download": shaping,

@@ -67,7 +67,7 @@ def summarize(folder: str) -> dict[str, Any]:
     total = sum(statuses.values())
     failed = sum(n for s, n in statuses.items() if st.is_failed_download(s)) \
         + statuses[st.FAILED_TO_RESIZE] + sum(statuses[s] for s in st.DOWNLOAD_POLICY) \
-        + statuses[st.HASH_MISMATCH]
+        + statuses[st.HASH_MISMATCH] + statuses[st.REMOVED]  # --exclude: never in the funnel
     guarded = sum(statuses[s] for s in GUARDED)
     filtered = sum(v for k, v in statuses.items() if st.is_filtered(k)) - sum(
         statuses[s] for s in st.DOWNLOAD_POLICY) - statuses[CLIP_FILTERED] - guarded
