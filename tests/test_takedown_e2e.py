@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,8 @@ import webdataset as wds
 from helpers.shards import TRUSTED, Server, real_images, send, to_jpeg, write_candidates
 
 from pipeline.cli import main
+from pipeline.core.takedown_list import read_lists
+from pipeline.takedown.shard_rewrite import rewrite_shard
 from training.shard_reading import iterate_shard, resolve_shards, shard_sizes
 
 pytestmark = pytest.mark.integration
@@ -67,6 +70,12 @@ def built(tmp_path_factory):
         server.close()
 
 
+def fresh_shards(built, tmp_path: Path) -> Path:
+    """A copy of the fixture's untouched shards (each test takes its own copy down)."""
+    return Path(shutil.copytree(built[0] / "out" / "shards", tmp_path / "shards",
+                                ignore=shutil.ignore_patterns("_work")))
+
+
 def rows_of(shards: Path) -> pd.DataFrame:
     frames = [pd.read_parquet(p).assign(shard=p.stem) for p in sorted(shards.glob("*.parquet"))]
     return pd.concat(frames).set_index("caption", drop=False)
@@ -88,10 +97,14 @@ def write_list(path: Path, before: pd.DataFrame, images: list[bytes], server: Se
 
 
 def test_takedown_every_kind_then_exclude(built, tmp_path, capsys):
-    root, candidates, server, images = built
-    shards = root / "out" / "shards"
+    _, candidates, server, images = built
+    shards = fresh_shards(built, tmp_path)
     before, files_before = rows_of(shards), snapshot(shards)
     takedown = write_list(tmp_path / "takedown.txt", before, images, server)
+    # --dry-run: the same matches said, nothing written
+    assert main(["takedown", "--shards", str(shards), "--list", str(takedown), "--dry-run"]) == 0
+    assert "(dry run, nothing written): 5 row(s) matched" in capsys.readouterr().out
+    assert snapshot(shards) == files_before
     named = [CAPTIONS[i] for i in (BY_URL, BY_PAGE, BY_DOMAIN, BY_SHA256, BY_PHASH)]
     touched = set(before.loc[named, "shard"])
     untouched = set(before["shard"]) - touched
@@ -206,9 +219,45 @@ def test_takedown_every_kind_then_exclude(built, tmp_path, capsys):
     assert all(server.hits[f"/img/{i}.jpg"] == hits_before.get(f"/img/{i}.jpg", 0)
                for i in (BY_URL, BY_PAGE, BY_DOMAIN, BY_SHA256, BY_PHASH))
 
+def test_a_killed_takedown_is_finished_by_the_rerun(built, tmp_path, capsys):
+    """Killed after recording one shard's removals but before renaming its files, and after
+    replacing another shard but before sizes.json: the rerun replaces the first, records
+    nothing twice, and sets sizes.json and the manifest right."""
+    _, _, server, _ = built
+    shards = fresh_shards(built, tmp_path)
+    before = rows_of(shards)
+    listed = tmp_path / "takedown.txt"
+    listed.write_text(f"url {server.url(f'/img/{BY_URL}.jpg')}\ndomain takedown.example\n")
+    first, second = (before.loc[CAPTIONS[i], "shard"] for i in (BY_URL, BY_DOMAIN))
+    assert first != second
+    rules = read_lists([str(listed)])
+    recorded = rewrite_shard(str(shards), first, rules, 2)  # recorded, temporaries left
+    replaced = rewrite_shard(str(shards), second, rules, 2)  # recorded and in place
+    assert recorded is not None and replaced is not None
+    with (shards / "removals.jsonl").open("w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in recorded.records + replaced.records)
+    replaced.commit()
+    assert [p.name for p in shards.glob(".tmp-*")]
+
+    assert main(["takedown", "--shards", str(shards), "--list", str(listed)]) == 0
+    assert "1 row(s) matched, 1 sample(s) removed from 1 of 4 shard(s)" in capsys.readouterr().out
+    records = [json.loads(line) for line in (shards / "removals.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in records) == sorted(before.loc[[CAPTIONS[BY_URL],
+                                                                   CAPTIONS[BY_DOMAIN]], "key"])
+    assert not list(shards.glob(".tmp-*"))
+    after = rows_of(shards)
+    sizes = json.loads((shards / "sizes.json").read_text())
+    for stem in (first, second):
+        assert sizes[f"{stem}.tar"] == int(((after["shard"] == stem)
+                                            & (after["status"] == "success")).sum())
+        assert sizes[f"{stem}.tar"] == int(((before["shard"] == stem)
+                                            & (before["status"] == "success")).sum()) - 1
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert manifest["version"] == 2 and manifest["shards"]["samples"] == sum(sizes.values())
+
+
 def test_a_bad_list_line_fails_before_any_shard_is_touched(built, tmp_path, capsys):
-    root = built[0]
-    shards = root / "out" / "shards"
+    shards = fresh_shards(built, tmp_path)
     files = snapshot(shards)
     bad = tmp_path / "bad.txt"
     bad.write_text("domain fine.example\nsha256 not-a-hash\n")

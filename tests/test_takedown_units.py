@@ -15,7 +15,6 @@ from pipeline.core.takedown_list import (
     Rule,
     TakedownListError,
     from_rules,
-    normalize_url,
     parse_lines,
     parse_rule,
     read_lists,

@@ -173,7 +173,7 @@ class TakedownList:
             index.setdefault(rule.value, rule)
 
     def __len__(self) -> int:
-        return sum(map(len, (self.urls, self.pages, self.domains, self.sha256s, self.phashes)))
+        return sum(self.counts().values())
 
     def counts(self) -> dict[str, int]:
         """Rules by kind (the summary's 'read' line)."""

@@ -49,7 +49,6 @@ from pipeline.crawl.stats import StatKey, write_stats
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
 from pipeline.crawl.wat import wat_pairs
-from schemas.status import REMOVED, skipped
 from pipeline.crawl.writer import (
     ROWS_PER_PART,
     num_parts,
@@ -57,6 +56,7 @@ from pipeline.crawl.writer import (
     write_entry_counts,
     write_part,
 )
+from schemas.status import REMOVED, skipped
 
 STATS = "stats"  # the tag of the source DoFns' counter output
 SOURCES = "sources (any mix; at least one)"  # option group of --warc, --wat, --seeds, --urls

@@ -80,6 +80,8 @@ class DownloadConfig:
                 # judged the caption alone skipped rows now fetched, and is refused)
                 out.update(min_words=value["min_words"], min_chars=value["min_chars"],
                            caption_texts="every")
+            elif key == "exclude":  # only when given: work folders from before it stay valid
+                out.update({key: list(value)} if value else {})
             else:
                 out.update(value if key == "resize" else {key: value})
         return out

@@ -22,6 +22,7 @@ import fsspec
 
 from pipeline.core import fsio
 from pipeline.core.errors import InputError
+from pipeline.core.jobs import remove_outputs
 from pipeline.core.progress import Progress
 from pipeline.core.takedown_list import KINDS, TakedownList, read_lists
 from pipeline.takedown.shard_rewrite import Rewrite, rewrite_shard
@@ -162,6 +163,8 @@ def run(folder: str, lists: list[str], dry_run: bool = False) -> Outcome:
     """Apply the takedown ``lists`` to the shards of ``folder`` (``OUT/shards``)."""
     takedown: TakedownList = read_lists(lists)  # a bad line fails before any shard is read
     stems = shard_stems(folder)
+    if not dry_run:
+        remove_outputs(folder, (".tmp-*",))  # what a killed run was writing
     manifest_path = fsio.join(folder, "manifest.json")
     version = (fsio.read_json(manifest_path).get("version", 1) if fsio.exists(manifest_path)
                else 1) + 1
