@@ -34,6 +34,7 @@ def test_every_kind_parses_and_normalises():
     assert parse_rule(f"sha256 {SHA.upper()}") == Rule("sha256", SHA)
     assert parse_rule("phash C3A1F0E2D4B59687 6") == Rule("phash", "c3a1f0e2d4b59687", 6)
     assert parse_rule("phash c3a1f0e2d4b59687").radius == 0
+    assert parse_rule("domain\tex.org\t# tabs") == Rule("domain", "ex.org")
     assert parse_rule("   # only a comment") is None
     assert parse_rule("") is None
     assert Rule("phash", "c3a1f0e2d4b59687", 6).line == "phash c3a1f0e2d4b59687 6"
@@ -166,3 +167,23 @@ def test_filter_tar_refuses_a_damaged_tar():
 
 def test_sample_key_is_webdatasets():
     assert sample_key("000123.jpg") == "000123" and sample_key("a/b.c.json") == "a/b"
+
+
+def test_scrub_report_cuts_removed_images_only(tmp_path):
+    import base64
+    import hashlib
+
+    from pipeline.takedown.job import scrub_report
+
+    gone, kept = (base64.b64encode(data).decode() for data in (b"removed image", b"kept image"))
+    (tmp_path / "report.html").write_text(
+        "<h1>Dataset card</h1>\n"
+        f"<figure><img src='data:image/jpeg;base64,{gone}'><figcaption>a cat</figcaption></figure>\n"
+        f"<figure><img src='data:image/jpeg;base64,{kept}'><figcaption>a dog</figcaption></figure>\n"
+        f"<img alt='elsewhere' src=\"data:image/jpeg;base64,{gone}\">")
+    digest = hashlib.sha256(gone.encode()).hexdigest()
+    assert scrub_report(str(tmp_path), {digest}, 3)
+    text = (tmp_path / "report.html").read_text()
+    assert gone not in text and "a cat" not in text
+    assert kept in text and "a dog" in text and "dataset version 3" in text
+    assert not scrub_report(str(tmp_path), {digest}, 3)  # nothing left to cut

@@ -88,8 +88,8 @@ def parse_rule(text: str, where: str = "") -> Rule | None:
     line = COMMENT.split(text.strip(), 1)[0].strip()
     if not line:
         return None
-    kind, _, rest = line.partition(" ")
-    kind, args = kind.lower(), rest.split()
+    first, *args = line.split()  # spaces or tabs between the fields
+    kind = first.lower()
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS)}, "
                          "then a value)")

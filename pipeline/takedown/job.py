@@ -133,6 +133,7 @@ def _fingerprint(path: str) -> dict[str, Any]:
 
 FIGURE = re.compile(r"<figure><img src='data:image/[a-z]+;base64,([A-Za-z0-9+/=]+)'>"
                     r"<figcaption>.*?</figcaption></figure>\n?", re.S)
+DATA_URI = re.compile(r"data:image/[a-z+.-]+;base64,([A-Za-z0-9+/=]+)")
 
 
 def scrub_report(folder: str, removed_images: set[str], version: int) -> bool:
@@ -144,11 +145,15 @@ def scrub_report(folder: str, removed_images: set[str], version: int) -> bool:
     with fsspec.open(path, "rt", encoding="utf-8") as f:
         text = f.read()
 
+    def _removed(payload: str) -> bool:
+        return hashlib.sha256(payload.encode("ascii")).hexdigest() in removed_images
+
     def keep(match: re.Match[str]) -> str:
-        digest = hashlib.sha256(match.group(1).encode("ascii")).hexdigest()
-        return "" if digest in removed_images else match.group(0)
+        return "" if _removed(match.group(1)) else match.group(0)
 
     scrubbed = FIGURE.sub(keep, text)
+    # any other embedding of a removed image (should the card's layout change): emptied
+    scrubbed = DATA_URI.sub(lambda m: "data:," if _removed(m.group(1)) else m.group(0), scrubbed)
     if scrubbed == text:
         return False
     note = (f"<p><b>Takedown:</b> dataset version {version}; samples taken down since the "
