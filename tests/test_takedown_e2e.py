@@ -271,3 +271,36 @@ def test_a_bad_list_line_fails_before_any_shard_is_touched(built, tmp_path, caps
     assert main(["takedown", "--shards", str(tmp_path / "none"), "--list", str(good)]) == 1
     assert "no shard Parquet files" in capsys.readouterr().err
     assert snapshot(shards) == files
+
+
+def test_a_training_stream_started_before_the_takedown_keeps_going(built, tmp_path, capsys):
+    """The trainer's sample stream (batch_stream.ShardStream), set up on the old version:
+    the shard it has open is read to its old end, the shards it opens afterwards are the
+    new ones, and batches keep coming with the old epoch length."""
+    from training.batch_stream import ShardStream, StreamConfig
+    from training.clip.tokenizer import train_tokenizer
+
+    _, _, server, _ = built
+    shards = fresh_shards(built, tmp_path)
+    before = rows_of(shards)
+    paths = resolve_shards(str(shards))
+    sizes = shard_sizes(paths)
+    cfg = StreamConfig(shards=paths, batch_size=4, image_size=32, context_length=16,
+                       steps_per_epoch=sum(sizes.values()) // 4, seed=1, shuffle_buffer=1)
+    stream = ShardStream(cfg, train_tokenizer(CAPTIONS, 300))
+    first = next(stream._shard_order(0, 0, 1)[1])  # the shard the stream reads first
+    pairs = stream._samples(0, 0, 1)
+    seen = [next(pairs)[1]]  # that shard is open now
+    kept = before[before["status"] == "success"]
+    victims = kept.groupby("shard")["caption"].first()  # one sample of every shard
+    listed = tmp_path / "takedown.txt"
+    listed.write_text("".join(f"url {kept.loc[c, 'url']}\n" for c in victims))
+    assert main(["takedown", "--shards", str(shards), "--list", str(listed)]) == 0
+    capsys.readouterr()
+
+    seen += [next(pairs)[1] for _ in range(sizes[first] - 1)]
+    assert set(seen) == set(kept.loc[kept["shard"] == Path(first).stem, "caption"])
+    later = {next(pairs)[1] for _ in range(40)}  # several shards opened after the takedown
+    assert later and not later & set(victims)
+    images, tokens, _ = next(iter(ShardStream(cfg, stream.tokenizer)))
+    assert images.shape == (4, 3, 32, 32) and tokens.shape == (4, 16)
