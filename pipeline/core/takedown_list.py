@@ -194,9 +194,10 @@ class TakedownList:
 
     def before_download(self, url: str | None, page_url: str | None) -> Rule | None:
         """The rule that removes an image known by its URL and page, before any fetch."""
-        if url and (rule := self.urls.get(normalize_url(url))):
+        # the emptiness checks first: an empty list costs a download row no URL parsing
+        if self.urls and url and (rule := self.urls.get(normalize_url(url))):
             return rule
-        if page_url and (rule := self.pages.get(normalize_url(page_url))):
+        if self.pages and page_url and (rule := self.pages.get(normalize_url(page_url))):
             return rule
         if self.domains:
             return self._domain_rule(url) or self._domain_rule(page_url)
@@ -204,7 +205,7 @@ class TakedownList:
 
     def after_download(self, sha256: str | None, phash: str | None) -> Rule | None:
         """The rule that removes an image by its bytes' SHA-256 or its pHash (16 hex)."""
-        if sha256 and (rule := self.sha256s.get(sha256.lower())):
+        if self.sha256s and sha256 and (rule := self.sha256s.get(sha256.lower())):
             return rule
         if phash and self.phashes:
             value = int(phash, 16)
