@@ -45,8 +45,11 @@ def test_crawl_exclude_skips_listed_images_and_pages(tmp_path):
     assert sorted(crawled["url"]) == sorted(site.url(f"/img/{i}.jpg") for i in (0, 2, 3))
     assert site.hits["/private.html"] == 0  # the listed page is never fetched
     stats = json.loads((out / "candidates" / "stats.json").read_text())
-    # one image dropped from the index page, one page not fetched
-    assert stats["sources"]["live"]["skipped"]["removed"] == 2
+    live = stats["sources"]["live"]
+    # one image of the index page dropped, the listed page not fetched
+    assert live["removed"] == 1 and live["skipped"]["removed"] == 1
+    assert live["with_text"] == live["removed"] + live.get("unmatched", 0) + live.get("duplicates", 0) \
+        + live["matched"]
 
 
 def test_crawl_exclude_names_a_bad_line(tmp_path, capsys):

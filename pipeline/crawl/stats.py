@@ -32,7 +32,7 @@ def stats_document(items: Iterable[tuple[StatKey, int]], config: CrawlConfig,
         else:
             doc[key] = n
     order = ("files", "sites", "requests", "records", "rows", "pages", "images", "with_text",
-             "unmatched", "duplicates", "matched", "kept")
+             "unmatched", "removed", "duplicates", "matched", "kept")
     for source, doc in sources.items():
         for key in ("pages", "images", "with_text", "matched", "kept"):
             doc.setdefault(key, 0)

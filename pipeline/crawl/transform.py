@@ -56,7 +56,7 @@ from pipeline.crawl.writer import (
     write_entry_counts,
     write_part,
 )
-from schemas.status import REMOVED, skipped
+from schemas.status import REMOVED
 
 STATS = "stats"  # the tag of the source DoFns' counter output
 SOURCES = "sources (any mix; at least one)"  # option group of --warc, --wat, --seeds, --urls
@@ -114,7 +114,8 @@ class CrawlConfig:
         (), append=True, metavar="FILE",
         help="a takedown list or OUT/shards/removals.jsonl (format: 'wit takedown --help'); "
              "repeatable. Pairs whose image URL, page URL or domain it names are dropped "
-             "(counted skipped:removed) and the live crawler fetches no such page; its "
+             "(counted 'removed') and the live crawler fetches no such page (counted "
+             "skipped:removed); its "
              "sha256/phash entries act in 'wit shards --exclude' (default: none)")
     rows_per_part: int = ROWS_PER_PART
     crawler: CrawlerOptions = field(default_factory=CrawlerOptions)
@@ -160,7 +161,7 @@ class MatchingSource(beam.DoFn):
         excluded = self.excluded
         for pair in pairs:
             if excluded is not None and excluded.before_download(pair.url, pair.page_url):
-                counts[skipped(REMOVED)] += 1  # a takedown: never a candidate
+                counts[REMOVED] += 1  # a takedown: never a candidate
                 continue
             matches = tuple(TextMatch(i, tuple(ids)) for i, ids in
                             ((i, match(text)) for i, text in enumerate(pair.texts)) if ids)
