@@ -276,7 +276,7 @@ def _downloaded_shards(out: str) -> list[DownloadedShard]:
 
 # every output of the Beam job and the report; .tmp-*: temporary names a crashed run left
 OUTPUTS = ("*.tar", "*.parquet", "*_stats.json", "sizes.json", "manifest.json", "report.html",
-           ".tmp-*")
+           "README.md", ".tmp-*")
 VERSIONED = ("webimagetext", "img2dataset", "apache-beam", "faiss-cpu", "imagehash", "pyarrow",
              "Pillow", "opencv-python-headless", "webdataset")
 
@@ -414,6 +414,10 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     write_report(out_folder, manifest, opts.candidates or "", opts.report_samples,
                  opts.download.resize.encode_format)
     fsio.atomic_write_json(fsio.join(out_folder, "manifest.json"), manifest)
+    from pipeline.shards.card import dataset_card
+
+    # the Hugging Face dataset card, from the manifest just written
+    fsio.atomic_write_bytes(fsio.join(out_folder, "README.md"), dataset_card(manifest).encode("utf-8"))
     log.info("manifest and report: %.1fs", time.monotonic() - report_started)
     print_summary(summary_text(manifest, out_folder))
     _fail_if_nothing_decoded(manifest, out_folder)
