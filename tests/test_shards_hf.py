@@ -162,7 +162,9 @@ def test_licence_and_size_category():
     assert license_id(None) == license_id({}) == "other"
     assert license_id({"cc-by-4.0": 3, "cc0-1.0": 1}) == "other"  # a mix: the datasheet lists it
     assert license_id({"All rights reserved": 3}) == "other"
-    assert license_id({"CC0-1.0": 3}) == "cc0-1.0"
+    assert license_id({"CC0-1.0": 3}) == "cc0-1.0" and license_id({"ODbL-1.0": 2}) == "odbl"
+    # the manifest's buckets for samples without a known licence
+    assert license_id({"(none)": 3}) == license_id({"(text, no known licence)": 1}) == "other"
     assert [size_category(n) for n in (0, 999, 1000, 99_999, 2_000_000)] == \
         ["n<1K", "n<1K", "1K<n<10K", "10K<n<100K", "1M<n<10M"]
     card = dataset_card(manifest_of(5, {"cc-by-4.0": 3, "cc0-1.0": 2}))

@@ -20,11 +20,15 @@ SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"
                    (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
                    (10_000_000_000, "1B<n<10B"))
 TASK_CATEGORIES = ("zero-shot-image-classification", "image-to-text", "text-to-image")
-# the Hub's licence ids that a per-sample licence value may name as is
+# the Hub's licence ids that a per-sample licence (an SPDX id, lower-cased) may name as is
 HUB_LICENSES = frozenset({
-    "apache-2.0", "mit", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0",
-    "cc-by-nc-sa-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-4.0", "cc-by-2.0", "cc-by-3.0",
-    "cc-by-sa-3.0", "cc-by-2.5", "cc-by-sa-2.5", "odc-by", "pddl", "odbl", "unlicense"})
+    "apache-2.0", "mit", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",
+    "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0",
+    "cc-by-nd-4.0", "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0",
+    "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "odc-by", "pddl", "odbl", "unlicense",
+    "bsd-3-clause", "gpl-3.0", "lgpl-3.0", "agpl-3.0"})
+# SPDX ids the Hub spells otherwise
+SPDX_TO_HUB = {"odc-by-1.0": "odc-by", "pddl-1.0": "pddl", "odbl-1.0": "odbl"}
 # funnel steps of manifest["counts"], in order, with what each one removed
 STEPS = (
     ("candidates", "candidate image URLs (crawl candidates or URL-list rows)"),
@@ -54,8 +58,9 @@ def license_id(licenses: dict[str, int] | None) -> str:
     it records none (web images come under their owners' many terms)."""
     if licenses and len(licenses) == 1:
         (only,) = licenses
-        if only.strip().lower() in HUB_LICENSES:
-            return only.strip().lower()
+        hub = SPDX_TO_HUB.get(only.strip().lower(), only.strip().lower())
+        if hub in HUB_LICENSES:
+            return hub
     return "other"
 
 
@@ -168,9 +173,16 @@ def _dedup(manifest: dict[str, Any]) -> list[str]:
 def _license(manifest: dict[str, Any]) -> list[str]:
     licenses = manifest.get("licenses")
     lines = ["## Licence", ""]
-    if licenses:
-        lines += [f"`license: {license_id(licenses)}`: kept samples per licence recorded "
-                  "for them:", "", *_table(("licence", "samples"), sorted(licenses.items()))]
+    if licenses and license_id(licenses) != "other":
+        lines += [f"`license: {license_id(licenses)}`: the licence every kept sample's "
+                  "page or image names (`license` column of the Parquets)."]
+    elif licenses:
+        lines += ["`license: other`: the kept samples come under several licences, or none "
+                  "that the Hub names: the licences their pages and images name (`license` "
+                  "column of the Parquets), per kept sample; samples without one are under "
+                  "their owners' terms (often all rights reserved), and using them beyond "
+                  "research on image-text models may need permission.", "",
+                  *_table(("licence", "samples"), sorted(licenses.items()))]
     else:
         lines += ["`license: other`: the images and texts were published on the web by "
                   "many owners under many terms (all rights reserved, Creative Commons "
