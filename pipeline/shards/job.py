@@ -1,5 +1,6 @@
 """The ``shards`` stage end to end: download rounds (img2dataset distributors), then the Beam
-job (:class:`BuildShards`), then ``sizes.json``, ``manifest.json`` and ``report.html``; ``run`` prints the summary.
+job (:class:`BuildShards`), then ``sizes.json``, ``manifest.json``, ``report.html`` and
+``README.md`` (the Hugging Face dataset card); ``run`` prints the summary.
 
 Layout under ``OUT/shards/``: the final shards at the top, download rounds under
 ``_work/round{r}/`` (img2dataset layout). Round 0 downloads every candidate; each run with
