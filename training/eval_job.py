@@ -125,7 +125,8 @@ def run(opts: EvalOptions) -> dict[str, Any]:
     path = fsio.join(opts.out, "eval.json")
     fsio.atomic_write_json(path, results)
     table = format_table(results)
-    print_summary(f"{table + chr(10) if table else ''}{tables}wit eval: results -> {path}")
+    print_summary("".join(f"{part}\n" for part in (table, tables.rstrip("\n")) if part)
+                  + f"wit eval: results -> {path}")
     return results
 
 
