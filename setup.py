@@ -69,6 +69,10 @@ EXTRAS = {
         # `wit export --format hf` and its parity test (tests/test_train_export.py); see HF
         HF_TRANSFORMERS,
         "safetensors>=0.4",
+        # the shards through `datasets.load_dataset("webdataset")` and the dataset card's YAML
+        # header (tests/test_shards_hf.py)
+        "datasets>=3.0",
+        "PyYAML>=6",
     ],
     # `wit export --format hf`: a transformers CLIPModel folder
     "hf": [HF_TRANSFORMERS, "safetensors>=0.4"],

@@ -2,8 +2,9 @@
 
 - ``{00000..N}.tar``: WebDataset shards, ``KEY.jpg`` + ``KEY.txt`` (the caption: the first
   text that passed the filters) + ``KEY.json`` per kept sample (the JSON holds the
-  :data:`SAMPLES` row, ``texts`` included: only texts that passed; and the
-  ``--save-additional-columns`` of a ``--urls`` run).
+  :data:`SAMPLES` row less the columns about drops, every field with one type in every
+  sample: ``pipeline.shards.writer.stored_sample_json``; ``texts`` included: only texts
+  that passed; and the ``--save-additional-columns`` of a ``--urls`` run).
 - ``{shard}.parquet``: :data:`SAMPLES` (then the additional columns: :func:`samples_schema`),
   img2dataset's per-shard metadata: the kept samples of the tar **and** every dropped
   candidate whose key falls between them, each with a status. Every candidate row (every
@@ -14,7 +15,8 @@
 - ``sizes.json``: ``{"00000.tar": n, ...}``, samples per tar (open_clip's convention).
 - ``manifest.json``: :data:`MANIFEST_KEYS`: counts at every step and reason, config,
   versions, input fingerprints.
-- ``report.html``: the dataset card.
+- ``report.html``: the dataset card; ``README.md``: the Hugging Face dataset card (YAML
+  header + datasheet) made from the manifest.
 """
 
 from __future__ import annotations

@@ -25,4 +25,4 @@ TRAIN_LOG = pa.schema(
     ]
 )
 
-EVAL_KEYS = ("checkpoint", "zeroshot", "linear_probe", "retrieval")
+EVAL_KEYS = ("checkpoint", "zeroshot", "linear_probe", "retrieval", "benchmark")

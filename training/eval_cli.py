@@ -8,6 +8,12 @@ A labelled set is an image folder per class (DIR/CLASS/IMAGE) or a CSV/Parquet t
 columns path,label (paths relative to the table). Zero-shot prompts name each class by its
 folder name/label with "_" read as a space (golden_retriever -> "golden retriever"), or by
 --classnames / a classnames.txt or classnames.csv in the set's folder.
+
+A standard suite in CLIP_benchmark's/DataComp's webdataset format, one folder per dataset:
+
+  wit eval --checkpoint CK --benchmark SUITE/wds_cifar10_test SUITE/wds_mscoco_retrieval --out OUT/eval
+
+prints one table across the datasets with DataComp's average (also OUT/benchmark.md/.csv/.json).
 """
 
 from __future__ import annotations

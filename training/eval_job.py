@@ -55,6 +55,13 @@ class EvalOptions:
                                               "for image<->text Recall@1/5/10")
     retrieval_samples: int = option(1000, type=positive_int,
                                     help="the first N samples of --retrieval are used")
+    benchmark: tuple[str, ...] = option(
+        (), nargs="+", metavar="DIR",
+        help="dataset folders of a zero-shot suite in CLIP_benchmark's/DataComp's webdataset "
+             "format (classnames.txt, zeroshot_classification_templates.txt, test/*.tar; "
+             "dataset_type.txt 'retrieval' for caption sets): zero-shot top-1/top-5 and mean "
+             "per-class recall, or Recall@1/5/10, in one table with DataComp's average "
+             "(OUT/benchmark.md, .csv, .json)")
     batch_size: int = option(256, type=positive_int, help="images per forward pass")
     seed: int = option(0, type=non_negative_int, help="seed of the linear-probe split")
     device: str = option("auto", help="cpu, cuda, cuda:N")
@@ -69,8 +76,13 @@ def run(opts: EvalOptions) -> dict[str, Any]:
     from training import evaluate, shard_reading
     from training.clip.checkpoint import load_model
 
-    if not (opts.zeroshot or opts.linear_probe or opts.retrieval):
-        raise InputError("nothing to evaluate: give --zeroshot, --linear-probe and/or --retrieval")
+    if not (opts.zeroshot or opts.linear_probe or opts.retrieval or opts.benchmark):
+        raise InputError("nothing to evaluate: give --zeroshot, --linear-probe, --retrieval "
+                         "and/or --benchmark")
+    from training.benchmark_suite import read_benchmark
+
+    # every suite folder checked before the model is loaded
+    suite = [read_benchmark(folder) for folder in opts.benchmark]
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if opts.device == "auto" else opts.device)
     model, tokenizer = load_model(opts.checkpoint, device)
@@ -98,9 +110,23 @@ def run(opts: EvalOptions) -> dict[str, Any]:
         shards = shard_reading.resolve_shards(opts.retrieval)
         results["retrieval"] = {"source": opts.retrieval, **evaluate.retrieval(
             model, tokenizer, shards, device, opts.retrieval_samples, opts.batch_size)}
+    tables = ""
+    if suite:
+        from training import benchmark_eval, benchmark_suite
+
+        rows = []
+        for bench in suite:
+            metrics = benchmark_eval.run_benchmark(model, tokenizer, bench, device, opts.batch_size)
+            rows.append(benchmark_suite.dataset_row(bench, metrics))
+        paths = benchmark_suite.write_tables(opts.out, rows)
+        results["benchmark"] = {"datasets": rows, "average": benchmark_suite.average(rows)}
+        tables = (f"{benchmark_suite.markdown_table(rows)}wit eval: benchmark tables -> "
+                  f"{', '.join(paths.values())}\n")
     path = fsio.join(opts.out, "eval.json")
     fsio.atomic_write_json(path, results)
-    print_summary(f"{format_table(results)}\nwit eval: results -> {path}")
+    table = format_table(results)
+    print_summary("".join(f"{part}\n" for part in (table, tables.rstrip("\n")) if part)
+                  + f"wit eval: results -> {path}")
     return results
 
 
@@ -117,5 +143,7 @@ def format_table(results: dict) -> str:
     if "retrieval" in results:
         r = results["retrieval"]
         rows += [(key.replace("_", " "), value) for key, value in r.items() if "R@" in key]
+    if not rows:  # --benchmark alone: its own table
+        return ""
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name:<{width}}  {value:6.3f}" for name, value in rows)

@@ -245,7 +245,10 @@ def classification_metrics(logits: torch.Tensor, labels: np.ndarray, classes: Se
     correctk = (top == target[:, None]).any(dim=1)
     per_class = {name: float(correct1[target == i].float().mean()) if (target == i).any() else None
                  for i, name in enumerate(classes)}
+    recalls = [v for v in per_class.values() if v is not None]
     return {"top1": float(correct1.float().mean()), f"top{k}": float(correctk.float().mean()),
+            # balanced accuracy over the classes present (DataComp's mean_per_class_recall)
+            "mean_per_class_recall": sum(recalls) / len(recalls),
             "per_class": per_class, "n": int(len(target)), "classes": len(classes),
             "chance": 1 / len(classes)}
 
@@ -302,25 +305,40 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0,
 # ---------------------------------------------------------------- retrieval
 
 def recall_at_k(image_feats: torch.Tensor, text_feats: torch.Tensor, captions: Sequence[str],
-                ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """Image->text and text->image Recall@K; pair i is image i with caption i.
+                ks: Sequence[int] = (1, 5, 10), text_image: Sequence[int] | None = None,
+                chunk: int = 1024) -> dict:
+    """Image->text and text->image Recall@K. Text t is a caption of image ``text_image[t]``
+    (default: pair i is image i with caption i; a retrieval benchmark gives an image
+    several captions).
 
-    Text->image uses the standard per-pair ground truth: only image i answers caption i,
-    even when another image has the same caption. Image->text counts any caption that is
-    the same string as caption i: identical captions have identical embeddings, so those
-    candidates tie and their order is arbitrary."""
-    sim = image_feats @ text_feats.T
+    Text->image uses the standard per-caption ground truth: only its own image answers a
+    caption, even when another image has the same caption. Image->text counts any caption
+    that is the same string as one of the image's own: identical captions have identical
+    embeddings, so those candidates tie and their order is arbitrary. Similarities are
+    computed a chunk of queries at a time: memory grows with one chunk, not images x texts."""
+    owner = torch.as_tensor(range(len(captions)) if text_image is None else text_image)
     group_of = {c: i for i, c in enumerate(dict.fromkeys(captions))}
     group = torch.tensor([group_of[c] for c in captions])
-    correct = {"image_to_text": group[:, None] == group[None, :],  # [query, candidate]
-               "text_to_image": torch.eye(len(captions), dtype=torch.bool)}
-    out: dict = {"n": len(captions)}
-    for direction, scores in (("image_to_text", sim), ("text_to_image", sim.T)):
+    images = image_feats.shape[0]
+    # [image, caption string]: the strings that count as a right answer for the image
+    answers = torch.zeros(images, len(group_of), dtype=torch.bool)
+    answers[owner, group] = True
+    out: dict = {"n": images, "texts": len(captions)}
+    hits = {(d, k): 0 for d in ("image_to_text", "text_to_image") for k in ks}
+    for start in range(0, images, chunk):
+        top = (image_feats[start:start + chunk] @ text_feats.T).topk(
+            min(max(ks), len(captions)), dim=1).indices
+        right = answers[start:start + chunk].gather(1, group[top])
         for k in ks:
-            kk = min(k, scores.shape[1])
-            top = scores.topk(kk, dim=1).indices
-            hit = correct[direction].gather(1, top).any(dim=1)
-            out[f"{direction}_R@{k}"] = float(hit.float().mean())
+            hits["image_to_text", k] += int(right[:, :k].any(dim=1).sum())
+    for start in range(0, len(captions), chunk):
+        top = (text_feats[start:start + chunk] @ image_feats.T).topk(
+            min(max(ks), images), dim=1).indices
+        right = top == owner[start:start + chunk, None]
+        for k in ks:
+            hits["text_to_image", k] += int(right[:, :k].any(dim=1).sum())
+    for (direction, k), n in hits.items():
+        out[f"{direction}_R@{k}"] = n / (images if direction == "image_to_text" else len(captions))
     return out
 
 

@@ -147,12 +147,13 @@ def _error_text(exc: Exception) -> str:
 # ---------------------------------------------------------------- samples
 
 def iterate_shard(url: str, handler: Callable[[Exception], bool] | None = None,
-                  skipped: Counter[str] | None = None, with_json: bool = False
-                  ) -> Iterator[dict[str, Any]]:
+                  skipped: Counter[str] | None = None, with_json: bool = False,
+                  extra: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
     """Samples of one shard as dicts ``{"__key__", "__url__", ext: bytes}`` (``json``
-    too with ``with_json``). A damaged tar (0 bytes, truncated, corrupt header) ends the
-    shard early: logged and counted in ``skipped["tar_read_error"]``."""
-    wanted = set(IMAGE_EXTS + TEXT_EXTS + (("json",) if with_json else ()))
+    too with ``with_json``, and the ``extra`` extensions, e.g. a benchmark's ``cls``). A
+    damaged tar (0 bytes, truncated, corrupt header) ends the shard early: logged and
+    counted in ``skipped["tar_read_error"]``."""
+    wanted = set(IMAGE_EXTS + TEXT_EXTS + (("json",) if with_json else ()) + extra)
 
     def select(fname: str) -> bool:
         return fname.rsplit(".", 1)[-1].lower() in wanted

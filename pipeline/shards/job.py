@@ -1,5 +1,6 @@
 """The ``shards`` stage end to end: download rounds (img2dataset distributors), then the Beam
-job (:class:`BuildShards`), then ``sizes.json``, ``manifest.json`` and ``report.html``; ``run`` prints the summary.
+job (:class:`BuildShards`), then ``sizes.json``, ``manifest.json``, ``report.html`` and
+``README.md`` (the Hugging Face dataset card); ``run`` prints the summary.
 
 Layout under ``OUT/shards/``: the final shards at the top, download rounds under
 ``_work/round{r}/`` (img2dataset layout). Round 0 downloads every candidate; each run with
@@ -277,7 +278,7 @@ def _downloaded_shards(out: str) -> list[DownloadedShard]:
 
 # every output of the Beam job and the report; .tmp-*: temporary names a crashed run left
 OUTPUTS = ("*.tar", "*.parquet", "*_stats.json", "sizes.json", "manifest.json", "report.html",
-           ".tmp-*")
+           "README.md", ".tmp-*")
 VERSIONED = ("webimagetext", "img2dataset", "apache-beam", "faiss-cpu", "imagehash", "pyarrow",
              "Pillow", "opencv-python-headless", "webdataset")
 
@@ -418,6 +419,10 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     write_report(out_folder, manifest, opts.candidates or "", opts.report_samples,
                  opts.download.resize.encode_format)
     fsio.atomic_write_json(fsio.join(out_folder, "manifest.json"), manifest)
+    from pipeline.shards.card import dataset_card
+
+    # the Hugging Face dataset card, from the manifest just written
+    fsio.atomic_write_bytes(fsio.join(out_folder, "README.md"), dataset_card(manifest).encode("utf-8"))
     log.info("manifest and report: %.1fs", time.monotonic() - report_started)
     print_summary(summary_text(manifest, out_folder))
     _fail_if_nothing_decoded(manifest, out_folder)

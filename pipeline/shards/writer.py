@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from pipeline.core import fsio
 from schemas import status as st
 from schemas import validate
-from schemas.shards import SAMPLES, shard_stats
+from schemas.shards import SAMPLES, samples_schema, shard_stats
 
 
 def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -78,6 +78,34 @@ def sample_json(row: dict[str, Any]) -> bytes:
     return json.dumps(row, ensure_ascii=False, sort_keys=True, default=_json_value).encode("utf-8")
 
 
+# Columns about what was dropped: error_message and duplicate_of are null for every stored
+# sample, text_filter_reasons names texts the sample no longer holds ([] for most). The
+# Parquet keeps them; a stored sample's KEY.json leaves them out (see stored_sample_json).
+DROP_COLUMNS = frozenset({"error_message", "duplicate_of", "text_filter_reasons"})
+
+
+def stored_sample_json(row: dict[str, Any], schema: pa.Schema) -> bytes:
+    """A stored sample's ``KEY.json``: every column of ``schema`` but :data:`DROP_COLUMNS`,
+    always present, a null string of :data:`SAMPLES` (``page_url``) as "" (as ``url`` and
+    ``caption`` of a ``--urls`` row without one). Readers that infer types from the first
+    samples (Hugging Face ``datasets``' webdataset loader reads 5 of the first tar) then see
+    the same fields with the same types in every shard: a null or an empty list in those
+    first samples would type a field as null, and a later value would fail to load. A URL
+    list's additional columns are written as the list holds them."""
+    out = {}
+    for field in schema:
+        if field.name in DROP_COLUMNS:
+            continue
+        value = row.get(field.name)
+        if value is None and field.name in _SAMPLE_STRINGS:
+            value = ""
+        out[field.name] = value
+    return sample_json(out)
+
+
+_SAMPLE_STRINGS = frozenset(f.name for f in SAMPLES if pa.types.is_string(f.type))
+
+
 def _atomic_path(path: str) -> str:
     parent, name = path.rsplit("/", 1)
     return f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
@@ -94,13 +122,14 @@ def write_shard(folder: str, name: str, rows: Iterable[dict[str, Any]],
     fs.makedirs(root, exist_ok=True)
     tar_path, parquet_path = f"{root}/{name}.tar", f"{root}/{name}.parquet"
     tmp_tar, tmp_parquet = _atomic_path(tar_path), _atomic_path(parquet_path)
+    schema = samples_schema(extra)
     with fs.open(tmp_tar, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for row in ordered:
             if row["status"] == st.SUCCESS:
                 key = row["key"]
                 _tar_member(tar, f"{key}.{encode_format}", images[key])
                 _tar_member(tar, f"{key}.txt", row["caption"].encode("utf-8"))
-                _tar_member(tar, f"{key}.json", sample_json(row))
+                _tar_member(tar, f"{key}.json", stored_sample_json(row, schema))
     table = validate(pa.Table.from_pylist(ordered, schema=SAMPLES), SAMPLES, where=parquet_path)
     if extra:
         full = pa.Table.from_pylist(ordered, schema=extra)
