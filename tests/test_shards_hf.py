@@ -14,7 +14,7 @@ import yaml
 from helpers.shards import TRUSTED, Server, real_images, send, to_jpeg, write_candidates
 
 from pipeline.cli import main
-from pipeline.shards.card import dataset_card, license_id, size_category
+from pipeline.core.dataset_card import dataset_card, license_id, size_category
 
 ENGLISH = ["a red sports car parked in front of the house", "an old wooden boat on a lake",
            "a mountain village under a clear sky", "a small dog asleep on a sofa",

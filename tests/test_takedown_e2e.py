@@ -170,6 +170,10 @@ def test_takedown_every_kind_then_exclude(built, tmp_path, capsys):
     assert manifest["counts"]["kept"] == manifest["shards"]["samples"] == sum(sizes.values())
     assert manifest["takedowns"][-1]["matched"] == {k: 1 for k in
                                                     ("url", "page", "domain", "sha256", "phash")}
+    # the dataset card states the new version and size, and lists the takedown
+    card = (shards / "README.md").read_text()
+    assert f"  samples: {sum(sizes.values())}\n" in card and "Version 2." in card
+    assert "| 2 | 5 | " in card
     # the report's sample grid no longer shows a removed image
     report = (shards / "report.html").read_text()
     assert "dataset version 2" in report

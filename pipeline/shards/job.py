@@ -419,7 +419,7 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     write_report(out_folder, manifest, opts.candidates or "", opts.report_samples,
                  opts.download.resize.encode_format)
     fsio.atomic_write_json(fsio.join(out_folder, "manifest.json"), manifest)
-    from pipeline.shards.card import dataset_card
+    from pipeline.core.dataset_card import dataset_card
 
     # the Hugging Face dataset card, from the manifest just written
     fsio.atomic_write_bytes(fsio.join(out_folder, "README.md"), dataset_card(manifest).encode("utf-8"))

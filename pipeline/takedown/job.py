@@ -21,6 +21,7 @@ from typing import Any
 import fsspec
 
 from pipeline.core import fsio
+from pipeline.core.dataset_card import dataset_card
 from pipeline.core.errors import InputError
 from pipeline.core.jobs import remove_outputs
 from pipeline.core.progress import Progress
@@ -124,6 +125,9 @@ def update_manifest(folder: str, stems: list[str], outcome: Outcome, lists: list
         "shards_rewritten": len(outcome.shards),
     })
     fsio.atomic_write_json(path, manifest)
+    card = fsio.join(folder, "README.md")
+    if fsio.exists(card):  # the dataset card states the current version and size
+        fsio.atomic_write_bytes(card, dataset_card(manifest).encode("utf-8"))
 
 
 def _fingerprint(path: str) -> dict[str, Any]:

@@ -223,6 +223,23 @@ def _loading(shard_glob: str) -> list[str]:
     ]
 
 
+def _takedowns(manifest: dict[str, Any]) -> list[str]:
+    """What ``wit takedown`` removed since the run (``removals.jsonl`` has every row)."""
+    done = manifest.get("takedowns") or []
+    if not done:
+        return []
+    lines = ["## Takedowns", "",
+             f"Version {manifest.get('version', 1)}. Samples removed after the run by "
+             "`wit takedown` (`removals.jsonl` lists each: keys, hashes, URLs, the rule; "
+             "the curation counts above are the original run's; the sample count at the top and `kept` are current):", "",
+             "| version | rules matched | samples removed | shards rewritten |",
+             "|---|---|---|---|"]
+    for entry in done:
+        lines.append(f"| {entry.get('version')} | {entry.get('removed', 0)} | "
+                     f"{entry.get('removed_samples', 0)} | {entry.get('shards_rewritten', 0)} |")
+    return [*lines, ""]
+
+
 def dataset_card(manifest: dict[str, Any], shard_glob: str = "*.tar") -> str:
     """The README.md of ``OUT/shards/``: YAML header, then the datasheet."""
     shards = manifest["shards"]
@@ -237,6 +254,7 @@ def dataset_card(manifest: dict[str, Any], shard_glob: str = "*.tar") -> str:
         *_filters(manifest), "",
         *_dedup(manifest), "",
         *_license(manifest), "",
+        *_takedowns(manifest),
         "## Known limitations", "", *(f"- {line}" for line in LIMITATIONS), "",
         *_loading(shard_glob), "",
     ]
