@@ -73,6 +73,7 @@ def candidate_files(candidates: str) -> list[str]:
 def to_input_table(table: pa.Table, first_index: int) -> pa.Table:
     """Candidate rows -> the Arrow columns the downloader reads
     (``schemas.shards.DOWNLOAD_INPUT_COLUMNS``)."""
+    table = with_provenance(table)
     keys = pa.array([format_key(first_index + i) for i in range(table.num_rows)], pa.string())
     # all kept texts of the image (MetaCLIP); candidates written before they existed: the one
     texts = (table.column("texts") if "texts" in table.column_names else
