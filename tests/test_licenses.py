@@ -9,6 +9,7 @@ import struct
 
 import lxml.html
 import pytest
+from helpers.licensed import rights_exif, xmp_packet
 from PIL import Image, PngImagePlugin
 
 from pipeline.core import licenses as lic
@@ -155,31 +156,6 @@ def test_wat_signals():
 
 
 # -- the image's own fields, from real files ---------------------------------------------------
-
-def xmp_packet(license_url: str = "https://creativecommons.org/publicdomain/zero/1.0/",
-               usage: str = "Free to use with attribution") -> bytes:
-    return (
-        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        '<rdf:Description rdf:about="" xmlns:cc="http://creativecommons.org/ns#" '
-        'xmlns:xmpRights="http://ns.adobe.com/xap/1.0/rights/" '
-        'xmlns:dc="http://purl.org/dc/elements/1.1/" '
-        'xmpRights:WebStatement="https://example.org/rights" xmpRights:Marked="True">'
-        f'<cc:license rdf:resource="{license_url}"/>'
-        f'<xmpRights:UsageTerms><rdf:Alt><rdf:li xml:lang="x-default">{usage}</rdf:li>'
-        '</rdf:Alt></xmpRights:UsageTerms>'
-        '<dc:rights><rdf:Alt><rdf:li xml:lang="x-default">(c) Jane Doe</rdf:li></rdf:Alt>'
-        '</dc:rights></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
-    ).encode("utf-8")
-
-
-def rights_exif(copyright_text: str = "(c) 2024 Jane Doe", artist: str = "Jane Doe") -> Image.Exif:
-    exif = Image.Exif()
-    exif[0x8298] = copyright_text
-    exif[0x013B] = artist
-    return exif
-
 
 def photo() -> Image.Image:
     return Image.linear_gradient("L").resize((300, 200)).convert("RGB")

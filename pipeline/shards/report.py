@@ -8,7 +8,6 @@ import base64
 import html
 from collections import Counter
 from typing import Any
-
 from urllib.parse import urlsplit
 
 import fsspec
