@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Iterator
 
 import lxml.etree
-from PIL import Image, IptcImagePlugin
+from PIL import Image, ImageFile, IptcImagePlugin
 
 from pipeline.core import licenses as lic
 
@@ -50,9 +50,9 @@ def _text(value: object) -> str:
         return " ".join(_text(v) for v in value)
     if isinstance(value, bytes):
         try:
-            value = value.decode("utf-8")
+            return _text(value.decode("utf-8"))
         except UnicodeDecodeError:
-            value = value.decode("latin-1")
+            return _text(value.decode("latin-1"))
     return str(value).replace("\x00", " ").strip() if value is not None else ""
 
 
@@ -78,7 +78,8 @@ def _exif_signals(image: Image.Image) -> Iterator[str]:
 
 
 def _iptc_signals(image: Image.Image) -> Iterator[str]:
-    if image.format not in ("JPEG", "MPO") or "photoshop" not in image.info:
+    if not isinstance(image, ImageFile.ImageFile) or image.format not in ("JPEG", "MPO") \
+            or "photoshop" not in image.info:
         return
     info = IptcImagePlugin.getiptcinfo(image) or {}
     text = _text(info.get(_IPTC_COPYRIGHT))

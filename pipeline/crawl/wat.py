@@ -105,14 +105,17 @@ def wat_license_signals(envelope_json: Any) -> tuple[str, ...]:
         return ()
     page_url = _dig(envelope_json, "Envelope", "WARC-Header-Metadata", "WARC-Target-URI")
     found: list[str] = []
-    head = html_meta.get("Head") if isinstance(html_meta.get("Head"), dict) else {}
-    for meta in head.get("Metas") or () if isinstance(head.get("Metas"), list) else ():
+    head = html_meta.get("Head")
+    head = head if isinstance(head, dict) else {}
+    metas = head.get("Metas")
+    for meta in metas if isinstance(metas, list) else ():
         if isinstance(meta, dict) and isinstance(meta.get("content"), str):
             kind = _META_KINDS.get(str(meta.get("name") or meta.get("property") or "").lower())
             if kind and meta["content"].strip():
                 found.append(lic.signal(kind, meta["content"]))
-    links = [(lic.LINK_LICENSE, link) for link in head.get("Link") or ()] \
-        if isinstance(head.get("Link"), list) else []
+    head_links = head.get("Link")
+    links = [(lic.LINK_LICENSE, link) for link in head_links] \
+        if isinstance(head_links, list) else []
     if isinstance(html_meta.get("Links"), list):
         links += [(lic.REL_LICENSE, link) for link in html_meta["Links"]]
     for kind, link in links:
@@ -123,8 +126,8 @@ def wat_license_signals(envelope_json: Any) -> tuple[str, ...]:
         url = resolve_url(link["url"], page_url if isinstance(page_url, str) else None)
         if url is None:
             continue
-        rel = link.get("rel") if isinstance(link.get("rel"), str) else ""
-        if "license" in rel.lower().split():
+        rel = link.get("rel")
+        if isinstance(rel, str) and "license" in rel.lower().split():
             found.append(lic.signal(kind, url))
         elif kind == lic.REL_LICENSE and str(link.get("path", "")).startswith("A@") \
                 and _CC_HREF.match(url):
