@@ -248,3 +248,20 @@ def test_hostile_xmp_is_bounded():
     # a broken EXIF block and a broken XMP packet in a real JPEG: no signal, no error
     data = save(photo(), "JPEG", xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF")
     assert signals_of(data) == []
+
+
+def test_licenses_rule_comes_before_the_pixel_guard():
+    from pipeline.shards.filters import FilterConfig, filter_sample
+
+    config = FilterConfig(preset="none", min_words=0, min_chars=0, languages=(), min_side=0,
+                          max_aspect=None, max_pixels=1000, licenses=("CC0-1.0", "CC-BY-4.0"))
+    sample = {"texts": ["a cat"], "caption": "a cat", "original_width": 20,
+              "original_height": 20, "original_bytes": 100}
+    assert filter_sample({**sample, "license": "CC-BY-4.0"}, config)[1] is None
+    assert filter_sample({**sample, "license": "CC-BY-NC-4.0"}, config)[1] == "license"
+    assert filter_sample({**sample, "license": None}, config)[1] == "license"
+    big = {**sample, "original_width": 100, "original_height": 100}
+    assert filter_sample({**big, "license": None}, config)[1] == "license"  # a rule first
+    assert filter_sample({**big, "license": "CC0-1.0"}, config)[1] == "max_pixels"
+    no_rule = {**vars(config), "licenses": ()}
+    assert filter_sample({**sample, "license": None}, FilterConfig(**no_rule))[1] is None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -209,13 +208,11 @@ def test_live_crawl_then_shards_with_licences(tmp_path, capsys):
             candidates[caption]["fetch_time"]
     assert df.loc["a castle on a hill", "content_type"] == "image/png"
 
-    metas = {}
-    for tar in sorted((out / "shards").glob("*.tar")):
-        with tarfile.open(tar) as t:
-            for member in t.getmembers():
-                if member.name.endswith(".json"):
-                    meta = json.load(t.extractfile(member))
-                    metas[meta["caption"]] = meta
+    import webdataset as wds  # each sample's KEY.json, as a training reader sees it
+
+    tars = [str(t) for t in sorted((out / "shards").glob("*.tar"))]
+    metas = {meta["caption"]: meta for _, meta in wds.WebDataset(
+        tars, shardshuffle=False).decode("pil").to_tuple("jpg", "json")}
     assert set(metas) == {c for c, (s, _) in want.items() if s == "success"}
     assert metas["a house by the sea"]["license"] == "CC0-1.0"
     assert metas["a house by the sea"]["final_url"] == site.url("/img/1.jpg")
