@@ -182,10 +182,12 @@ class GuardedDownloader:
             print(f"shard {row[0]} failed with error {exc}")
             return False, row
 
-    def deferred(self, why: str) -> tuple[dict, None]:
-        """The result of a row its host's politeness kept from being fetched."""
+    def deferred(self, why: str, page_licenses: list[str] | None = None) -> tuple[dict, None]:
+        """The result of a row its host's politeness kept from being fetched (its
+        ``license`` from the page's signals alone)."""
         meta = empty_meta()
-        meta.update(status=st.FAILED_HOST_BACKOFF, error_message=why)
+        meta.update(status=st.FAILED_HOST_BACKOFF, error_message=why,
+                    license=resolve_license(page_licenses or ()))
         return meta, None
 
     def host_of(self, row: dict) -> str:
@@ -277,7 +279,8 @@ class GuardedDownloader:
                                                             r.get(INPUT_ERROR),
                                                             r.get("page_licenses")),
                                  rows, threads=self.config.thread_count, host_of=self.host_of,
-                                 limiter=fetcher.hosts, defer=lambda r, why: self.deferred(why))
+                                 limiter=fetcher.hosts,
+                                 defer=lambda r, why: self.deferred(why, r.get("page_licenses")))
             for row, (meta, image) in results:
                 statuses.append(meta["status"])
                 writer.write(image, row["key"], row["caption"], {**row, **meta})
