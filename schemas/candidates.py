@@ -29,8 +29,24 @@ CANDIDATES = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         # entries matched by the kept texts (first seen first)
         pa.field("matched_entry_ids", pa.list_(pa.int64()), nullable=False),
+        # provenance (docs/consent.md); null in candidates written before these columns.
+        # the WARC/WAT or URL-list file the pair came from; null for the live crawl
+        pa.field("source_file", pa.string()),
+        # WARC/WAT: the record's offset in source_file (its gzip member's offset when it
+        # starts one, as Common Crawl's index gives it; else in the decompressed stream);
+        # URL lists: the row's number among the file's data rows, from 0
+        pa.field("source_offset", pa.int64()),
+        # when the page was fetched, ISO 8601 UTC: the record's WARC-Date, or the live
+        # crawler's fetch; null for URL lists
+        pa.field("fetch_time", pa.string()),
+        # the page's licence signals, "kind=raw text" (pipeline.core.licenses: rel_license,
+        # link_license, dcterms_license, cc_url, dc_rights)
+        pa.field("page_licenses", pa.list_(pa.string())),
     ]
 )
+
+# the provenance columns, in order (carried by the shards stage into SAMPLES)
+PROVENANCE_COLUMNS = ("source_file", "source_offset", "fetch_time", "page_licenses")
 
 ENTRY_COUNTS = pa.schema(
     [

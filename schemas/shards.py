@@ -34,7 +34,8 @@ from schemas import status as st
 # them, the list's --save-additional-columns, then INPUT_ERROR and (--verify-hash-col)
 # EXPECTED_HASH; the download Parquets keep them all, the final shards only the additional
 # columns.
-DOWNLOAD_INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts",
+DOWNLOAD_INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids",
+                          "source_file", "source_offset", "fetch_time", "page_licenses", "texts",
                           "caption", "url"]
 # why a --urls row cannot be downloaded at all (no http(s) URL, an unreadable line), or null
 INPUT_ERROR = "_input_error"
@@ -54,6 +55,10 @@ DOWNLOAD_FIELDS = [
     pa.field("original_bytes", pa.int64()),
     # pHash of the stored image, computed by the downloader where it is in hand
     pa.field("phash", pa.string()),
+    *(pa.field(name, kind) for name, kind in (
+        ("final_url", pa.string()), ("http_status", pa.int32()), ("content_type", pa.string()),
+        ("optout_checks", pa.list_(pa.string())), ("image_licenses", pa.list_(pa.string())),
+        ("license", pa.string()))),
 ]
 
 
@@ -110,6 +115,27 @@ SAMPLES = pa.schema(
         # image-caption cosine similarity under --clip-filter's checkpoint (multiple of 1e-6);
         # null when not scored (no --clip-filter, or dropped before scoring)
         pa.field("clip_score", pa.float64()),
+        # -- provenance and licence (docs/consent.md) --
+        # the candidate's: schemas.candidates (WARC/WAT/URL-list file, record offset or row
+        # number, the page's fetch time); null for candidates written before them
+        pa.field("source_file", pa.string()),
+        pa.field("source_offset", pa.int64()),
+        pa.field("fetch_time", pa.string()),
+        # the image response: URL after redirects, HTTP status (also of a failed request
+        # that got one), Content-Type; null when nothing was received
+        pa.field("final_url", pa.string()),
+        pa.field("http_status", pa.int32()),
+        pa.field("content_type", pa.string()),
+        # the opt-out checks the image passed before its body was read (robots_txt,
+        # x_robots_tag, ...: the filtered:<reason> each would give); null when not fetched
+        pa.field("optout_checks", pa.list_(pa.string())),
+        # licence signals, "kind=raw text" (pipeline.core.licenses): the page's (crawl) and
+        # the image's own (EXIF, IPTC, XMP; read from the downloaded bytes)
+        pa.field("page_licenses", pa.list_(pa.string())),
+        pa.field("image_licenses", pa.list_(pa.string())),
+        # the SPDX id the signals name (image first), else the raw text of the first
+        # licence signal, else null; --licenses keeps only listed ids (filtered:license)
+        pa.field("license", pa.string()),
     ]
 )
 

@@ -58,7 +58,9 @@ Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them b
 - the resource guard ``max_pixels`` (:data:`GUARDS`): no dataset's rule (DataComp has none),
   so the Beam job re-labels a guarded image that a rule would drop with that rule's reason,
   and ``max_pixels`` counts only the images the rules would have kept;
-- ``clip_score`` (``--min-clip-score`` / ``--clip-top-fraction``).
+- ``clip_score`` (``--min-clip-score`` / ``--clip-top-fraction``);
+- ``license`` (``--licenses``): the sample's ``license`` is none of the listed SPDX ids
+  (Beam job, after the image rules and before the pixel guard).
 
 The same caption reasons name the *texts* an image loses while keeping another one (column
 ``text_filter_reasons`` of :data:`schemas.shards.SAMPLES`, ``filtered_texts`` counts).
@@ -113,6 +115,7 @@ MAX_PIXELS = "max_pixels"
 DECODE_BUDGET = "decode_budget"
 MIN_BYTES = "min_bytes"
 CLIP_SCORE = "clip_score"
+LICENSE = "license"
 
 # reasons of the --filter preset's rules, and of the resource guards no preset counts as a rule
 FILTER_RULES = (CAPTION_WORDS, CAPTION_CHARS, LANGUAGE, UNKNOWN_SIZE, MIN_SIDE, ASPECT_RATIO,

@@ -1,7 +1,8 @@
 """Canonical candidate files (pipeline/crawl/writer.py): the same inputs and seed give
-byte-identical part files whatever order rows or pages arrive in — URL lists with other
-file and row orders, and two live crawls of a loopback site whose pages answer after random
-delays — and the layout is the documented one: part = SHA-256(uid) mod N, rows sorted by
+byte-identical part files whatever order rows or pages arrive in, and the same rows in the
+same places whatever their provenance -- URL lists with other file and row orders (each row
+then names its own file and row), and two live crawls of a loopback site whose pages answer
+after random delays (each page with its own fetch time) -- and the layout is the documented one: part = SHA-256(uid) mod N, rows sorted by
 uid, every part written (empty ones too), N from --num-shards or from the kept count.
 (In-process vs two worker processes: tests/test_crawl_balancing.py and
 tests/test_scaling_runners.py.)"""
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -34,6 +36,16 @@ def candidate_bytes(out: Path) -> dict[str, bytes]:
     compared separately)."""
     folder = out / "candidates"
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.parquet"))}
+
+
+def rows_except(out: Path, columns: tuple[str, ...]) -> dict[str, list[dict]]:
+    """The rows of every part file by name, in file order, without ``columns``: for inputs
+    that are the same but for their provenance (other list files and rows, another fetch
+    time), whose part files are then the same but for those columns."""
+    folder = out / "candidates"
+    return {p.name: [{k: v for k, v in row.items() if k not in columns}
+                     for row in pq.read_table(p).to_pylist()]
+            for p in sorted(folder.glob("part-*.parquet"))}
 
 
 def assert_canonical(out: Path, parts: int) -> list[dict]:
@@ -115,8 +127,19 @@ def test_shuffled_url_lists_give_identical_files(tmp_path: Path) -> None:
     crawl_urls(tmp_path / "one", [one], meta, "--num-shards", "4")
     crawl_urls(tmp_path / "split", split, meta, "--num-shards", "4")
 
-    files = candidate_bytes(tmp_path / "one")
-    assert files == candidate_bytes(tmp_path / "split")
+    # the same rows in the same files and order; only their provenance (file, row) differs
+    provenance = ("source_file", "source_offset")
+    assert rows_except(tmp_path / "one", provenance) == rows_except(tmp_path / "split",
+                                                                    provenance)
+    assert (candidate_bytes(tmp_path / "one")["entry_counts.parquet"]
+            == candidate_bytes(tmp_path / "split")["entry_counts.parquet"])
+    lists = {path: pq.read_table(path).to_pylist() if path.endswith(".parquet")
+             else pcsv.read_csv(path).to_pylist() for path in split}
+    for row in assert_canonical(tmp_path / "split", 4):  # each row points at its list row
+        listed = lists[row["source_file"]][row["source_offset"]]
+        assert (listed["url"], listed["caption"]) == (row["url"], row["text"])
+    crawl_urls(tmp_path / "again", split, meta, "--num-shards", "4")  # same inputs: same bytes
+    assert candidate_bytes(tmp_path / "again") == candidate_bytes(tmp_path / "split")
     rows = assert_canonical(tmp_path / "one", 4)
     stats = json.loads((tmp_path / "one" / "candidates" / "stats.json").read_text())
     assert len(rows) == stats["sources"]["urls"]["kept"]
@@ -207,8 +230,12 @@ def test_live_crawl_twice_gives_identical_files(jittery_site: str, tmp_path: Pat
                      "--out", str(tmp_path / run), "--allow-network", "127.0.0.0/8",
                      "--delay", "0", "--concurrency", "3", "--timeout", "10",
                      "--num-shards", "3"]) == 0
-    assert candidate_bytes(tmp_path / "first") == candidate_bytes(tmp_path / "second")
+    # identical but for the pages' fetch times (the bytes too when both ran in one second)
+    assert rows_except(tmp_path / "first", ("fetch_time",)) == rows_except(
+        tmp_path / "second", ("fetch_time",))
     rows = assert_canonical(tmp_path / "first", 3)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["fetch_time"]) for r in rows)
+    assert {r["source"] for r in rows} == {"live"} and {r["source_file"] for r in rows} == {None}
     assert len(rows) == PAGES * IMAGES_PER_PAGE + 1
     logo = [r for r in rows if r["text"] == "site logo photo"]
     # of the copies, the one from the smallest page URL is kept (not the first to arrive)

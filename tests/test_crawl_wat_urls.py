@@ -114,9 +114,11 @@ def test_url_lists(tmp_path: Path, name: str) -> None:
     write_list(path, name.split(".")[1])
     counts: Counter[str] = Counter()
     pairs = [tuple(p) for p in url_list_pairs(str(path), counts)]
-    assert pairs == [("https://e.com/1.jpg", "a red fox", None, "urls", ("a red fox",)),
+    # provenance: the file and the row's number in it (from 0; rows 2-4 are skipped)
+    assert pairs == [("https://e.com/1.jpg", "a red fox", None, "urls", ("a red fox",),
+                      str(path), 0, None, ()),
                      ("http://e.com/2.png", "tom &amp; jerry", None, "urls",
-                      ("tom &amp; jerry",))]  # plain text: never HTML-unescaped
+                      ("tom &amp; jerry",), str(path), 1, None, ())]  # never HTML-unescaped
     assert counts["rows"] == 5 and counts["with_text"] == 2
     assert counts["skipped:no_http_url"] == 1 and counts["skipped:empty_text"] == 2
 

@@ -126,7 +126,9 @@ def read_warc(data: bytes, suffix: str) -> tuple[list, Counter[str]]:
     with temp_file(data, suffix) as path:
         counts: Counter[str] = Counter()
         try:
-            pairs = list(warc_pairs(path, counts, max_text_chars=1000))
+            # the pairs but for where they were read (the file, its gzip members' offsets)
+            pairs = [p._replace(source_file=None, source_offset=None)
+                     for p in warc_pairs(path, counts, max_text_chars=1000)]
         except InputError as exc:
             assert path in str(exc)
             return [], counts

@@ -187,7 +187,10 @@ def test_manifest_and_report(run):
     assert manifest["inputs"][0]["sha256"]
     assert manifest["versions"]["img2dataset"]
     html = (shards / "report.html").read_text()
-    assert html.count("<svg") == 3 and "data:image/jpeg;base64" in html
+    # side, caption, licences, source domains, statuses
+    assert html.count("<svg") == 5 and "data:image/jpeg;base64" in html
+    assert "Licences of the kept samples" in html and "127.0.0.2" in html
+    assert manifest["licenses"] == {"(none)": counts["kept"]}  # no licence on these pages
     assert f">{manifest['statuses']['contaminated']}</text>" in html  # bar values as text
     stats = json.loads((shards / "00000_stats.json").read_text())
     assert stats["count"] >= stats["successes"] == 5

@@ -122,6 +122,12 @@ class ForgivingGunzip:
         i = bisect.bisect_right(self.starts, (upos, 1 << 62)) - 1
         return self.starts[i][0] == upos
 
+    def compressed_start(self, upos: int) -> int | None:
+        """The file offset of the gzip member that starts at ``upos`` (None: no member
+        starts there)."""
+        i = bisect.bisect_right(self.starts, (upos, 1 << 62)) - 1
+        return self.starts[i][1] if self.starts[i][0] == upos else None
+
     def read(self, size: int = -1) -> bytes:
         want = _CHUNK if size is None or size < 0 else size
         while len(self.buf) < want and not self.done:
@@ -145,9 +151,12 @@ class ForgivingGunzip:
 
 
 def iter_records(path: str, counts: Counter[str], max_record_bytes: int
-                 ) -> Iterator[tuple[ArcWarcRecord, bytes]]:
-    """Yield ``(record, payload)`` for every readable record of ``path`` (payload truncated
-    to ``max_record_bytes``); bad stretches are counted in ``counts['skipped:<why>']``."""
+                 ) -> Iterator[tuple[ArcWarcRecord, bytes, int]]:
+    """Yield ``(record, payload, offset)`` for every readable record of ``path`` (payload
+    truncated to ``max_record_bytes``); bad stretches are counted in
+    ``counts['skipped:<why>']``. ``offset``: where the record starts in the file -- the
+    offset of its gzip member when it starts one (Common Crawl's per-record gzip: the
+    offset its index gives), else its offset in the decompressed stream."""
     try:
         raw = fsspec.open(path, "rb").open()
     except (OSError, ValueError) as exc:
@@ -167,8 +176,13 @@ def iter_records(path: str, counts: Counter[str], max_record_bytes: int
                 iterator = ArchiveIterator(stream)
                 for record in iterator:
                     offset = iterator.offset
-                    if isinstance(stream, ForgivingGunzip) and not stream.is_member_start(offset):
-                        counts["recovered:gzip_members_not_per_record"] = 1
+                    at = offset
+                    if isinstance(stream, ForgivingGunzip):
+                        member = stream.compressed_start(offset)
+                        if member is None:
+                            counts["recovered:gzip_members_not_per_record"] = 1
+                        else:
+                            at = member
                     payload = record.content_stream().read(max_record_bytes + 1)
                     if len(payload) > max_record_bytes:
                         counts["truncated_records"] += 1
@@ -181,7 +195,7 @@ def iter_records(path: str, counts: Counter[str], max_record_bytes: int
                         counts[skipped("non_warc_record")] += 1
                         continue
                     good += 1
-                    yield record, payload
+                    yield record, payload, at
                 start = None
             # warcio raises many types on strangers' bytes (ArchiveLoadFailed, ValueError,
             # AttributeError on a header block cut short, ...): any of them costs one record

@@ -7,7 +7,9 @@ values of the fields in ``text_fields``, in that order: ``alt``, ``title``,
 ``data-image-title`` (MetaCLIP's three) and the ``<figcaption>`` of an enclosing ``<figure>``
 (our extension); the first is the image's best text. Each image lands in exactly one
 counter: ``with_text`` (emitted), ``skipped:empty_text``, ``skipped:text_too_long`` (every
-text longer than ``max_text_chars``) or ``skipped:no_http_url``.
+text longer than ``max_text_chars``) or ``skipped:no_http_url``. A page's licence signals
+(``rel="license"``, Creative Commons links, ``dcterms``/``dc.rights`` meta) go with each of
+its images (:mod:`pipeline.crawl.page_licenses`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import codecs
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import lxml.etree
 import lxml.html
 
+from pipeline.crawl.page_licenses import page_license_signals
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts, clean_texts, resolve_url
 from schemas.status import skipped
 
@@ -167,20 +171,28 @@ def extract_links(doc: lxml.html.HtmlElement, base: str) -> list[str]:
     return links
 
 
-def extract_page(page: str | bytes, page_url: str, content_type: str | None = None,
-                 text_fields: Sequence[str] = TEXT_FIELDS, with_links: bool = False,
-                 max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
-                 ) -> tuple[list[tuple[str, Texts]], list[str], Counter[str]]:
-    """``([(image_url, texts), ...], [link, ...], counters)`` of one page; the counters are
-    ``images``, ``with_text``, ``texts``, ``skipped:no_http_url``, ``skipped:empty_text``,
-    ``skipped:text_too_long``."""
+class PageInfo(NamedTuple):
+    """What one page gives: its ``(image_url, texts)`` pairs, its links (``with_links``),
+    its licence signals (:mod:`pipeline.crawl.page_licenses`) and the counters."""
+
+    pairs: list[tuple[str, Texts]]
+    links: list[str]
+    licenses: tuple[str, ...]
+    counts: Counter[str]
+
+
+def extract_page_info(page: str | bytes, page_url: str, content_type: str | None = None,
+                      text_fields: Sequence[str] = TEXT_FIELDS, with_links: bool = False,
+                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> PageInfo:
+    """The :class:`PageInfo` of one page; the counters are ``images``, ``with_text``,
+    ``texts``, ``skipped:no_http_url``, ``skipped:empty_text``, ``skipped:text_too_long``."""
     counts: Counter[str] = Counter()
     text = page if isinstance(page, str) else decode_html(
         page, charset_from_content_type(content_type))
     doc = parse_html(text)
     if doc is None:
         counts[skipped("empty_page")] += 1
-        return [], [], counts
+        return PageInfo([], [], (), counts)
     base = page_url
     base_el = doc.find(".//base[@href]")
     if base_el is not None:
@@ -201,7 +213,19 @@ def extract_page(page: str | bytes, page_url: str, content_type: str | None = No
         counts["with_text"] += 1
         counts["texts"] += len(texts)
         pairs.append((url, texts))
-    return pairs, (extract_links(doc, base) if with_links else []), counts
+    licenses = page_license_signals(doc, base) if pairs else ()
+    return PageInfo(pairs, extract_links(doc, base) if with_links else [], licenses, counts)
+
+
+def extract_page(page: str | bytes, page_url: str, content_type: str | None = None,
+                 text_fields: Sequence[str] = TEXT_FIELDS, with_links: bool = False,
+                 max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+                 ) -> tuple[list[tuple[str, Texts]], list[str], Counter[str]]:
+    """``([(image_url, texts), ...], [link, ...], counters)`` of one page
+    (:func:`extract_page_info` without the licence signals)."""
+    info = extract_page_info(page, page_url, content_type, text_fields, with_links,
+                             max_text_chars)
+    return info.pairs, info.links, info.counts
 
 
 def extract_pairs(page: str | bytes, page_url: str, content_type: str | None = None,

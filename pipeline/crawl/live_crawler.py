@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from urllib3 import HTTPHeaderDict
@@ -41,9 +42,9 @@ from pipeline.core.net import (
 )
 from pipeline.core.net.robots import origin_of
 from pipeline.core.options import option
-from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
+from pipeline.crawl.html_extract import TEXT_FIELDS, PageInfo, extract_page_info
 from pipeline.crawl.option_values import networks
-from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts
+from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, Texts, make_pair
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, is_html
 from schemas.status import REMOVED, skipped
 
@@ -105,6 +106,7 @@ class Fetched:
     reason: str  # "ok" or why there is no page
     content_type: str | None = None
     body: bytes = b""
+    fetch_time: str | None = None  # when the response arrived, ISO 8601 UTC
 
 
 class HostGate:
@@ -191,21 +193,24 @@ class SiteCrawler:
             return Fetched(url, exc.reason)
         if response.retries:
             self.count("retried", response.retries)
-        return Fetched(response.url, "ok", response.headers.get("Content-Type"), response.body)
+        return Fetched(response.url, "ok", response.headers.get("Content-Type"), response.body,
+                       utc_now())
 
     def visit(self, url: str, text_fields: Sequence[str],
-              max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
-              ) -> tuple[Fetched, list[tuple[str, Texts]], list[str]]:
+              max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> tuple[Fetched, PageInfo | None]:
         fetched = self._fetch(url)
         if fetched.reason != "ok":
-            return fetched, [], []
-        pairs, links, page_counts = extract_page(fetched.body, fetched.url,
-                                                 fetched.content_type, text_fields,
-                                                 with_links=True,
-                                                 max_text_chars=max_text_chars)
+            return fetched, None
+        page = extract_page_info(fetched.body, fetched.url, fetched.content_type, text_fields,
+                                 with_links=True, max_text_chars=max_text_chars)
         with self.count_lock:
-            self.counts.update(page_counts)
-        return fetched, pairs, links
+            self.counts.update(page.counts)
+        return fetched, page
+
+
+def utc_now() -> str:
+    """The current time, ISO 8601 UTC to the second (as a WARC-Date)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[str],
@@ -213,10 +218,21 @@ def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[st
                max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
                skip_page: Callable[[str], bool] | None = None
                ) -> Iterator[tuple[str, str, Texts]]:
-    """Crawl from ``seeds`` (one site); yield ``(page_url, image_url, texts)``. ``counts``
-    gets ``pages``, ``requests``, ``images``, ``with_text`` and ``skipped:<reason>``.
-    ``skip_page(url)``: a page never to fetch (a takedown list's page or domain), counted
-    ``skipped:removed``."""
+    """Crawl from ``seeds`` (one site); yield ``(page_url, image_url, texts)``
+    (:func:`crawl_site_pairs` without the provenance)."""
+    for pair in crawl_site_pairs(seeds, options, counts, text_fields, max_text_chars,
+                                 skip_page):
+        yield pair.page_url or "", pair.url, pair.texts
+
+
+def crawl_site_pairs(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[str],
+                     text_fields: Sequence[str] = TEXT_FIELDS,
+                     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+                     skip_page: Callable[[str], bool] | None = None) -> Iterator[Pair]:
+    """Crawl from ``seeds`` (one site); yield a ``live`` :class:`Pair` per image with text,
+    with its page's final URL, fetch time and licence signals. ``counts`` gets ``pages``,
+    ``requests``, ``images``, ``with_text`` and ``skipped:<reason>``. ``skip_page(url)``: a
+    page never to fetch (a takedown list's page or domain), counted ``skipped:removed``."""
     crawler = SiteCrawler(options, counts)
     if skip_page is not None:
         kept = [s for s in seeds if not skip_page(s)]
@@ -242,19 +258,20 @@ def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[st
             for future in sorted(done, key=lambda f: pending[f][0]):
                 url, depth = pending.pop(future)
                 try:
-                    fetched, pairs, links = future.result()
+                    fetched, page = future.result()
                 except Exception:  # noqa: BLE001 - a broken page must not end the crawl
                     crawler.count(skipped("error"))
                     continue
-                if fetched.reason != "ok":
+                if fetched.reason != "ok" or page is None:
                     crawler.count(skipped(fetched.reason))
                     continue
                 crawler.count("pages")
-                for image_url, texts in pairs:
-                    yield fetched.url, image_url, texts
+                for image_url, texts in page.pairs:
+                    yield make_pair(image_url, texts, fetched.url, "live",
+                                    fetch_time=fetched.fetch_time, page_licenses=page.licenses)
                 if depth >= options.max_depth:
                     continue
-                for link in links:
+                for link in page.links:
                     if link in queued or (options.same_site and site_of(link) not in sites):
                         continue
                     if skip_page is not None and skip_page(link):

@@ -25,10 +25,20 @@ class Pair(NamedTuple):
     source: str  # one of SOURCES
     # every distinct text of the image, in --text-fields order (MetaCLIP matches each)
     texts: Texts
+    # provenance (schemas/candidates.py): the WARC/WAT/URL-list file, the record's offset
+    # or the row's number in it, the page's fetch time (WARC-Date, or the live fetch)
+    source_file: str | None = None
+    source_offset: int | None = None
+    fetch_time: str | None = None
+    # the page's licence signals (pipeline.crawl.page_licenses), "kind=raw"
+    page_licenses: tuple[str, ...] = ()
 
 
-def make_pair(url: str, texts: Texts, page_url: str | None, source: str) -> Pair:
-    return Pair(url, texts[0], page_url, source, texts)
+def make_pair(url: str, texts: Texts, page_url: str | None, source: str,
+              source_file: str | None = None, source_offset: int | None = None,
+              fetch_time: str | None = None, page_licenses: tuple[str, ...] = ()) -> Pair:
+    return Pair(url, texts[0], page_url, source, texts, source_file, source_offset, fetch_time,
+                page_licenses)
 
 
 def pair_uid(url: str, texts: Texts) -> str:

@@ -36,7 +36,7 @@ from pipeline.core.takedown_list import TakedownList, read_lists
 from pipeline.crawl.balancing import DEFAULT_T, keep_texts
 from pipeline.crawl.elements import FirstCopy, MatchedPair, TextMatch
 from pipeline.crawl.html_extract import TEXT_FIELDS
-from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site, site_of
+from pipeline.crawl.live_crawler import CrawlerOptions, crawl_site_pairs, site_of
 from pipeline.crawl.matching import Matcher, load_metadata
 from pipeline.crawl.option_values import (
     candidates_dir,
@@ -44,7 +44,7 @@ from pipeline.crawl.option_values import (
     parse_text_fields,
     seed_urls,
 )
-from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair, pair_uid
+from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, pair_uid
 from pipeline.crawl.stats import StatKey, write_stats
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
@@ -210,9 +210,8 @@ class CrawlSites(MatchingSource):
         excluded = excluded_pairs(c.exclude)
         skip_page = (lambda url: excluded.before_download(None, url) is not None) \
             if excluded is not None else None
-        pages = crawl_site(sorted(set(seeds)), c.crawler, counts, c.text_fields,
-                           c.max_text_chars, skip_page)
-        pairs = (make_pair(url, texts, page_url, "live") for page_url, url, texts in pages)
+        pairs = crawl_site_pairs(sorted(set(seeds)), c.crawler, counts, c.text_fields,
+                                 c.max_text_chars, skip_page)
         yield from self.matched(pairs, counts, f"live {site}")
         yield from _stats("live", counts)
 
@@ -255,8 +254,13 @@ class ReadSources(beam.PTransform):
                 stat_sets | "AllSourceStats" >> beam.Flatten())
 
 
-def _copy_order(m: MatchedPair) -> tuple[str, str, str, str]:
-    return m.pair.source, m.pair.page_url or "", m.pair.url, m.pair.text
+def _copy_order(m: MatchedPair) -> tuple[str, str, str, str, str, int, str, tuple[str, ...]]:
+    """The copy kept: by source, page and image, then provenance, so that two copies of
+    one page (two WARC files, two fetches) keep the same one on every runner."""
+    p = m.pair
+    return (p.source, p.page_url or "", p.url, p.text, p.source_file or "",
+            -1 if p.source_offset is None else p.source_offset, p.fetch_time or "",
+            p.page_licenses)
 
 
 @beam.typehints.with_input_types(MatchedPair)
@@ -321,7 +325,9 @@ class Balance(beam.DoFn):
                      for e in m.entry_ids}  # an ordered set
         yield {"uid": uid, "url": pair.url, "text": kept_texts[0], "texts": kept_texts,
                "page_url": pair.page_url, "source": pair.source,
-               "matched_entry_ids": list(entry_ids)}
+               "matched_entry_ids": list(entry_ids), "source_file": pair.source_file,
+               "source_offset": pair.source_offset, "fetch_time": pair.fetch_time,
+               "page_licenses": list(pair.page_licenses)}
 
 
 class WriteParts(beam.DoFn):

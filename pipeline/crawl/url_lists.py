@@ -38,9 +38,11 @@ def url_list_pairs(path: str, counts: Counter[str], url_col: str = "url",
     """Pairs of one URL-list file; ``counts`` gets ``rows``, ``images``, ``with_text`` and
     ``skipped:<reason>``."""
     columns = (url_col, caption_col)
+    row_number = -1  # the row's position in the file (unreadable lines count), from 0
     for batch in read_rows(path, columns, detect_format(path), text_columns=columns,
                            hint="--url-col/--caption-col"):
         for row in batch:
+            row_number += 1
             if isinstance(row, BadRow):
                 counts[skipped(row.reason)] += 1
                 continue
@@ -65,4 +67,4 @@ def url_list_pairs(path: str, counts: Counter[str], url_col: str = "url",
                 continue
             counts["with_text"] += 1
             counts["texts"] += 1
-            yield make_pair(clean, texts, None, "urls")
+            yield make_pair(clean, texts, None, "urls", path, row_number)

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from pipeline.crawl.archive import iter_records
-from pipeline.crawl.html_extract import TEXT_FIELDS, extract_pairs
+from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page_info
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair
 from schemas.status import skipped
 
@@ -25,7 +25,7 @@ def warc_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEX
                max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[Pair]:
     """Pairs of every HTML ``response`` record of ``path``; ``counts`` gets ``records``,
     ``pages``, ``images``, ``with_text`` and ``skipped:<reason>``."""
-    for record, payload in iter_records(path, counts, max_page_bytes):
+    for record, payload, offset in iter_records(path, counts, max_page_bytes):
         counts["records"] += 1
         if record.rec_type != "response":
             continue
@@ -46,11 +46,12 @@ def warc_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEX
             continue
         counts["pages"] += 1
         try:
-            found, page_counts = extract_pairs(payload, page_url, content_type, text_fields,
-                                               max_text_chars)
+            page = extract_page_info(payload, page_url, content_type, text_fields,
+                                     max_text_chars=max_text_chars)
         except (ValueError, LookupError, RecursionError):  # a page lxml cannot take
             counts[skipped("unparseable_page")] += 1
             continue
-        counts.update(page_counts)
-        for url, texts in found:
-            yield make_pair(url, texts, page_url, "warc")
+        counts.update(page.counts)
+        fetched = record.rec_headers.get_header("WARC-Date")
+        for url, texts in page.pairs:
+            yield make_pair(url, texts, page_url, "warc", path, offset, fetched, page.licenses)

@@ -3,7 +3,9 @@
 A WAT ``metadata`` record's JSON payload holds, for a response,
 ``Envelope -> Payload-Metadata -> HTTP-Response-Metadata -> HTML-Metadata -> Links``; image
 links have ``"path": "IMG@/src"`` with ``url`` and (when present) ``alt`` / ``title``. URLs
-are resolved against ``HTML-Metadata -> Head -> Base`` and the record's target URI.
+are resolved against ``HTML-Metadata -> Head -> Base`` and the record's target URI. The
+page's licence signals come from its ``Links`` (``rel`` license, Creative Commons URLs) and
+``Head`` (``Link``, ``Metas``): :func:`wat_license_signals`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pipeline.core import licenses as lic
 from pipeline.crawl.archive import iter_records
 from pipeline.crawl.html_extract import TEXT_FIELDS
+from pipeline.crawl.page_licenses import CC_HREF as _CC_HREF
 from pipeline.crawl.pairs import (
     DEFAULT_MAX_TEXT_CHARS,
     Pair,
@@ -87,11 +91,55 @@ def wat_record_pairs(envelope_json: Any, counts: Counter[str],
     return found
 
 
+_META_KINDS = {"dcterms.license": lic.DCTERMS_LICENSE, "dc.license": lic.DCTERMS_LICENSE,
+               "dc.rights": lic.DC_RIGHTS, "dcterms.rights": lic.DC_RIGHTS}
+
+
+def wat_license_signals(envelope_json: Any) -> tuple[str, ...]:
+    """The page's licence signals from a WAT record (:mod:`pipeline.crawl.page_licenses`'
+    kinds): ``Links`` with ``rel`` license (``A@/href``) or to a Creative Commons licence,
+    ``Head -> Link`` with ``rel`` license, ``Head -> Metas`` dcterms.license / dc.rights."""
+    html_meta = _dig(envelope_json, "Envelope", "Payload-Metadata", "HTTP-Response-Metadata",
+                     "HTML-Metadata")
+    if not isinstance(html_meta, dict):
+        return ()
+    page_url = _dig(envelope_json, "Envelope", "WARC-Header-Metadata", "WARC-Target-URI")
+    found: list[str] = []
+    head = html_meta.get("Head")
+    head = head if isinstance(head, dict) else {}
+    metas = head.get("Metas")
+    for meta in metas if isinstance(metas, list) else ():
+        if isinstance(meta, dict) and isinstance(meta.get("content"), str):
+            kind = _META_KINDS.get(str(meta.get("name") or meta.get("property") or "").lower())
+            if kind and meta["content"].strip():
+                found.append(lic.signal(kind, meta["content"]))
+    head_links = head.get("Link")
+    links = [(lic.LINK_LICENSE, link) for link in head_links] \
+        if isinstance(head_links, list) else []
+    if isinstance(html_meta.get("Links"), list):
+        links += [(lic.REL_LICENSE, link) for link in html_meta["Links"]]
+    for kind, link in links:
+        if len(found) >= lic.MAX_SIGNALS:
+            break
+        if not isinstance(link, dict) or not isinstance(link.get("url"), str):
+            continue
+        url = resolve_url(link["url"], page_url if isinstance(page_url, str) else None)
+        if url is None:
+            continue
+        rel = link.get("rel")
+        if isinstance(rel, str) and "license" in rel.lower().split():
+            found.append(lic.signal(kind, url))
+        elif kind == lic.REL_LICENSE and str(link.get("path", "")).startswith("A@") \
+                and _CC_HREF.match(url):
+            found.append(lic.signal(lic.CC_URL, url))
+    return tuple(dict.fromkeys(found))[:lic.MAX_SIGNALS]
+
+
 def wat_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT_FIELDS,
               max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[Pair]:
     """Pairs of every response described in the WAT file ``path``."""
-    for record, payload in iter_records(path, counts, max_record_bytes):
+    for record, payload, offset in iter_records(path, counts, max_record_bytes):
         counts["records"] += 1
         if record.rec_type != "metadata":
             continue
@@ -100,6 +148,12 @@ def wat_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
             counts[skipped("bad_json")] += 1
             continue
+        fetch_time = _dig(data, "Envelope", "WARC-Header-Metadata", "WARC-Date")
+        fetch_time = fetch_time if isinstance(fetch_time, str) else \
+            record.rec_headers.get_header("WARC-Date")
         for url, texts, page_url in wat_record_pairs(data, counts, text_fields,
                                                      max_text_chars):
-            yield make_pair(url, texts, page_url, "wat")
+            # a WAT holds link lists, no markup: rel="license" links are in them as
+            # "A@/href" with their rel; pages' meta tags are not
+            yield make_pair(url, texts, page_url, "wat", path, offset, fetch_time,
+                            wat_license_signals(data))

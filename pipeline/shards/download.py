@@ -34,6 +34,7 @@ from pipeline.core import fsio
 from pipeline.core.cliargs import bounded
 from pipeline.core.errors import InputError
 from pipeline.core.images import return_freed_images_to_the_system
+from pipeline.core.licenses import resolve as resolve_license
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
 from pipeline.core.net.hosts import HostTable, host_key, polite_map
 from pipeline.core.options import option
@@ -152,7 +153,9 @@ def empty_meta() -> dict:
     """The download fields of one row, all unset."""
     return {"status": None, "error_message": None, "width": None, "height": None,
             "original_width": None, "original_height": None, "sha256": None,
-            "original_bytes": None, "phash": None}
+            "original_bytes": None, "phash": None, "final_url": None, "http_status": None,
+            "content_type": None, "optout_checks": None, "image_licenses": None,
+            "license": None}
 
 
 MAX_ERROR_CHARS = 300
@@ -200,10 +203,12 @@ class GuardedDownloader:
             print(f"shard {row[0]} failed with error {exc}")
             return False, row
 
-    def deferred(self, why: str) -> tuple[dict, None]:
-        """The result of a row its host's politeness kept from being fetched."""
+    def deferred(self, why: str, page_licenses: list[str] | None = None) -> tuple[dict, None]:
+        """The result of a row its host's politeness kept from being fetched (its
+        ``license`` from the page's signals alone)."""
         meta = empty_meta()
-        meta.update(status=st.FAILED_HOST_BACKOFF, error_message=why)
+        meta.update(status=st.FAILED_HOST_BACKOFF, error_message=why,
+                    license=resolve_license(page_licenses or ()))
         return meta, None
 
     def host_of(self, row: dict) -> str:
@@ -218,16 +223,20 @@ class GuardedDownloader:
         return exclusion_list(self.config.exclude)
 
     def process_row(self, url: str, texts: list[str], expected_hash: str | None = None,
-                    input_error: str | None = None, page_url: str | None = None
-                    ) -> tuple[dict, bytes | None]:
+                    input_error: str | None = None, page_url: str | None = None,
+                    page_licenses: list[str] | None = None) -> tuple[dict, bytes | None]:
         """:meth:`process`, where any exception becomes the row's status: a stranger's
-        bytes must never fail the download shard (and its up to 10,000 other rows)."""
+        bytes must never fail the download shard (and its up to 10,000 other rows). The
+        row's ``license`` is resolved from the page's and the image's licence signals."""
         try:
-            return self.process(url, texts, expected_hash, input_error, page_url)
+            meta, image = self.process(url, texts, expected_hash, input_error, page_url)
         except Exception as exc:  # noqa: BLE001 - the last-resort guard of one row
             # fetch errors are caught in process(): this is the decoding of the bytes
-            return {**empty_meta(), "status": st.FAILED_TO_RESIZE,
-                    "error_message": unexpected_error("processing the image", exc)}, None
+            meta, image = {**empty_meta(), "status": st.FAILED_TO_RESIZE,
+                           "error_message": unexpected_error("processing the image", exc)}, None
+        meta["license"] = resolve_license([*(page_licenses or ()),
+                                           *(meta["image_licenses"] or ())])
+        return meta, image
 
     def process(self, url: str, texts: list[str], expected_hash: str | None = None,
                 input_error: str | None = None, page_url: str | None = None
@@ -252,15 +261,20 @@ class GuardedDownloader:
             meta.update(status=st.filtered(reason), error_message=st.basic_filter_message(reason))
             return meta, None
         try:
-            data = self._fetcher.fetch(url)
+            response = self._fetcher.fetch_response(url)
         except FetchError as exc:
-            meta.update(status=exc.status, error_message=clean_error(str(exc)))
+            meta.update(status=exc.status, error_message=clean_error(str(exc)),
+                        http_status=exc.http_status)
             return meta, None
         except Exception as exc:  # noqa: BLE001 - a hostile response the net layer missed
             meta.update(status=st.FAILED_TO_DOWNLOAD,
                         error_message=unexpected_error("downloading", exc))
             return meta, None
-        meta["original_bytes"] = len(data)
+        data = response.body
+        meta.update(original_bytes=len(data), final_url=response.url,
+                    http_status=response.http_status,
+                    content_type=(response.headers.get("Content-Type") or "")[:200] or None,
+                    optout_checks=self._fetcher.optout_checks)
         mismatch = hash_mismatch(data, expected_hash) if expected_hash is not None else None
         if mismatch:
             meta.update(status=st.HASH_MISMATCH, error_message=mismatch)
@@ -272,7 +286,7 @@ class GuardedDownloader:
         done = process_image(data, self.config.resize)
         meta.update(status=done.status, error_message=done.error, width=done.width,
                     height=done.height, original_width=done.original_width,
-                    original_height=done.original_height)
+                    original_height=done.original_height, image_licenses=done.licenses)
         if done.status != st.SUCCESS:
             return meta, None
         meta.update(sha256=hashlib.sha256(data).hexdigest(), phash=to_hex(done.phash or 0))
@@ -299,9 +313,11 @@ class GuardedDownloader:
             results = polite_map(lambda r: self.process_row(r["url"], sample_texts(r),
                                                             r.get(EXPECTED_HASH),
                                                             r.get(INPUT_ERROR),
-                                                            r.get("page_url")),
+                                                            r.get("page_url"),
+                                                            r.get("page_licenses")),
                                  rows, threads=self.config.thread_count, host_of=self.host_of,
-                                 limiter=fetcher.hosts, defer=lambda r, why: self.deferred(why))
+                                 limiter=fetcher.hosts,
+                                 defer=lambda r, why: self.deferred(why, r.get("page_licenses")))
             for row, (meta, image) in results:
                 statuses.append(meta["status"])
                 writer.write(image, row["key"], row["caption"], {**row, **meta})

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pipeline.core.cliargs import bounded, non_negative_int, positive_int
+from pipeline.core.licenses import parse_license_list
 from pipeline.core.options import option
 from pipeline.shards.language import detect_language, parse_languages
 from pipeline.shards.option_groups import FILTERS
@@ -49,6 +50,8 @@ class FilterConfig:
     max_pixels: int = 40_000_000
     # LAION's "< 5 KB" rule; DataComp's basic filter has none
     min_bytes: int = 0
+    # --licenses: SPDX ids a sample's license must be one of; () = any licence, or none
+    licenses: tuple[str, ...] = ()
 
 
 # The rules each preset sets; options given on the command line override them.
@@ -96,6 +99,13 @@ def _languages(value: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _licenses(value: str) -> tuple[str, ...]:
+    try:
+        return parse_license_list(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class FilterOptions:
     """The filter options of ``wit shards``: ``--filter`` picks a preset and each rule given
@@ -132,10 +142,18 @@ class FilterOptions:
              "in every preset, not a DataComp rule (DataComp keeps a 6179x8236 photo, this "
              "guard drops it); counted apart from the rules in the summary and report")
 
+    licenses: tuple[str, ...] = option(
+        (), type=_licenses, metavar="IDS", group=FILTERS,
+        help="keep only samples whose license (the SPDX id their page's and image's licence "
+             "signals name, image first: docs/consent.md) is one of these comma-separated "
+             "ids, e.g. CC0-1.0,CC-PDM-1.0,CC-BY-4.0,CC-BY-SA-4.0; CC URLs and names are "
+             "accepted too; the others get status filtered:license (default: every sample, "
+             "whatever its licence)")
+
     def config(self) -> FilterConfig:
         """The preset's rules with the options given."""
         return from_preset(self.preset, **{k: getattr(self, k) for k in PRESET_RULES},
-                           max_pixels=self.max_pixels)
+                           max_pixels=self.max_pixels, licenses=self.licenses)
 
 
 def caption_reason(caption: str | None, config: FilterConfig) -> str | None:
@@ -218,8 +236,18 @@ def filter_sample(sample: Mapping[str, Any], config: FilterConfig) -> tuple[dict
     updates = {"texts": verdict.kept, "caption": verdict.kept[0],
                "text_filter_reasons": [*(sample.get("text_filter_reasons") or ()),
                                        *verdict.dropped]}
-    return updates, image_reason(sample.get("original_width"), sample.get("original_height"),
-                                 sample.get("original_bytes"), config)
+    reason = image_reason(sample.get("original_width"), sample.get("original_height"),
+                          sample.get("original_bytes"), config)
+    if reason in (None, st.MAX_PIXELS) and license_reason(sample.get("license"), config):
+        reason = st.LICENSE  # a rule: before the pixel guard, as the image rules
+    return updates, reason
+
+
+def license_reason(license_id: str | None, config: FilterConfig) -> str | None:
+    """``--licenses``: the sample's ``license`` must be one of the listed ids."""
+    if config.licenses and license_id not in config.licenses:
+        return st.LICENSE
+    return None
 
 
 def filter_reason(sample: Mapping[str, Any], config: FilterConfig) -> str | None:

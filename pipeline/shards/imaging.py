@@ -25,13 +25,14 @@ from __future__ import annotations
 import functools
 import io
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
 
 from pipeline.core.cliargs import bounded, positive_int
 from pipeline.core.errors import UsageError
+from pipeline.core.image_rights import image_license_signals
 from pipeline.core.images import UNDECODABLE, ImageError, Opened, clean_error, decoding, open_image
 from pipeline.core.options import option
 from pipeline.shards.filters import FilterConfig
@@ -98,6 +99,8 @@ class Processed:
     original_width: int | None = None
     original_height: int | None = None
     phash: int | None = None
+    # licence signals embedded in the image (EXIF, IPTC, XMP), read from its header blocks
+    licenses: list[str] = field(default_factory=list)
 
 
 def jpeg_is_truncated(data: bytes) -> bool:
@@ -211,13 +214,15 @@ def process_image(data: bytes, config: ResizeConfig) -> Processed:
         shown = exc.shown_size or (None, None)
         return Processed(status, str(exc), original_width=shown[0], original_height=shown[1])
     image = opened.image
+    licenses = image_license_signals(image)  # from the header blocks: nothing decoded
     with image:
         raw_w, raw_h = image.size
         shown_w, shown_h = opened.shown_size
         if max(raw_w, raw_h) > MAX_ASPECT_RATIO * min(raw_w, raw_h):
             return Processed(st.filtered(st.ASPECT_RATIO), f"{shown_w}x{shown_h}: aspect ratio "
                              f"over {MAX_ASPECT_RATIO:g} cannot be resized",
-                             original_width=shown_w, original_height=shown_h)
+                             original_width=shown_w, original_height=shown_h,
+                             licenses=licenses)
         target = scaled_size(raw_w, raw_h, config)
         if image.format in ("JPEG", "MPO") and target[0] * 2 <= raw_w and target[1] * 2 <= raw_h:
             # DCT scaling: the decoded size stays >= DRAFT_FACTOR x the target
@@ -227,7 +232,7 @@ def process_image(data: bytes, config: ResizeConfig) -> Processed:
                 done = _decode_and_store(opened, target, config)
             finally:
                 image.close()
-    return replace(done, original_width=shown_w, original_height=shown_h)
+    return replace(done, original_width=shown_w, original_height=shown_h, licenses=licenses)
 
 
 def _decode_and_store(opened: Opened, target: tuple[int, int], config: ResizeConfig) -> Processed:

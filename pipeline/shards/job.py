@@ -460,6 +460,17 @@ def summary_text(manifest: dict[str, Any], out_folder: str) -> str:
             f"{sum(texts.values())} text(s) dropped from images that kept another"
             f"{_by_reason(texts)}"
             f"\n  max_pixels: {guarded} image(s) dropped ({guard_note(manifest)})")
+    licenses = manifest.get("licenses") or {}
+    allowed = manifest["config"]["filters"].get("licenses")
+    if licenses or allowed:
+        shown = ", ".join(f"{k} {v}" for k, v in list(licenses.items())[:8])
+        text += (f"\n  licences of the kept samples: {shown or 'none'}"
+                 + (f"; --licenses {','.join(allowed)}: {filtered.get(st.LICENSE, 0)} image(s) "
+                    f"dropped ({st.filtered(st.LICENSE)})" if allowed else ""))
+    domains = manifest.get("source_domains") or {}
+    if domains.get("top"):
+        text += (f"\n  source domains: {domains['distinct']}; top "
+                 + ", ".join(f"{d} {n}" for d, n in domains["top"][:5]))
     network = manifest.get("network") or {}
     dns, hosts = network.get("dns"), network.get("hosts")
     if dns:

@@ -8,12 +8,14 @@ import base64
 import html
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 import numpy as np
 import pyarrow.parquet as pq
 
 from pipeline.core import fsio
+from pipeline.core.licenses import normalize
 from pipeline.shards.tario import read_tar_images
 from schemas import status as st
 
@@ -22,6 +24,36 @@ CAPTION_BINS = np.array([0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000
 CLIP_BINS = np.round(np.linspace(-1, 1, 41), 2)  # clip_score, steps of 0.05
 CLIP_FILTERED = st.filtered(st.CLIP_SCORE)
 GUARDED = [st.filtered(r) for r in st.GUARDS]  # filtered:max_pixels, no dataset rule
+
+
+# distinct licences / domains counted exactly; beyond, new ones go to OTHER (memory bound)
+MAX_DISTINCT = 100_000
+OTHER = "(other)"
+NO_LICENSE = "(none)"
+RAW_LICENSE = "(text, no known licence)"
+TOP = 30
+
+
+def _bounded_add(counter: Counter[str], key: str) -> None:
+    counter[key if key in counter or len(counter) < MAX_DISTINCT else OTHER] += 1
+
+
+def license_label(license_id: str | None) -> str:
+    """The licence distribution's label of a sample: its SPDX id, or a bucket for no
+    licence and for licence text that names no known licence."""
+    if not license_id:
+        return NO_LICENSE
+    return license_id if normalize(license_id) == license_id else RAW_LICENSE
+
+
+def source_domain(page_url: str | None, url: str | None) -> str:
+    """The host of the page an image came from (of the image for URL lists), lower case,
+    without ``www.``."""
+    try:
+        host = (urlsplit(page_url or url or "").hostname or "").lower()
+    except ValueError:
+        host = ""
+    return (host[4:] if host.startswith("www.") else host) or "(unknown)"
 
 
 def _parquets(folder: str) -> list[str]:
@@ -40,11 +72,18 @@ def summarize(folder: str) -> dict[str, Any]:
     # CLIP scores of every scored row and of the kept ones
     clip_hist = {"scored": np.zeros(len(CLIP_BINS) - 1, dtype=np.int64),
                  "kept": np.zeros(len(CLIP_BINS) - 1, dtype=np.int64)}
+    licenses: Counter[str] = Counter()
+    domains: Counter[str] = Counter()
     columns = ["status", "error_message", "original_width", "original_height", "caption",
-               "texts", "text_filter_reasons", "matched_entry_ids", "clip_score"]
+               "texts", "text_filter_reasons", "matched_entry_ids", "clip_score", "license",
+               "page_url", "url"]
     for path in _parquets(folder):
         with fsspec.open(path, "rb") as f:
-            table = pq.read_table(f, columns=columns).to_pydict()
+            present = set(pq.read_schema(f).names)
+            f.seek(0)
+            table = pq.read_table(f, columns=[c for c in columns if c in present]).to_pydict()
+        for name in ("license", "page_url"):  # shards written before these columns
+            table.setdefault(name, [None] * len(table["status"]))
         kept = 0
         scores = np.array([x for x in table["clip_score"] if x is not None], dtype=np.float64)
         clip_hist["scored"] += np.histogram(scores, CLIP_BINS)[0]
@@ -61,6 +100,8 @@ def summarize(folder: str) -> dict[str, Any]:
                 side_hist += np.histogram([side], SIDE_BINS)[0]
                 caption_hist += np.histogram([len(table["caption"][i])], CAPTION_BINS)[0]
                 entries.update(table["matched_entry_ids"][i] or [])
+                _bounded_add(licenses, license_label(table["license"][i]))
+                _bounded_add(domains, source_domain(table["page_url"][i], table["url"][i]))
                 if table["clip_score"][i] is not None:
                     clip_hist["kept"] += np.histogram([table["clip_score"][i]], CLIP_BINS)[0]
         sizes[path.rsplit("/", 1)[-1].replace(".parquet", ".tar")] = kept
@@ -102,6 +143,10 @@ def summarize(folder: str) -> dict[str, Any]:
             "clip_score_kept": clip_hist["kept"].tolist(),
         },
         "top_entries": entries.most_common(30),
+        # kept samples by licence (SPDX id or bucket) and by source domain (top 30)
+        "licenses": dict(sorted(licenses.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "source_domains": {"distinct": len(domains) - (OTHER in domains),
+                           "top": sorted(domains.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]},
         "sizes": sizes,
     }
 
@@ -158,6 +203,15 @@ def _plots(manifest: dict[str, Any]) -> list[tuple[str, str]]:
         for title, values in (("CLIP score (image-caption cosine), scored samples", scored),
                               ("CLIP score, kept samples", kept)):
             plots.append((title, bar_chart(title, labels, [values[i] for i in span])))
+    licenses = manifest.get("licenses") or {}
+    if licenses:
+        plots.append(("Licences of the kept samples", bar_chart(
+            "Licence of every kept sample", list(licenses), list(licenses.values()))))
+    domains = (manifest.get("source_domains") or {}).get("top") or []
+    if domains:
+        plots.append((f"Source domains of the kept samples (top {TOP} of "
+                      f"{manifest['source_domains']['distinct']})", bar_chart(
+                          "Source domains", [d for d, _ in domains], [n for _, n in domains])))
     statuses = manifest["statuses"]
     plots.append(("Status breakdown", bar_chart("Status of every candidate", list(statuses),
                                                 list(statuses.values()))))
@@ -188,6 +242,10 @@ def _filter_table(manifest: dict[str, Any]) -> list[str]:
     for reason in st.GUARDS:
         rows.append(f"<tr><td>{reason} ({html.escape(guard_note(manifest))})</td>"
                     f"<td>{filtered.get(reason, 0)}</td><td></td></tr>")
+    allowed = manifest.get("config", {}).get("filters", {}).get("licenses")
+    if allowed or filtered.get(st.LICENSE):
+        rows.append(f"<tr><td>{st.LICENSE} (--licenses {html.escape(','.join(allowed or []))})"
+                    f"</td><td>{filtered.get(st.LICENSE, 0)}</td><td></td></tr>")
     rows.append("</table>")
     return rows
 

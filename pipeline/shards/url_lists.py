@@ -66,6 +66,8 @@ BAD_ROWS = {"bad_json_line": "unreadable list line: not a JSON object",
 BASE_FIELDS = [
     pa.field("key", pa.string()), pa.field("uid", pa.string()), pa.field("page_url", pa.string()),
     pa.field("source", pa.string()), pa.field("matched_entry_ids", pa.list_(pa.int64())),
+    pa.field("source_file", pa.string()), pa.field("source_offset", pa.int64()),
+    pa.field("fetch_time", pa.string()), pa.field("page_licenses", pa.list_(pa.string())),
     pa.field("texts", pa.list_(pa.string())), pa.field("caption", pa.string()),
     pa.field("url", pa.string()),
 ]
@@ -287,7 +289,8 @@ class _Columns:
         if plan.options.verify_hash_col:
             self.values[EXPECTED_HASH] = []
 
-    def add(self, index: int, row: dict[str, object], error: str | None) -> None:
+    def add(self, index: int, row: dict[str, object], error: str | None, path: str,
+            row_number: int) -> None:
         opts, values = self.plan.options, self.values
         url = _text(row.get(opts.url_col))
         url = url.strip() if url is not None else None
@@ -300,6 +303,10 @@ class _Columns:
         values["page_url"].append(None)
         values["source"].append(SOURCE)
         values["matched_entry_ids"].append([])
+        values["source_file"].append(path)
+        values["source_offset"].append(row_number)
+        values["fetch_time"].append(None)
+        values["page_licenses"].append([])
         values["texts"].append([caption] if caption else [])
         values["caption"].append(caption)
         values["url"].append(url or "")
@@ -333,13 +340,16 @@ def input_tables(plan: UrlList, batch_rows: int = BATCH_ROWS) -> Iterator[pa.Tab
     for path, fmt in zip(plan.files, plan.formats):
         # a .txt list: its one column is the URL (asking it for more fails in open_url_lists)
         columns = opts.columns(fmt)[:1] if fmt == "txt" else opts.columns(fmt)
+        row_number = 0  # the row's position in this file (provenance: source_offset)
         for batch in read_rows(path, columns, fmt, opts.text_columns(fmt), opts.hint(),
                                batch_rows):
             built = _Columns(plan)
             for row in batch:
                 if isinstance(row, BadRow):
-                    built.add(index, {}, BAD_ROWS.get(row.reason, "unreadable list line"))
+                    built.add(index, {}, BAD_ROWS.get(row.reason, "unreadable list line"),
+                              path, row_number)
                 else:
-                    built.add(index, dict(zip(columns, row)), None)
+                    built.add(index, dict(zip(columns, row)), None, path, row_number)
                 index += 1
+                row_number += 1
             yield built.table(path)

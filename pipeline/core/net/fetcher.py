@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from urllib3 import HTTPHeaderDict
 
-from pipeline.core.net.client import ClientConfig, FetchError, HttpClient
+from pipeline.core.net.client import ClientConfig, FetchError, HttpClient, Response
 from pipeline.core.net.dns import DnsCache
 from pipeline.core.net.guard import Resolver, system_resolver
 from pipeline.core.net.headers import x_robots_forbids
@@ -192,6 +192,17 @@ class Fetcher:
 
     def fetch(self, url: str) -> bytes:
         """The body of ``url``; raises :class:`FetchError` carrying the row status."""
+        return self.fetch_response(url).body
+
+    def fetch_response(self, url: str) -> Response:
+        """The response of ``url`` (final URL, status, headers, body); raises
+        :class:`FetchError` carrying the row status."""
         allow = self._allow if self.config.respect_robots_txt else None
-        return self.client.get(url, allow=allow, inspect=self._inspect,
-                               gate=self.hosts.gate).body
+        return self.client.get(url, allow=allow, inspect=self._inspect, gate=self.hosts.gate)
+
+    @property
+    def optout_checks(self) -> list[str]:
+        """The opt-out checks every fetched response has passed before its body was read,
+        named by the ``filtered:<reason>`` each gives (the ``optout_checks`` column)."""
+        checks = [st.ROBOTS_TXT] if self.config.respect_robots_txt else []
+        return checks + ([st.X_ROBOTS_TAG] if self._directives else [])
