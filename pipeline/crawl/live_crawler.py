@@ -40,9 +40,11 @@ from pipeline.core.net import (
     system_resolver,
 )
 from pipeline.core.net.robots import origin_of
+from pipeline.core.net.tdmrep import TdmRepCache
 from pipeline.core.options import option
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page
 from pipeline.crawl.option_values import networks
+from pipeline.crawl.optout import PageOptOut
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, is_html
 from schemas.status import skipped
@@ -105,6 +107,7 @@ class Fetched:
     reason: str  # "ok" or why there is no page
     content_type: str | None = None
     body: bytes = b""
+    headers: HTTPHeaderDict | None = None
 
 
 class HostGate:
@@ -132,8 +135,10 @@ class HostGate:
 
 
 class SiteCrawler:
-    def __init__(self, options: CrawlerOptions, counts: Counter[str]):
+    def __init__(self, options: CrawlerOptions, counts: Counter[str],
+                 opt_out: PageOptOut | None = None):
         o = self.options = options
+        self.opt_out = opt_out
         self.counts = counts
         self.count_lock = threading.Lock()
         self.client = HttpClient(ClientConfig(
@@ -143,6 +148,8 @@ class SiteCrawler:
             allowed_networks=tuple(o.allowed_networks), decode_content=True,
             connections_per_host=max(1, o.concurrency), resolver=o.resolver))
         self.robots = RobotsCache(self.client, gate=self._request_gate)
+        self.tdmrep = TdmRepCache(self.client, gate=self._request_gate) \
+            if opt_out is not None and opt_out.respect_tdmrep else None
         self.gates: dict[str, HostGate] = {}
         self.gates_lock = threading.Lock()
         self.delays_applied: set[str] = set()
@@ -166,7 +173,8 @@ class SiteCrawler:
             yield
 
     def _allow(self, url: str) -> None:
-        """robots.txt of ``url``'s origin (fetched once), and its Crawl-delay."""
+        """robots.txt of ``url``'s origin (fetched once), and its Crawl-delay; then its
+        tdmrep.json when TDMRep is honoured (a reserved page is never fetched)."""
         rules = self.robots.rules(url)
         origin = origin_of(url)
         if origin not in self.delays_applied:
@@ -175,6 +183,8 @@ class SiteCrawler:
             if delay:
                 self.gate(urlsplit(url).netloc, delay)
         rules.check(self.options.user_agent, url)
+        if self.tdmrep is not None:
+            self.tdmrep.check(url)
 
     @staticmethod
     def _html_only(status: int, headers: HTTPHeaderDict) -> None:
@@ -191,7 +201,8 @@ class SiteCrawler:
             return Fetched(url, exc.reason)
         if response.retries:
             self.count("retried", response.retries)
-        return Fetched(response.url, "ok", response.headers.get("Content-Type"), response.body)
+        return Fetched(response.url, "ok", response.headers.get("Content-Type"), response.body,
+                       response.headers)
 
     def visit(self, url: str, text_fields: Sequence[str],
               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
@@ -202,7 +213,8 @@ class SiteCrawler:
         pairs, links, page_counts = extract_page(fetched.body, fetched.url,
                                                  fetched.content_type, text_fields,
                                                  with_links=True,
-                                                 max_text_chars=max_text_chars)
+                                                 max_text_chars=max_text_chars,
+                                                 opt_out=self.opt_out, headers=fetched.headers)
         with self.count_lock:
             self.counts.update(page_counts)
         return fetched, pairs, links
@@ -210,11 +222,13 @@ class SiteCrawler:
 
 def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[str],
                text_fields: Sequence[str] = TEXT_FIELDS,
-               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
-               ) -> Iterator[tuple[str, str, Texts]]:
+               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+               opt_out: PageOptOut | None = None) -> Iterator[tuple[str, str, Texts]]:
     """Crawl from ``seeds`` (one site); yield ``(page_url, image_url, texts)``. ``counts``
-    gets ``pages``, ``requests``, ``images``, ``with_text`` and ``skipped:<reason>``."""
-    crawler = SiteCrawler(options, counts)
+    gets ``pages``, ``requests``, ``images``, ``with_text`` and ``skipped:<reason>``
+    (``skipped:tdm_reservation``: a page tdmrep.json reserves, not fetched), and with
+    ``opt_out`` ``opted_out:<reason>`` / ``opted_out_pages`` (pipeline.crawl.optout)."""
+    crawler = SiteCrawler(options, counts, opt_out)
     sites = {site_of(s) for s in seeds}
     frontier: deque[tuple[str, int]] = deque((s, 0) for s in seeds)
     queued = set(seeds)

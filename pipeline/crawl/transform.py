@@ -42,6 +42,7 @@ from pipeline.crawl.option_values import (
     parse_text_fields,
     seed_urls,
 )
+from pipeline.crawl.optout import DEFAULT_ROBOTS_DIRECTIVES, PageOptOut
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair, pair_uid
 from pipeline.crawl.stats import StatKey, write_stats
 from pipeline.crawl.url_lists import url_list_pairs
@@ -107,8 +108,25 @@ class CrawlConfig:
                              help="number of part-NNNNN-of-MMMMM.parquet files; rows go to a "
                                   "part by a hash of their uid and are sorted by uid; 0: one "
                                   f"part per {ROWS_PER_PART:,} kept rows, at least one")
+    robots_meta_directives: tuple[str, ...] = option(
+        DEFAULT_ROBOTS_DIRECTIVES, nargs="*", metavar="DIRECTIVE",
+        help="directives of <meta name=\"robots\"> (or an X-Robots-Tag page header) that drop "
+             "every image of the page (opted_out:robots_meta / opted_out:x_robots_tag in "
+             "stats.json); give the option with no value to ignore them")
+    respect_tdmrep: bool = option(
+        True, flag="--ignore-tdmrep",
+        help="do not honour TDMRep on pages: the tdm-reservation header and "
+             "<meta name=\"tdm-reservation\" content=\"1\">, and for the live crawler the "
+             "origin's /.well-known/tdmrep.json (default: honoured; the page's images dropped, "
+             "opted_out:tdm_reservation)")
     rows_per_part: int = ROWS_PER_PART
     crawler: CrawlerOptions = field(default_factory=CrawlerOptions)
+
+    @property
+    def opt_out(self) -> PageOptOut:
+        """The page-level opt-out signals honoured (docs/consent.md)."""
+        token = self.crawler.user_agent.split("/", 1)[0].strip() or "webimagetext"
+        return PageOptOut(tuple(self.robots_meta_directives), self.respect_tdmrep, token)
 
 
 def _stats(source: str, counts: Counter[str]) -> Iterator[TaggedOutput]:
@@ -168,9 +186,10 @@ class ReadFiles(MatchingSource):
         c = self.config
         if self.source == "warc":
             pairs: Iterable[Pair] = warc_pairs(path, counts, c.text_fields, c.max_page_bytes,
-                                               c.max_text_chars)
+                                               c.max_text_chars, c.opt_out)
         elif self.source == "wat":
-            pairs = wat_pairs(path, counts, c.text_fields, max_text_chars=c.max_text_chars)
+            pairs = wat_pairs(path, counts, c.text_fields, max_text_chars=c.max_text_chars,
+                              opt_out=c.opt_out)
         else:
             pairs = url_list_pairs(path, counts, c.url_col, c.caption_col, c.max_text_chars)
         yield from self.matched(pairs, counts, f"{self.source} {path.rsplit('/', 1)[-1]}")
@@ -186,7 +205,7 @@ class CrawlSites(MatchingSource):
         counts: Counter[str] = Counter({"sites": 1})
         c = self.config
         pages = crawl_site(sorted(set(seeds)), c.crawler, counts, c.text_fields,
-                           c.max_text_chars)
+                           c.max_text_chars, c.opt_out)
         pairs = (make_pair(url, texts, page_url, "live") for page_url, url, texts in pages)
         yield from self.matched(pairs, counts, f"live {site}")
         yield from _stats("live", counts)
