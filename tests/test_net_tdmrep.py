@@ -15,6 +15,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from pipeline.core.net import FetchConfig, Fetcher, FetchError
 from pipeline.core.net.tdmrep import (
@@ -88,6 +90,38 @@ def test_percent_escapes_of_unreserved_characters_compare_equal() -> None:
     rules = parse_tdmrep("http://h", json.dumps([{"location": "/%7euser/", "tdm-reservation": 1}]).encode())
     assert rules.match("http://h/~user/a.jpg") is not None
     assert rules.match("http://h/%7Euser/a.jpg") is not None
+
+
+json_values = hs.recursive(
+    hs.none() | hs.booleans() | hs.integers() | hs.floats() | hs.text(max_size=20),
+    lambda inner: hs.lists(inner, max_size=5) | hs.dictionaries(
+        hs.sampled_from(["location", "tdm-reservation", "tdm-policy", "x"]), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.one_of(hs.binary(max_size=200), json_values.map(lambda v: json.dumps(v).encode())),
+       hs.text(max_size=40))
+def test_any_tdmrep_body_and_url_path_give_a_decision(body: bytes, path: str) -> None:
+    """Hostile files: any bytes, any JSON shape -- rules or "malformed", never an exception;
+    matching any URL path against them decides or raises only FetchError."""
+    rules = parse_tdmrep("http://h", body)
+    assert rules.policy in ("rules", "malformed")
+    try:
+        rules.check("http://h/" + path)
+    except FetchError as exc:
+        assert exc.reason == "tdm_reservation"
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.text(alphabet="/*$ab%7E", max_size=12), hs.text(alphabet="/ab~%7E", max_size=12))
+def test_pattern_matching_agrees_with_a_regular_expression(pattern: str, path: str) -> None:
+    import re
+
+    anchored = pattern.endswith("$")
+    body = pattern[:-1] if anchored else pattern
+    regex = "".join(".*" if c == "*" else re.escape(c) for c in body) + ("\\Z" if anchored else "")
+    assert pattern_matches(pattern, path) is bool(re.match(regex, path, re.DOTALL))
 
 
 # ------------------------------------------------------------------ a real Fetcher on loopback
