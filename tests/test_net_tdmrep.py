@@ -236,6 +236,8 @@ def test_refused_images_send_no_body_byte_and_tdmrep_json_is_read_once() -> None
         # the server really holds bodies for clients that wait: the kept images got theirs
         assert server.body_sent["/img/plain.jpg"] == 2 * len(IMAGE)
         assert server.hits["/.well-known/tdmrep.json"] == 1  # cached per origin, 8 threads
+        assert f.counts()["tdmrep"] == {"rules": 1, "none": 0, "malformed": 0,
+                                        "unavailable": 0, "blocked": 0}
         # --ignore-tdmrep: both TDMRep signals ignored, X-Robots-Tag still honoured
         ignoring = fetcher("127.0.0.3/32", respect_tdmrep=False)
         assert ignoring.fetch(server.url("/img/header.jpg")) == IMAGE
@@ -268,6 +270,9 @@ def test_tdmrep_failure_policy_matches_robots_txt(host: str, tdmrep: tuple, stat
             got = exc.status
             assert exc.reason == "tdmrep_unavailable"
         assert got == status
+        outcome = {404: "none", 403: "none", 500: "unavailable", 503: "unavailable"}.get(
+            tdmrep[0], "malformed")
+        assert f.counts()["tdmrep"][outcome] == 1
         assert server.hits["/img/a.jpg"] == (1 if status == "success" else 0)
     finally:
         server.close()

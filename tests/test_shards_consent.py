@@ -144,10 +144,12 @@ def test_opt_out_and_blocklist_refusals_are_statuses_counts_and_never_written(or
     assert not any(served[n] in written for n in ("listed-exact.jpg", "listed-small.jpg"))
     # the summary and the report have a row for every refusal
     assert ("opt-out: 3 image(s) refused (robots_txt 0, x_robots_tag 1, tdm_reservation 2); "
-            "blocklist: 3 image(s) refused") in done.stdout
+            "blocklist: 3 image(s) refused (hashes only kept); tdmrep.json fetched from 1 "
+            "origin(s) (rules 1)") in done.stdout
     manifest = json.loads((out / "shards" / "manifest.json").read_text())
     assert manifest["filtered"]["blocklist"] == 3
     assert manifest["filtered"]["tdm_reservation"] == 2
+    assert manifest["network"]["tdmrep"]["rules"] == 1
     report = (out / "shards" / "report.html").read_text()
     assert "<h2>Consent</h2>" in report
     assert "<tr><td>tdm_reservation</td><td>2</td></tr>" in report

@@ -189,9 +189,13 @@ def consent_line(manifest: dict[str, Any]) -> str:
     if fetch and not fetch.get("disallowed_header_directives"):
         ignored.append("X-Robots-Tag")
     note = f"; ignored by option: {', '.join(ignored)}" if ignored else ""
+    files = (manifest.get("network") or {}).get("tdmrep") or {}
+    fetched = sum(files.values())
+    tdmrep = (f"; tdmrep.json fetched from {fetched} origin(s) ("
+              + ", ".join(f"{k} {v}" for k, v in files.items() if v) + ")") if fetched else ""
     return (f"opt-out: {sum(opted.values())} image(s) refused"
             f" ({', '.join(f'{k} {v}' for k, v in opted.items())}){note}; blocklist: "
-            f"{counts[st.BLOCKLIST]} image(s) refused (hashes only kept)")
+            f"{counts[st.BLOCKLIST]} image(s) refused (hashes only kept){tdmrep}")
 
 
 def _consent_table(manifest: dict[str, Any]) -> list[str]:

@@ -192,8 +192,10 @@ class Fetcher:
         return self.robots.fetches
 
     def counts(self) -> dict:
-        """The process's network counters: ``{"dns": ..., "hosts": ...}``."""
-        return {"dns": self.dns.counts(), "hosts": self.hosts.counts()}
+        """The process's network counters: ``{"dns": ..., "hosts": ..., "tdmrep": ...}``
+        (``tdmrep``: the tdmrep.json files fetched, by outcome)."""
+        return {"dns": self.dns.counts(), "hosts": self.hosts.counts(),
+                "tdmrep": self.tdmrep.counts()}
 
     def _allow(self, url: str) -> None:
         """Before each request (each hop): robots.txt, then tdmrep.json of its origin."""

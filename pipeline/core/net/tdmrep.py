@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -49,6 +50,7 @@ MAX_PATTERN_CHARS = 2_000
 CACHE_ORIGINS = 10_000
 CACHE_BYTES = 16 * 1024 * 1024
 RULE_BYTES, BASE_BYTES = 200, 512  # estimated bytes per kept rule (plus its pattern), per entry
+POLICIES = ("rules", "none", "malformed", "unavailable", "blocked")  # TdmRules.policy values
 RESERVED_REASON = "tdm_reservation"  # the FetchError reason (filtered:tdm_reservation)
 UNAVAILABLE_REASON = "tdmrep_unavailable"  # failed_to_download, retried later
 _UNRESERVED = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -182,6 +184,14 @@ class TdmRepCache(OriginCache[TdmRules]):
                  max_origins: int = CACHE_ORIGINS, max_bytes: int = CACHE_BYTES):
         super().__init__(max_origins, max_bytes)
         self.client, self.gate = client, gate
+        self._policies = dict.fromkeys(POLICIES, 0)  # files fetched, by outcome
+        self._count_lock = threading.Lock()
+
+    def counts(self) -> dict[str, int]:
+        """Files fetched by outcome: ``rules`` (a JSON array), ``none`` (4xx), ``malformed``,
+        ``unavailable``, ``blocked`` (an origin fetched again after eviction counts again)."""
+        with self._count_lock:
+            return dict(self._policies)
 
     def rules(self, url: str) -> TdmRules:
         return self.get(url)
@@ -190,6 +200,12 @@ class TdmRepCache(OriginCache[TdmRules]):
         self.rules(url).check(url)
 
     def _fetch(self, origin: str) -> TdmRules:
+        rules = self._fetch_file(origin)
+        with self._count_lock:
+            self._policies[rules.policy] += 1
+        return rules
+
+    def _fetch_file(self, origin: str) -> TdmRules:
         try:
             response = self.client.get(origin + WELL_KNOWN, gate=self.gate,
                                        max_bytes=TDMREP_MAX_BYTES)
