@@ -250,15 +250,16 @@ class GuardedDownloader:
                         error_message=unexpected_error("downloading", exc))
             return meta, None
         meta["original_bytes"] = len(data)
-        mismatch = hash_mismatch(data, expected_hash) if expected_hash is not None else None
-        if mismatch:
-            meta.update(status=st.HASH_MISMATCH, error_message=mismatch)
-            return meta, None
+        # the blocklist first: a listed image is refused as such whatever else is wrong
         blocklist = self._blocklist
         sha256 = hashlib.sha256(data).hexdigest()
         listed = blocklist.match_sha256(bytes.fromhex(sha256)) if blocklist is not None else None
         if listed is not None:  # never decoded
             return self.blocked(meta, listed, sha256, None), None
+        mismatch = hash_mismatch(data, expected_hash) if expected_hash is not None else None
+        if mismatch:
+            meta.update(status=st.HASH_MISMATCH, error_message=mismatch)
+            return meta, None
         if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
             meta.update(status=st.FAILED_TO_RESIZE,
                         error_message="truncated JPEG (no end-of-image marker)")
