@@ -44,7 +44,9 @@ Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them b
 
 - download policy, decided before or while fetching (``pipeline.core.net``): ``robots_txt``
   (robots.txt disallows the image), ``x_robots_tag`` (``noai``/``noimageai``/``none``
-  header), ``blocked_address`` (the URL or a redirect resolves to a private/reserved
+  header), ``tdm_reservation`` (TDMRep: the origin's ``/.well-known/tdmrep.json`` or the
+  ``tdm-reservation: 1`` response header reserves text and data mining; a tdmrep.json that
+  does not answer makes the row ``failed_to_download``, like robots.txt), ``blocked_address`` (the URL or a redirect resolves to a private/reserved
   address, or is no http(s) URL a parser can read), ``blocked_userinfo`` (credentials in
   the URL);
 - the header pixel bound (download): ``max_pixels``, ``aspect_ratio`` (the image could
@@ -60,7 +62,9 @@ Filter reasons (``filtered:<reason>``; the manifest's ``filtered`` counts them b
   and ``max_pixels`` counts only the images the rules would have kept;
 - ``clip_score`` (``--min-clip-score`` / ``--clip-top-fraction``);
 - ``license`` (``--licenses``): the sample's ``license`` is none of the listed SPDX ids
-  (Beam job, after the image rules and before the pixel guard).
+  (Beam job, after the image rules and before the pixel guard);
+- ``blocklist`` (download, ``pipeline.shards.blocklist``): the image's sha256 or pHash is on
+  the ``--block-hashes`` list; its bytes are never written anywhere (docs/consent.md).
 
 The same caption reasons name the *texts* an image loses while keeping another one (column
 ``text_filter_reasons`` of :data:`schemas.shards.SAMPLES`, ``filtered_texts`` counts).
@@ -103,6 +107,8 @@ RETRYABLE = (FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, FAILED_HOST_BACKOFF)
 # filter reasons (the part after "filtered:")
 ROBOTS_TXT = "robots_txt"
 X_ROBOTS_TAG = "x_robots_tag"
+TDM_RESERVATION = "tdm_reservation"
+BLOCKLIST = "blocklist"
 BLOCKED_ADDRESS = "blocked_address"
 BLOCKED_USERINFO = "blocked_userinfo"
 CAPTION_WORDS = "caption_words"
@@ -202,4 +208,7 @@ def duplicate_kind(error_message: str | None) -> str:
 
 # filtered statuses the downloader's network policy decides, counted as "not downloaded" by
 # the report's funnel (blocked_userinfo is not among them: kept as the report counted it)
-DOWNLOAD_POLICY = (filtered(ROBOTS_TXT), filtered(X_ROBOTS_TAG), filtered(BLOCKED_ADDRESS))
+DOWNLOAD_POLICY = (filtered(ROBOTS_TXT), filtered(X_ROBOTS_TAG), filtered(TDM_RESERVATION),
+                   filtered(BLOCKED_ADDRESS))
+# the site operators' opt-out signals the download honours (summary and report: "Consent")
+OPT_OUT = (ROBOTS_TXT, X_ROBOTS_TAG, TDM_RESERVATION)

@@ -7,9 +7,11 @@ values of the fields in ``text_fields``, in that order: ``alt``, ``title``,
 ``data-image-title`` (MetaCLIP's three) and the ``<figcaption>`` of an enclosing ``<figure>``
 (our extension); the first is the image's best text. Each image lands in exactly one
 counter: ``with_text`` (emitted), ``skipped:empty_text``, ``skipped:text_too_long`` (every
-text longer than ``max_text_chars``) or ``skipped:no_http_url``. A page's licence signals
-(``rel="license"``, Creative Commons links, ``dcterms``/``dc.rights`` meta) go with each of
-its images (:mod:`pipeline.crawl.page_licenses`).
+text longer than ``max_text_chars``) or ``skipped:no_http_url`` -- or, when the page opts
+out (``<meta name="robots" content="noai">``, ``<meta name="tdm-reservation" content="1">``
+or its response headers: :mod:`pipeline.crawl.optout`), every image in
+``opted_out:<reason>``. A page's licence signals (``rel="license"``, Creative Commons links,
+``dcterms``/``dc.rights`` meta) go with each of its images (:mod:`pipeline.crawl.page_licenses`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from typing import NamedTuple
 
 import lxml.etree
 import lxml.html
+from urllib3 import HTTPHeaderDict
 
+from pipeline.crawl.optout import (
+    OPTED_OUT_PAGES,
+    PageOptOut,
+    header_opt_out,
+    meta_opt_out,
+    opted_out,
+)
 from pipeline.crawl.page_licenses import page_license_signals
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Texts, clean_texts, resolve_url
 from schemas.status import skipped
@@ -181,11 +191,21 @@ class PageInfo(NamedTuple):
     counts: Counter[str]
 
 
+def page_metas(doc: lxml.html.HtmlElement) -> list[tuple[object, object]]:
+    """``(name, content)`` of every ``<meta name>`` of a page."""
+    return [(meta.get("name"), meta.get("content")) for meta in doc.iter("meta")
+            if meta.get("name") is not None]
+
+
 def extract_page_info(page: str | bytes, page_url: str, content_type: str | None = None,
                       text_fields: Sequence[str] = TEXT_FIELDS, with_links: bool = False,
-                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> PageInfo:
+                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+                      opt_out: PageOptOut | None = None, headers: HTTPHeaderDict | None = None
+                      ) -> PageInfo:
     """The :class:`PageInfo` of one page; the counters are ``images``, ``with_text``,
-    ``texts``, ``skipped:no_http_url``, ``skipped:empty_text``, ``skipped:text_too_long``."""
+    ``texts``, ``skipped:no_http_url``, ``skipped:empty_text``, ``skipped:text_too_long``;
+    with ``opt_out``, a page whose ``headers`` or meta tags opt out yields no pair, its
+    images counted in ``opted_out:<reason>`` and the page in ``opted_out_pages``."""
     counts: Counter[str] = Counter()
     text = page if isinstance(page, str) else decode_html(
         page, charset_from_content_type(content_type))
@@ -197,6 +217,16 @@ def extract_page_info(page: str | bytes, page_url: str, content_type: str | None
     base_el = doc.find(".//base[@href]")
     if base_el is not None:
         base = resolve_url(base_el.get("href"), page_url) or page_url
+    links = extract_links(doc, base) if with_links else []
+    if opt_out is not None and opt_out.active:
+        reason = (header_opt_out(headers, opt_out) if headers is not None else None) \
+            or meta_opt_out(page_metas(doc), opt_out)
+        if reason:
+            images = sum(1 for _ in doc.iter("img"))
+            counts["images"] += images
+            counts[opted_out(reason)] += images
+            counts[OPTED_OUT_PAGES] += 1
+            return PageInfo([], links, (), counts)
     pairs: list[tuple[str, Texts]] = []
     for img in doc.iter("img"):
         counts["images"] += 1
@@ -214,26 +244,29 @@ def extract_page_info(page: str | bytes, page_url: str, content_type: str | None
         counts["texts"] += len(texts)
         pairs.append((url, texts))
     licenses = page_license_signals(doc, base) if pairs else ()
-    return PageInfo(pairs, extract_links(doc, base) if with_links else [], licenses, counts)
+    return PageInfo(pairs, links, licenses, counts)
 
 
 def extract_page(page: str | bytes, page_url: str, content_type: str | None = None,
                  text_fields: Sequence[str] = TEXT_FIELDS, with_links: bool = False,
-                 max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+                 max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+                 opt_out: PageOptOut | None = None, headers: HTTPHeaderDict | None = None
                  ) -> tuple[list[tuple[str, Texts]], list[str], Counter[str]]:
     """``([(image_url, texts), ...], [link, ...], counters)`` of one page
     (:func:`extract_page_info` without the licence signals)."""
     info = extract_page_info(page, page_url, content_type, text_fields, with_links,
-                             max_text_chars)
+                             max_text_chars, opt_out, headers)
     return info.pairs, info.links, info.counts
 
 
 def extract_pairs(page: str | bytes, page_url: str, content_type: str | None = None,
                   text_fields: Sequence[str] = TEXT_FIELDS,
-                  max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+                  max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+                  opt_out: PageOptOut | None = None, headers: HTTPHeaderDict | None = None
                   ) -> tuple[list[tuple[str, Texts]], Counter[str]]:
     """``[(image_url, texts), ...]`` in document order, and the counters of
     :func:`extract_page`."""
     pairs, _, counts = extract_page(page, page_url, content_type, text_fields,
-                                    max_text_chars=max_text_chars)
+                                    max_text_chars=max_text_chars, opt_out=opt_out,
+                                    headers=headers)
     return pairs, counts

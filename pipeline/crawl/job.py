@@ -20,11 +20,15 @@ OUTPUTS = ("part-*.parquet", "entry_counts.parquet", "stats.json", ".tmp-*")
 
 
 def summary_table(stats: dict[str, Any]) -> str:
-    columns = ("pages", "images", "with_text", "duplicates", "matched", "kept")
-    rows = [("source", *columns, "skipped")]
+    columns = ("pages", "images", "with_text", "opted_out_pages", "duplicates", "matched",
+               "kept")
+    rows = [("source", *columns, "skipped, opted out")]
     for name, doc in [*stats["sources"].items(), ("total", stats["totals"])]:
         skipped = doc.get("skipped", {})
         skipped_text = ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "-"
+        opted = doc.get("opted_out", {})
+        if opted:  # images dropped because their page opted out, by signal
+            skipped_text += "; opted out: " + ", ".join(f"{k}={v}" for k, v in sorted(opted.items()))
         if name == "total":
             skipped_text = ""
         rows.append((name, *(str(doc.get(c, 0)) for c in columns), skipped_text))

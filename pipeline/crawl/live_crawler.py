@@ -41,9 +41,11 @@ from pipeline.core.net import (
     system_resolver,
 )
 from pipeline.core.net.robots import origin_of
+from pipeline.core.net.tdmrep import TdmRepCache
 from pipeline.core.options import option
 from pipeline.crawl.html_extract import TEXT_FIELDS, PageInfo, extract_page_info
 from pipeline.crawl.option_values import networks
+from pipeline.crawl.optout import PageOptOut
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, Texts, make_pair
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, is_html
 from schemas.status import REMOVED, skipped
@@ -107,6 +109,7 @@ class Fetched:
     content_type: str | None = None
     body: bytes = b""
     fetch_time: str | None = None  # when the response arrived, ISO 8601 UTC
+    headers: HTTPHeaderDict | None = None
 
 
 class HostGate:
@@ -134,8 +137,10 @@ class HostGate:
 
 
 class SiteCrawler:
-    def __init__(self, options: CrawlerOptions, counts: Counter[str]):
+    def __init__(self, options: CrawlerOptions, counts: Counter[str],
+                 opt_out: PageOptOut | None = None):
         o = self.options = options
+        self.opt_out = opt_out
         self.counts = counts
         self.count_lock = threading.Lock()
         self.client = HttpClient(ClientConfig(
@@ -145,6 +150,8 @@ class SiteCrawler:
             allowed_networks=tuple(o.allowed_networks), decode_content=True,
             connections_per_host=max(1, o.concurrency), resolver=o.resolver))
         self.robots = RobotsCache(self.client, gate=self._request_gate)
+        self.tdmrep = TdmRepCache(self.client, gate=self._request_gate) \
+            if opt_out is not None and opt_out.respect_tdmrep else None
         self.gates: dict[str, HostGate] = {}
         self.gates_lock = threading.Lock()
         self.delays_applied: set[str] = set()
@@ -168,7 +175,8 @@ class SiteCrawler:
             yield
 
     def _allow(self, url: str) -> None:
-        """robots.txt of ``url``'s origin (fetched once), and its Crawl-delay."""
+        """robots.txt of ``url``'s origin (fetched once), and its Crawl-delay; then its
+        tdmrep.json when TDMRep is honoured (a reserved page is never fetched)."""
         rules = self.robots.rules(url)
         origin = origin_of(url)
         if origin not in self.delays_applied:
@@ -177,6 +185,8 @@ class SiteCrawler:
             if delay:
                 self.gate(urlsplit(url).netloc, delay)
         rules.check(self.options.user_agent, url)
+        if self.tdmrep is not None:
+            self.tdmrep.check(url)
 
     @staticmethod
     def _html_only(status: int, headers: HTTPHeaderDict) -> None:
@@ -194,7 +204,7 @@ class SiteCrawler:
         if response.retries:
             self.count("retried", response.retries)
         return Fetched(response.url, "ok", response.headers.get("Content-Type"), response.body,
-                       utc_now())
+                       utc_now(), response.headers)
 
     def visit(self, url: str, text_fields: Sequence[str],
               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> tuple[Fetched, PageInfo | None]:
@@ -202,7 +212,8 @@ class SiteCrawler:
         if fetched.reason != "ok":
             return fetched, None
         page = extract_page_info(fetched.body, fetched.url, fetched.content_type, text_fields,
-                                 with_links=True, max_text_chars=max_text_chars)
+                                 with_links=True, max_text_chars=max_text_chars,
+                                 opt_out=self.opt_out, headers=fetched.headers)
         with self.count_lock:
             self.counts.update(page.counts)
         return fetched, page
@@ -216,24 +227,27 @@ def utc_now() -> str:
 def crawl_site(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[str],
                text_fields: Sequence[str] = TEXT_FIELDS,
                max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-               skip_page: Callable[[str], bool] | None = None
-               ) -> Iterator[tuple[str, str, Texts]]:
+               skip_page: Callable[[str], bool] | None = None,
+               opt_out: PageOptOut | None = None) -> Iterator[tuple[str, str, Texts]]:
     """Crawl from ``seeds`` (one site); yield ``(page_url, image_url, texts)``
     (:func:`crawl_site_pairs` without the provenance)."""
     for pair in crawl_site_pairs(seeds, options, counts, text_fields, max_text_chars,
-                                 skip_page):
+                                 skip_page, opt_out):
         yield pair.page_url or "", pair.url, pair.texts
 
 
 def crawl_site_pairs(seeds: Sequence[str], options: CrawlerOptions, counts: Counter[str],
                      text_fields: Sequence[str] = TEXT_FIELDS,
                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-                     skip_page: Callable[[str], bool] | None = None) -> Iterator[Pair]:
+                     skip_page: Callable[[str], bool] | None = None,
+                     opt_out: PageOptOut | None = None) -> Iterator[Pair]:
     """Crawl from ``seeds`` (one site); yield a ``live`` :class:`Pair` per image with text,
     with its page's final URL, fetch time and licence signals. ``counts`` gets ``pages``,
-    ``requests``, ``images``, ``with_text`` and ``skipped:<reason>``. ``skip_page(url)``: a
-    page never to fetch (a takedown list's page or domain), counted ``skipped:removed``."""
-    crawler = SiteCrawler(options, counts)
+    ``requests``, ``images``, ``with_text`` and ``skipped:<reason>`` (``skipped:tdm_reservation``:
+    a page tdmrep.json reserves, not fetched), and with ``opt_out`` ``opted_out:<reason>`` /
+    ``opted_out_pages`` (pipeline.crawl.optout). ``skip_page(url)``: a page never to fetch (a
+    takedown list's page or domain), counted ``skipped:removed``."""
+    crawler = SiteCrawler(options, counts, opt_out)
     if skip_page is not None:
         kept = [s for s in seeds if not skip_page(s)]
         if len(kept) < len(seeds):

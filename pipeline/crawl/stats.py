@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 
 from pipeline.core import fsio
+from pipeline.crawl.optout import OPTED_OUT_PREFIX
 from schemas import status as st
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ def stats_document(items: Iterable[tuple[StatKey, int]], config: CrawlConfig,
         doc = sources.setdefault(source, {"skipped": {}})
         if st.is_skipped(key):
             doc["skipped"][st.skipped_reason(key)] = n
+        elif key.startswith(OPTED_OUT_PREFIX):  # images of pages that opted out, by signal
+            doc.setdefault("opted_out", {})[key[len(OPTED_OUT_PREFIX):]] = n
         else:
             doc[key] = n
     order = ("files", "sites", "requests", "records", "rows", "pages", "images", "with_text",

@@ -44,6 +44,7 @@ from pipeline.crawl.option_values import (
     parse_text_fields,
     seed_urls,
 )
+from pipeline.crawl.optout import DEFAULT_ROBOTS_DIRECTIVES, PageOptOut
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, pair_uid
 from pipeline.crawl.stats import StatKey, write_stats
 from pipeline.crawl.url_lists import url_list_pairs
@@ -117,8 +118,25 @@ class CrawlConfig:
              "(counted 'removed') and the live crawler fetches no such page (counted "
              "skipped:removed); its "
              "sha256/phash entries act in 'wit shards --exclude' (default: none)")
+    robots_meta_directives: tuple[str, ...] = option(
+        DEFAULT_ROBOTS_DIRECTIVES, nargs="*", metavar="DIRECTIVE",
+        help="directives of <meta name=\"robots\"> (or an X-Robots-Tag page header) that drop "
+             "every image of the page (opted_out:robots_meta / opted_out:x_robots_tag in "
+             "stats.json); give the option with no value to ignore them")
+    respect_tdmrep: bool = option(
+        True, flag="--ignore-tdmrep",
+        help="do not honour TDMRep on pages: the tdm-reservation header and "
+             "<meta name=\"tdm-reservation\" content=\"1\">, and for the live crawler the "
+             "origin's /.well-known/tdmrep.json (default: honoured; the page's images dropped, "
+             "opted_out:tdm_reservation)")
     rows_per_part: int = ROWS_PER_PART
     crawler: CrawlerOptions = field(default_factory=CrawlerOptions)
+
+    @property
+    def opt_out(self) -> PageOptOut:
+        """The page-level opt-out signals honoured (docs/consent.md)."""
+        token = self.crawler.user_agent.split("/", 1)[0].strip() or "webimagetext"
+        return PageOptOut(tuple(self.robots_meta_directives), self.respect_tdmrep, token)
 
 
 @functools.cache
@@ -190,9 +208,10 @@ class ReadFiles(MatchingSource):
         c = self.config
         if self.source == "warc":
             pairs: Iterable[Pair] = warc_pairs(path, counts, c.text_fields, c.max_page_bytes,
-                                               c.max_text_chars)
+                                               c.max_text_chars, c.opt_out)
         elif self.source == "wat":
-            pairs = wat_pairs(path, counts, c.text_fields, max_text_chars=c.max_text_chars)
+            pairs = wat_pairs(path, counts, c.text_fields, max_text_chars=c.max_text_chars,
+                              opt_out=c.opt_out)
         else:
             pairs = url_list_pairs(path, counts, c.url_col, c.caption_col, c.max_text_chars)
         yield from self.matched(pairs, counts, f"{self.source} {path.rsplit('/', 1)[-1]}")
@@ -211,7 +230,7 @@ class CrawlSites(MatchingSource):
         skip_page = (lambda url: excluded.before_download(None, url) is not None) \
             if excluded is not None else None
         pairs = crawl_site_pairs(sorted(set(seeds)), c.crawler, counts, c.text_fields,
-                                 c.max_text_chars, skip_page)
+                                 c.max_text_chars, skip_page, c.opt_out)
         yield from self.matched(pairs, counts, f"live {site}")
         yield from _stats("live", counts)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from pipeline.crawl.archive import iter_records
 from pipeline.crawl.html_extract import TEXT_FIELDS, extract_page_info
+from pipeline.crawl.optout import PageOptOut, header_dict
 from pipeline.crawl.pairs import DEFAULT_MAX_TEXT_CHARS, Pair, make_pair
 from schemas.status import skipped
 
@@ -22,9 +23,11 @@ def is_html(content_type: str | None) -> bool:
 
 def warc_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT_FIELDS,
                max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
-               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[Pair]:
+               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+               opt_out: PageOptOut | None = None) -> Iterator[Pair]:
     """Pairs of every HTML ``response`` record of ``path``; ``counts`` gets ``records``,
-    ``pages``, ``images``, ``with_text`` and ``skipped:<reason>``."""
+    ``pages``, ``images``, ``with_text`` and ``skipped:<reason>``; with ``opt_out``, pages
+    whose recorded headers or meta tags opt out give no pair (``opted_out:<reason>``)."""
     for record, payload, offset in iter_records(path, counts, max_page_bytes):
         counts["records"] += 1
         if record.rec_type != "response":
@@ -46,8 +49,10 @@ def warc_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEX
             continue
         counts["pages"] += 1
         try:
+            headers = header_dict(record.http_headers.headers) if opt_out is not None else None
             page = extract_page_info(payload, page_url, content_type, text_fields,
-                                     max_text_chars=max_text_chars)
+                                     max_text_chars=max_text_chars, opt_out=opt_out,
+                                     headers=headers)
         except (ValueError, LookupError, RecursionError):  # a page lxml cannot take
             counts[skipped("unparseable_page")] += 1
             continue

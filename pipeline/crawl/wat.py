@@ -18,6 +18,14 @@ from typing import Any
 from pipeline.core import licenses as lic
 from pipeline.crawl.archive import iter_records
 from pipeline.crawl.html_extract import TEXT_FIELDS
+from pipeline.crawl.optout import (
+    OPTED_OUT_PAGES,
+    PageOptOut,
+    header_dict,
+    header_opt_out,
+    meta_opt_out,
+    opted_out,
+)
 from pipeline.crawl.page_licenses import CC_HREF as _CC_HREF
 from pipeline.crawl.pairs import (
     DEFAULT_MAX_TEXT_CHARS,
@@ -41,12 +49,26 @@ def _dig(obj: Any, *keys: str) -> Any:
     return obj
 
 
+def _wat_opt_out(response_meta: Any, html_meta: dict, opt_out: PageOptOut) -> str | None:
+    """The reason the recorded headers (``HTTP-Response-Metadata.Headers``, an object) or
+    meta tags (``HTML-Metadata.Head.Metas``, a list of objects) opt a page out, or None."""
+    headers = _dig(response_meta, "Headers")
+    pairs = list(headers.items()) if isinstance(headers, dict) else []
+    metas = _dig(html_meta, "Head", "Metas")
+    metas = metas if isinstance(metas, list) else []
+    return (header_opt_out(header_dict(pairs), opt_out)
+            or meta_opt_out(((m.get("name"), m.get("content")) for m in metas
+                             if isinstance(m, dict)), opt_out))
+
+
 def wat_record_pairs(envelope_json: Any, counts: Counter[str],
                      text_fields: Sequence[str] = TEXT_FIELDS,
-                     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+                     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+                     opt_out: PageOptOut | None = None
                      ) -> list[tuple[str, Texts, str]]:
     """``[(image_url, texts, page_url), ...]`` of one parsed WAT JSON object (any JSON value:
-    fields of the wrong type are skipped and counted, never trusted)."""
+    fields of the wrong type are skipped and counted, never trusted). With ``opt_out``, a
+    page whose recorded headers or meta tags opt out gives none (``opted_out:<reason>``)."""
     envelope = envelope_json.get("Envelope") if isinstance(envelope_json, dict) else None
     if _dig(envelope, "WARC-Header-Metadata", "WARC-Type") != "response":
         return []
@@ -63,6 +85,16 @@ def wat_record_pairs(envelope_json: Any, counts: Counter[str],
         counts[skipped("bad_links")] += 1
         return []
     counts["pages"] += 1
+    if opt_out is not None and opt_out.active:
+        reason = _wat_opt_out(_dig(envelope, "Payload-Metadata", "HTTP-Response-Metadata"),
+                              html_meta, opt_out)
+        if reason:
+            images = sum(1 for link in links
+                         if isinstance(link, dict) and link.get("path") == IMG_PATH)
+            counts["images"] += images
+            counts[opted_out(reason)] += images
+            counts[OPTED_OUT_PAGES] += 1
+            return []
     base = resolve_url(_dig(html_meta, "Head", "Base"), page_url) or page_url
     fields = [f for f in text_fields if f != "figcaption"]  # WAT links carry attributes only
     found = []
@@ -137,7 +169,8 @@ def wat_license_signals(envelope_json: Any) -> tuple[str, ...]:
 
 def wat_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT_FIELDS,
               max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-              max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[Pair]:
+              max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+              opt_out: PageOptOut | None = None) -> Iterator[Pair]:
     """Pairs of every response described in the WAT file ``path``."""
     for record, payload, offset in iter_records(path, counts, max_record_bytes):
         counts["records"] += 1
@@ -152,7 +185,7 @@ def wat_pairs(path: str, counts: Counter[str], text_fields: Sequence[str] = TEXT
         fetch_time = fetch_time if isinstance(fetch_time, str) else \
             record.rec_headers.get_header("WARC-Date")
         for url, texts, page_url in wat_record_pairs(data, counts, text_fields,
-                                                     max_text_chars):
+                                                     max_text_chars, opt_out):
             # a WAT holds link lists, no markup: rel="license" links are in them as
             # "A@/href" with their rel; pages' meta tags are not
             yield make_pair(url, texts, page_url, "wat", path, offset, fetch_time,

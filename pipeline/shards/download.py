@@ -39,6 +39,7 @@ from pipeline.core.net import FetchConfig, Fetcher, FetchError
 from pipeline.core.net.hosts import HostTable, host_key, polite_map
 from pipeline.core.options import option
 from pipeline.core.takedown_list import Rule, TakedownList, read_lists
+from pipeline.shards.blocklist import Blocklist, Match, process_blocklist
 from pipeline.shards.filters import FilterConfig, download_reason, sample_texts
 from pipeline.shards.imaging import ResizeConfig, clean_error, jpeg_is_truncated, process_image
 from pipeline.shards.option_groups import DOWNLOAD
@@ -70,6 +71,12 @@ class DownloadConfig:
              "repeatable. Rows it names get status 'removed': by image URL, page URL or "
              "domain before any fetch; by sha256 or pHash once the bytes are in hand, never "
              "written (default: none)")
+    block_hashes: str = option(
+        "", metavar="FILE", group=DOWNLOAD,
+        help="refuse images whose sha256 or pHash is listed in FILE (lines 'sha256:HEX', "
+             "'phash:HEX [RADIUS]'; docs/consent.md): status filtered:blocklist, the image "
+             "written nowhere, only its hashes kept (default: none)")
+    block_hashes_sha256: str = ""  # the list's fingerprint, set by the launcher
 
     def flat(self) -> dict:
         """The fields with the resize ones inline, in their order, then the caption rules
@@ -180,6 +187,7 @@ class GuardedDownloader:
         self.output_folder = output_folder
         self.host_table = host_table
         self._fetcher: Fetcher | None = None
+        self._blocklist: Blocklist | None = None
 
     def __getstate__(self):
         return {"config": self.config, "output_folder": self.output_folder,
@@ -189,10 +197,25 @@ class GuardedDownloader:
         self.config, self.output_folder = state["config"], state["output_folder"]
         self.host_table = state.get("host_table")
         self._fetcher = None
+        self._blocklist = None
 
     def _setup(self) -> None:
         if self._fetcher is None:
             self._fetcher = process_fetcher(self.config.fetch, self.host_table)
+        c = self.config
+        self._blocklist = process_blocklist(c.block_hashes, c.block_hashes_sha256) \
+            if c.block_hashes else None
+
+    def blocked(self, meta: dict, match: Match, sha256: str, phash: str | None) -> dict:
+        """A blocklisted row: its hashes and the list's line, nothing of the image."""
+        meta.update(status=st.filtered(st.BLOCKLIST), sha256=sha256, phash=phash,
+                    width=None, height=None,
+                    error_message=f"blocklist: {match.kind} on line {match.line} of "
+                                  f"--block-hashes" + (f" ({match.distance} bits)"
+                                                       if match.kind == "phash" else ""))
+        print(f"wit shards: blocklisted image refused: sha256 {sha256} phash {phash} "
+              f"({match.kind}, line {match.line})", file=sys.stderr, flush=True)
+        return meta
 
     def __call__(self, row: tuple[int, str]) -> tuple[bool, tuple[int, str]]:
         try:
@@ -275,6 +298,12 @@ class GuardedDownloader:
                     http_status=response.http_status,
                     content_type=(response.headers.get("Content-Type") or "")[:200] or None,
                     optout_checks=self._fetcher.optout_checks)
+        # the blocklist first: a listed image is refused as such whatever else is wrong
+        blocklist = self._blocklist
+        sha256 = hashlib.sha256(data).hexdigest()
+        listed = blocklist.match_sha256(bytes.fromhex(sha256)) if blocklist is not None else None
+        if listed is not None:  # never decoded
+            return self.blocked(meta, listed, sha256, None), None
         mismatch = hash_mismatch(data, expected_hash) if expected_hash is not None else None
         if mismatch:
             meta.update(status=st.HASH_MISMATCH, error_message=mismatch)
@@ -289,7 +318,10 @@ class GuardedDownloader:
                     original_height=done.original_height, image_licenses=done.licenses)
         if done.status != st.SUCCESS:
             return meta, None
-        meta.update(sha256=hashlib.sha256(data).hexdigest(), phash=to_hex(done.phash or 0))
+        listed = blocklist.match_phash(done.phash or 0) if blocklist is not None else None
+        if listed is not None:
+            return self.blocked(meta, listed, sha256, to_hex(done.phash or 0)), None
+        meta.update(sha256=sha256, phash=to_hex(done.phash or 0))
         rule = excluded.after_download(meta["sha256"], meta["phash"])
         if rule is not None:  # its hashes stay in the row, the image is never written
             return {**removed_meta(rule), "sha256": meta["sha256"], "phash": meta["phash"]}, None

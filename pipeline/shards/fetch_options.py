@@ -80,10 +80,16 @@ class FetchOptions(FetchConfig):
         group=DOWNLOAD, help="seconds a failed DNS lookup is reused")
     disallowed_header_directives: tuple[str, ...] = option(
         FetchConfig.disallowed_header_directives, nargs="*", group=DOWNLOAD,
-        help="X-Robots-Tag directives that forbid use")
+        help="X-Robots-Tag directives that forbid use, checked before the image body is "
+             "read (filtered:x_robots_tag); give the option with no value to ignore the header")
     respect_robots_txt: bool = option(
         FetchConfig.respect_robots_txt, flag="--ignore-robots-txt", group=DOWNLOAD,
         help="do not fetch robots.txt of image hosts (default: honoured)")
+    respect_tdmrep: bool = option(
+        FetchConfig.respect_tdmrep, flag="--ignore-tdmrep", group=DOWNLOAD,
+        help="do not honour TDMRep: neither the origin's /.well-known/tdmrep.json nor the "
+             "tdm-reservation response header (default: honoured, before the image body is "
+             "read; a reserved image is filtered:tdm_reservation)")
     allow_private: bool = option(
         FetchConfig.allow_private, group=DOWNLOAD,
         help="allow private/loopback/link-local targets (default: blocked)")

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -315,6 +315,7 @@ class BeamImport:
 def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     """Run the stage, print its summary and return the manifest (``manifest.json``)."""
     started = time.time()
+    opts = _checked_blocklist(opts)
     importing = BeamImport()
     # Spark's launcher keeps importing while it runs; only overlap with the process pool
     overlap = importing.start if opts.distributor == "multiprocessing" else (lambda: None)
@@ -429,6 +430,22 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
     return manifest
 
 
+def _checked_blocklist(opts: ShardsOptions) -> ShardsOptions:
+    """``--block-hashes``: the file read once here (a bad line stops the run before any
+    download, naming it) and its fingerprint put into the download settings, so workers read
+    the same list and a work folder made with another list is not resumed with this one."""
+    path = opts.download.block_hashes
+    if not path:
+        return opts
+    from pipeline.shards.blocklist import read_blocklist
+
+    listed = read_blocklist(path)
+    log.info("--block-hashes %s: %d sha256 and %d pHash entries", path, len(listed.sha256),
+             len(listed.phash))
+    download = replace(opts.download, block_hashes_sha256=file_fingerprint(path)["sha256"])
+    return replace(opts, download=download)
+
+
 def _by_reason(counts: dict[str, int]) -> str:
     return f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else ""
 
@@ -445,7 +462,7 @@ def _fail_if_nothing_decoded(manifest: dict[str, Any], out_folder: str) -> None:
 
 
 def summary_text(manifest: dict[str, Any], out_folder: str) -> str:
-    from pipeline.shards.report import guard_note
+    from pipeline.shards.report import consent_line, guard_note
 
     counts, filtered = manifest["counts"], manifest["filtered"]
     rules = {r: filtered[r] for r in st.FILTER_RULES if filtered.get(r)}
@@ -459,7 +476,8 @@ def summary_text(manifest: dict[str, Any], out_folder: str) -> str:
             f"{sum(rules.values())} image(s) dropped{_by_reason(rules)}; "
             f"{sum(texts.values())} text(s) dropped from images that kept another"
             f"{_by_reason(texts)}"
-            f"\n  max_pixels: {guarded} image(s) dropped ({guard_note(manifest)})")
+            f"\n  max_pixels: {guarded} image(s) dropped ({guard_note(manifest)})"
+            f"\n  {consent_line(manifest)}")
     licenses = manifest.get("licenses") or {}
     allowed = manifest["config"]["filters"].get("licenses")
     if licenses or allowed:

@@ -226,6 +226,44 @@ def guard_note(manifest: dict[str, Any]) -> str:
             "header before decoding; counted only where the rules kept the image")
 
 
+def consent_counts(manifest: dict[str, Any]) -> dict[str, int]:
+    """Images refused by each opt-out signal (robots.txt, X-Robots-Tag, TDMRep) and by the
+    blocklist, every reason listed (0 included)."""
+    filtered = manifest["filtered"]
+    return {reason: filtered.get(reason, 0) for reason in (*st.OPT_OUT, st.BLOCKLIST)}
+
+
+def consent_line(manifest: dict[str, Any]) -> str:
+    """The summary's consent line (docs/consent.md)."""
+    counts = consent_counts(manifest)
+    opted = {r: counts[r] for r in st.OPT_OUT}
+    fetch = manifest.get("config", {}).get("download", {}).get("fetch", {})
+    ignored = [name for name, key in (("robots.txt", "respect_robots_txt"),
+                                      ("TDMRep", "respect_tdmrep")) if fetch.get(key) is False]
+    if fetch and not fetch.get("disallowed_header_directives"):
+        ignored.append("X-Robots-Tag")
+    note = f"; ignored by option: {', '.join(ignored)}" if ignored else ""
+    files = (manifest.get("network") or {}).get("tdmrep") or {}
+    fetched = sum(files.values())
+    tdmrep = (f"; tdmrep.json fetched from {fetched} origin(s) ("
+              + ", ".join(f"{k} {v}" for k, v in files.items() if v) + ")") if fetched else ""
+    return (f"opt-out: {sum(opted.values())} image(s) refused"
+            f" ({', '.join(f'{k} {v}' for k, v in opted.items())}){note}; blocklist: "
+            f"{counts[st.BLOCKLIST]} image(s) refused (hashes only kept){tdmrep}")
+
+
+def _consent_table(manifest: dict[str, Any]) -> list[str]:
+    """The report's "Consent" section: every opt-out signal and the blocklist, with counts."""
+    rows = ["<h2>Consent</h2>", "<p>Images refused because their site opted out (checked "
+            "before the image body is read) or because they are on the --block-hashes list "
+            "(never written; see docs/consent.md).</p>",
+            "<table><tr><th>signal</th><th>images refused</th></tr>"]
+    rows += [f"<tr><td>{html.escape(reason)}</td><td>{n}</td></tr>"
+             for reason, n in consent_counts(manifest).items()]
+    rows.append(f"<tr><td>{html.escape(consent_line(manifest))}</td><td></td></tr></table>")
+    return rows
+
+
 def _filter_table(manifest: dict[str, Any]) -> list[str]:
     """Images and texts dropped by each rule of the preset, and the pixel guard apart."""
     filtered, texts = manifest["filtered"], manifest["texts"]
@@ -266,6 +304,7 @@ def write_report(folder: str, manifest: dict[str, Any], candidates: str, samples
         "</table>",
         f"<p>{manifest['shards']['count']} shards, {manifest['shards']['samples']} samples.</p>",
         *_filter_table(manifest),
+        *_consent_table(manifest),
     ]
     for title, svg in _plots(manifest):
         parts.append(f"<h2>{html.escape(title)}</h2>{svg}")

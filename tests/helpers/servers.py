@@ -1,6 +1,7 @@
 """Loopback servers for the network-layer tests (no tests here): a raw socket server whose
 handler writes whatever bytes it likes, at its own pace (slow drips, broken responses), and
-records what it managed to send. ``/robots.txt`` is always a 404 (no rules). And
+records what it managed to send. ``/robots.txt`` and ``/.well-known/tdmrep.json`` are always
+404s (no rules). And
 ``loopback_server``: an ``http.server`` handler served on 127.0.0.1 in a thread."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 Handler = Callable[[socket.socket, "RawServer", str], None]
+WELL_KNOWN = ("/robots.txt", "/.well-known/tdmrep.json")  # per-origin files the clients ask for
 
 
 class RawServer:
@@ -51,7 +53,7 @@ class RawServer:
             path = request.split(b" ", 2)[1].decode() if request.count(b" ") >= 2 else "/"
             if path == "/robots.txt" and self.robots is not None:
                 self.robots(conn, self, path)
-            elif path == "/robots.txt":
+            elif path in WELL_KNOWN:
                 conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             else:
                 self.handler(conn, self, path)
@@ -59,7 +61,7 @@ class RawServer:
             self.hung_up.set()
         finally:
             conn.close()
-            if path != "/robots.txt":
+            if path not in WELL_KNOWN:
                 self.done.set()
 
     def close(self) -> None:

@@ -11,12 +11,15 @@ through it, with one behaviour.
 - :mod:`.errors` -- :class:`FetchError` (the HTTP status a field) and its row statuses;
 - :mod:`.client` -- the GET: redirects checked hop by hop, retry/backoff with Retry-After,
   size-capped body;
-- :mod:`.robots` -- robots.txt, RFC 9309, cached per origin (bounded, LRU);
+- :mod:`.origin_cache` -- the per-origin cache of well-known files (bounded, LRU);
+- :mod:`.robots` -- robots.txt, RFC 9309, cached per origin;
+- :mod:`.tdmrep` -- TDMRep: ``/.well-known/tdmrep.json`` per origin (robots.txt's failure
+  policy) and the ``tdm-reservation`` header (docs/consent.md);
 - :mod:`.hosts` -- per-host limits (connections, rate, Crawl-delay) and the host-level backoff
   after 429/503, shared by every thread and process of a machine; the shard dispatcher;
 - :mod:`.dns` -- the per-process DNS cache (TTL, negative caching, counters) behind the guard;
-- :mod:`.fetcher` -- the downloader's :class:`Fetcher` (robots.txt + X-Robots-Tag + the
-  above) and its honest User-Agent.
+- :mod:`.fetcher` -- the downloader's :class:`Fetcher` (robots.txt, tdmrep.json,
+  X-Robots-Tag and tdm-reservation before the body, and the above) and its honest User-Agent.
 
 See docs/security.md, section "Network".
 """

@@ -30,4 +30,5 @@ def row_status(reason: str) -> str:
     if reason.startswith("blocked_"):
         return st.filtered(st.BLOCKED_ADDRESS)
     return {"robots_disallowed": st.filtered(st.ROBOTS_TXT),
-            "x_robots_tag": st.filtered(st.X_ROBOTS_TAG)}.get(reason, st.FAILED_TO_DOWNLOAD)
+            "x_robots_tag": st.filtered(st.X_ROBOTS_TAG),
+            "tdm_reservation": st.filtered(st.TDM_RESERVATION)}.get(reason, st.FAILED_TO_DOWNLOAD)

@@ -1,8 +1,10 @@
 """The image downloader's fetch: :class:`Fetcher` (one per worker process) adds to
 :class:`~pipeline.core.net.client.HttpClient` the robots.txt of every image host and hop
-(:mod:`pipeline.core.net.robots`, its ``Crawl-delay`` included), the ``X-Robots-Tag``
+(:mod:`pipeline.core.net.robots`, its ``Crawl-delay`` included), the origin's TDMRep file
+``/.well-known/tdmrep.json`` (:mod:`pipeline.core.net.tdmrep`), the ``X-Robots-Tag``
 response header (``noai``, ``noimageai``, ``noindex``, ``noimageindex`` by default, for all
-agents or for our token), the per-host limits and backoff shared by every thread and process
+agents or for our token) and the ``tdm-reservation`` header -- the headers checked before a
+byte of the body is read (docs/consent.md, "Opt-out signals") --, the per-host limits and backoff shared by every thread and process
 (:mod:`pipeline.core.net.hosts`) and a DNS cache (:mod:`pipeline.core.net.dns`). Images are
 kept as served (no Content-Encoding is asked for or undone).
 
@@ -27,6 +29,7 @@ from pipeline.core.net.guard import Resolver, system_resolver
 from pipeline.core.net.headers import x_robots_forbids
 from pipeline.core.net.hosts import HostLimiter, HostLimits, HostTable
 from pipeline.core.net.robots import RobotsCache, RobotsRules, origin_of
+from pipeline.core.net.tdmrep import RESERVED_REASON, TdmRepCache, TdmRules, header_reserves
 from schemas import status as st
 
 DEFAULT_DISALLOWED = ("noai", "noimageai", "noindex", "noimageindex")
@@ -84,6 +87,7 @@ class FetchConfig:
     user_agent_token: str = "webimagetext"
     disallowed_header_directives: tuple[str, ...] = DEFAULT_DISALLOWED
     respect_robots_txt: bool = True
+    respect_tdmrep: bool = True  # tdmrep.json of every origin and the tdm-reservation header
     allow_private: bool = False
     allowed_networks: tuple[str, ...] = field(default_factory=tuple)
     connections_per_host: int = 64  # idle keep-alive connections kept per image host
@@ -144,6 +148,17 @@ class _Robots(RobotsCache):
             return self.delays.get(origin_of(url))
 
 
+class _TdmRep(TdmRepCache):
+    """tdmrep.json for the downloader: nothing is kept when the fetch was refused by the
+    host's own backoff (tried again once the host is back)."""
+
+    def _fetch(self, origin: str) -> TdmRules:
+        rules = super()._fetch(origin)
+        if rules.error is not None and rules.error.reason == st.HOST_BACKOFF:
+            raise rules.error  # not cached
+        return rules
+
+
 class Fetcher:
     """Guarded GETs for one worker process; thread-safe (the downloader calls it from a
     thread pool). Connections are kept alive per host for the life of the Fetcher.
@@ -168,6 +183,7 @@ class Fetcher:
             allowed_networks=tuple(config.allowed_networks),
             connections_per_host=max(1, idle), resolver=self.dns))
         self.robots = _Robots(self.client, config.user_agent_token, gate=self.hosts.gate)
+        self.tdmrep = _TdmRep(self.client, gate=self.hosts.gate)
         self._token = config.user_agent_token.lower()
         self._directives = {d.strip().lower() for d in config.disallowed_header_directives}
 
@@ -176,19 +192,29 @@ class Fetcher:
         return self.robots.fetches
 
     def counts(self) -> dict:
-        """The process's network counters: ``{"dns": ..., "hosts": ...}``."""
-        return {"dns": self.dns.counts(), "hosts": self.hosts.counts()}
+        """The process's network counters: ``{"dns": ..., "hosts": ..., "tdmrep": ...}``
+        (``tdmrep``: the tdmrep.json files fetched, by outcome)."""
+        return {"dns": self.dns.counts(), "hosts": self.hosts.counts(),
+                "tdmrep": self.tdmrep.counts()}
 
     def _allow(self, url: str) -> None:
-        rules = self.robots.rules(url)
-        delay = self.robots.delay(url)
-        if delay:
-            self.hosts.crawl_delay(url, delay)
-        rules.check(self.config.user_agent_token, url)
+        """Before each request (each hop): robots.txt, then tdmrep.json of its origin."""
+        if self.config.respect_robots_txt:
+            rules = self.robots.rules(url)
+            delay = self.robots.delay(url)
+            if delay:
+                self.hosts.crawl_delay(url, delay)
+            rules.check(self.config.user_agent_token, url)
+        if self.config.respect_tdmrep:
+            self.tdmrep.check(url)
 
     def _inspect(self, status: int, headers: HTTPHeaderDict) -> None:
+        """The final response's headers, before its body is read."""
         if self._directives and x_robots_forbids(headers, self._token, self._directives):
             raise FetchError("use of image disallowed by X-Robots-Tag directive", "x_robots_tag")
+        if self.config.respect_tdmrep and header_reserves(headers):
+            raise FetchError("TDM rights reserved by the tdm-reservation response header",
+                             RESERVED_REASON)
 
     def fetch(self, url: str) -> bytes:
         """The body of ``url``; raises :class:`FetchError` carrying the row status."""
@@ -197,7 +223,8 @@ class Fetcher:
     def fetch_response(self, url: str) -> Response:
         """The response of ``url`` (final URL, status, headers, body); raises
         :class:`FetchError` carrying the row status."""
-        allow = self._allow if self.config.respect_robots_txt else None
+        checked = self.config.respect_robots_txt or self.config.respect_tdmrep
+        allow = self._allow if checked else None
         return self.client.get(url, allow=allow, inspect=self._inspect, gate=self.hosts.gate)
 
     @property
@@ -205,4 +232,5 @@ class Fetcher:
         """The opt-out checks every fetched response has passed before its body was read,
         named by the ``filtered:<reason>`` each gives (the ``optout_checks`` column)."""
         checks = [st.ROBOTS_TXT] if self.config.respect_robots_txt else []
-        return checks + ([st.X_ROBOTS_TAG] if self._directives else [])
+        checks += [st.X_ROBOTS_TAG] if self._directives else []
+        return checks + ([st.TDM_RESERVATION] if self.config.respect_tdmrep else [])

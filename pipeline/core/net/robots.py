@@ -22,15 +22,14 @@ would pass to ``int()`` (``²``, 5,000 digits), are ignored; ``Sitemap`` lines a
 
 from __future__ import annotations
 
-import threading
 import urllib.parse
 import urllib.robotparser
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import InitVar, dataclass, field
-from urllib.parse import urlsplit
 
 from pipeline.core.net.client import FetchError, Gate, HttpClient
+from pipeline.core.net.origin_cache import OriginCache
+from pipeline.core.net.origin_cache import origin_of as origin_of  # re-exported
 
 ROBOTS_MAX_BYTES = 512 * 1024
 MAX_CRAWL_DELAY = 60.0  # a larger Crawl-delay (or inf) would stall a crawl thread for ever
@@ -40,11 +39,6 @@ CACHE_BYTES = 32 * 1024 * 1024  # estimated memory of the parsed rules a RobotsC
 # ~160 bytes per rule plus its path, ~60 per user-agent plus its name
 RULES_BASE_BYTES, RULE_BYTES, AGENT_BYTES = 1024, 160, 60
 _IGNORED = "crawl-delay: -"  # a line the parser reads as a rule (it ends a group), no value
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 @dataclass(frozen=True)
@@ -90,59 +84,18 @@ class RobotsRules:
             raise FetchError("disallowed by robots.txt", "robots_disallowed")
 
 
-class RobotsCache:
+class RobotsCache(OriginCache[RobotsRules]):
     """robots.txt per origin, fetched through ``client`` (and ``gate``, for politeness);
-    at most ``max_origins`` origins and ``max_bytes`` of parsed rules are kept (LRU)."""
+    at most ``max_origins`` origins and ``max_bytes`` of parsed rules are kept (LRU,
+    :class:`~pipeline.core.net.origin_cache.OriginCache`)."""
 
     def __init__(self, client: HttpClient, gate: Gate | None = None, *,
                  max_origins: int = CACHE_ORIGINS, max_bytes: int = CACHE_BYTES):
+        super().__init__(max_origins, max_bytes)
         self.client, self.gate = client, gate
-        self.max_origins, self.max_bytes = max_origins, max_bytes
-        self._rules: OrderedDict[str, RobotsRules] = OrderedDict()  # least recently used first
-        self._locks: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
-        self.fetches = 0
-        self.evictions = 0
-        self.bytes = 0  # estimated size of the rules kept
-
-    def _cached(self, origin: str) -> RobotsRules | None:
-        rules = self._rules.get(origin)
-        if rules is not None:
-            self._rules.move_to_end(origin)
-        return rules
-
-    def _keep(self, origin: str, rules: RobotsRules) -> None:
-        self._rules[origin] = rules
-        self.bytes += rules.size
-        while len(self._rules) > 1 and (len(self._rules) > self.max_origins
-                                        or self.bytes > self.max_bytes):
-            _, dropped = self._rules.popitem(last=False)
-            self.bytes -= dropped.size
-            self.evictions += 1
 
     def rules(self, url: str) -> RobotsRules:
-        origin = origin_of(url)
-        with self._lock:
-            cached = self._cached(origin)
-            if cached is not None:
-                return cached
-            lock = self._locks.setdefault(origin, threading.Lock())
-        with lock:  # one fetch per origin even when many threads ask at once
-            with self._lock:
-                cached = self._cached(origin)
-                if cached is not None:
-                    return cached
-            try:
-                rules = self._fetch(origin)
-            except BaseException:
-                with self._lock:
-                    self._locks.pop(origin, None)
-                raise
-            with self._lock:
-                self._keep(origin, rules)
-                self._locks.pop(origin, None)
-                self.fetches += 1
-            return rules
+        return self.get(url)
 
     def check(self, agent: str, url: str) -> None:
         self.rules(url).check(agent, url)
