@@ -6,7 +6,8 @@ and, in this process, one download shard of ``--rows`` rows of that one host thr
 :class:`pipeline.shards.download.GuardedDownloader` with a shared host table, run with the
 limits ``above`` (on, but above what ``--threads`` threads reach: every request takes and
 returns a lease, as ``bench/shards.py --host-limits above``) and ``off`` (0: no limits),
-alternated ``--repeat`` times. This process's CPU seconds (every thread) per run, and the
+alternated ``--repeat`` times. This process's CPU seconds (every thread) per run, the
+requests that waited for their host's turn (none should: no host is over its limits), and the
 limiter's share of them from ``--profile`` (cProfile of every download thread's CPU time:
 the gate around each request and the dispatcher's hints with all they call, the dispatcher's
 own loop).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import multiprocessing
 import os
 import pstats
@@ -125,13 +127,15 @@ def run_once(limits: str, rows: int, port: int, threads: int, profile: bool) -> 
             cpu = time.process_time()
             downloader.download_shard(0, path)
             cpu = time.process_time() - cpu
+            hosts = json.loads((folder / "out" / "00000_stats.json").read_text())["network"]["hosts"]
             threading.setprofile(None)  # type: ignore[arg-type]
             for p in profiles:
                 p.disable()
     finally:
         os.remove(table)
-    shares: dict = {}
+    shares: dict = {"waited": hosts["waited"], "wait_s": hosts["wait_seconds"]}
     if profile and profiles:
+        shares = {}
         stats = pstats.Stats(profiles[0])
         for p in profiles[1:]:
             stats.add(p)
@@ -141,7 +145,8 @@ def run_once(limits: str, rows: int, port: int, threads: int, profile: bool) -> 
         for (file, _, name), (_, _, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
             if "net/hosts.py" in file and name in wanted:
                 shares[name] = shares.get(name, 0.0) + (ct if wanted[name] == "ct" else tt)
-        shares = {"limiter CPU s": round(sum(shares.values()), 3),
+        shares = {"waited": hosts["waited"], "wait_s": hosts["wait_seconds"],
+                  "limiter CPU s": round(sum(shares.values()), 3),
                   **{k: round(v, 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}}
     return cpu, shares
 
@@ -166,7 +171,7 @@ def main() -> None:
                 seconds, shares = run_once(limits, args.rows, port, args.threads, args.profile)
                 cpu[limits].append(seconds)
                 print(f"{limits:5s}: {seconds:.2f} CPU s for {args.rows} rows "
-                      f"({1e6 * seconds / args.rows:.0f} CPU us/row) {shares or ''}", flush=True)
+                      f"({1e6 * seconds / args.rows:.0f} CPU us/row) {shares}", flush=True)
         above, off = statistics.median(cpu["above"]), statistics.median(cpu["off"])
         print(f"median: above {above:.2f} CPU s, off {off:.2f} CPU s: "
               f"limits cost {100 * (above - off) / off:+.1f} % CPU, "

@@ -106,7 +106,7 @@ class ShardsOptions:
         help=f"download processes, at most {MAX_PROCESSES} and never more than download "
              "shards (default: CPU count, %(default)s)")
     host_lanes: int | None = option(
-        None, type=bounded(int, 1, MAX_PROCESSES), group=DOWNLOAD,
+        None, type=bounded(int, 1, MAX_PROCESSES), metavar="N", group=DOWNLOAD,
         help="--distributor pyspark: cut the download shards by host into N lanes and run "
              "each lane in one Spark task at a time, so the per-host limits hold across the "
              "whole cluster, not per machine (default: --processes; 1: no lanes, the limits "

@@ -270,35 +270,40 @@ class HostTable:
             for word in range(TAT, self.words):
                 d[base + word] = 0.0
 
-    def try_acquire(self, h: int, now: float, interval: float, lease: float,
-                    max_backoff: float) -> tuple[bool, int, float, str]:
+    def try_acquire(self, h: int, now: float | Callable[[], float], interval: float,
+                    lease: float, max_backoff: float) -> tuple[bool, int, float, str]:
         """``(True, lease index, lease token, "")`` when a request to host ``h`` may start
         now (the lease is taken and the next start moved on), else ``(False, -1, seconds to
         wait, why)`` with why ``unavailable`` (paused longer than ``max_backoff``),
-        ``paused``, ``rate`` or ``connections``."""
+        ``paused``, ``rate`` or ``connections``. ``now``: the time, or a clock read once the
+        lock is held -- a time read before waiting for the lock is stale by that wait, which
+        made spurious "rate" waits (another thread moved the next start on meanwhile) and
+        spaced starts by less than the interval (the next start counted from the stale
+        time)."""
         slot, base = self._base(h)
         d = self._d
         stripe = self._lock(slot)
         try:
-            self._claim(base, h, now)
-            pause = d[base + PAUSE] - now
+            t = now() if callable(now) else now
+            self._claim(base, h, t)
+            pause = d[base + PAUSE] - t
             if pause > 0:
                 return False, -1, pause, "unavailable" if pause > max_backoff else "paused"
             tat = d[base + TAT]
-            if interval > 0 and tat > now:
-                return False, -1, tat - now, "rate"
+            if interval > 0 and tat > t:
+                return False, -1, tat - t, "rate"
             index, token = -1, 0.0
             if self.leases:
                 leases = self._leases(base)
                 soonest = min(leases)
-                if soonest > now:
+                if soonest > t:
                     return False, -1, POLL, "connections"
                 index = leases.index(soonest)  # a free lease (expired or returned)
-                token = now + lease
+                token = t + lease
                 d[base + FIXED + index] = token
             if interval > 0:
-                d[base + TAT] = max(tat, now) + interval
-            d[base + USED] = now
+                d[base + TAT] = max(tat, t) + interval
+            d[base + USED] = t
             return True, index, token, ""
         finally:
             self._unlock(stripe)
@@ -325,14 +330,17 @@ class HostTable:
         return self.finish(h, -1, 0.0, busy, started, now, retry_after, backoff_base)
 
     def finish(self, h: int, index: int, token: float, busy: bool | None, started: float,
-               now: float, retry_after: float | None, backoff_base: float) -> tuple[float, bool]:
+               now: float | Callable[[], float], retry_after: float | None,
+               backoff_base: float) -> tuple[float, bool]:
         """The end of a request: its lease ``index`` returned and its answer reported
-        (:meth:`report`; ``busy`` None: no answer) under one lock."""
+        (:meth:`report`; ``busy`` None: no answer) under one lock. ``now``: the time, or a
+        clock (read again once the lock is held, as in :meth:`try_acquire`)."""
+        t = now() if callable(now) else now
         slot, base = self._base(h)
         q, d = self._q, self._d
         if (not busy and q[base + KEY] == h and q[base + FAILS] == 0
                 and (index < 0 or (d[base + FIXED + index] == token
-                                   and now < token - LOCK_FREE_MARGIN))):
+                                   and t < token - LOCK_FREE_MARGIN))):
             # the common end, without the lock: a host in good standing has nothing to
             # reset, and a live lease is ours alone (others take only expired ones, and a
             # slot with a live lease is never taken over); one aligned 8-byte store
@@ -341,10 +349,12 @@ class HostTable:
             return 0.0, False
         stripe = self._lock(slot)
         try:
+            if callable(now):
+                t = now()
             self._release(base, index, token)
             if busy is None:
                 return 0.0, False
-            self._claim(base, h, now)
+            self._claim(base, h, t)
             new = started > d[base + PAUSED_AT]  # answers sent before a pause count once
             if not busy:
                 if new and q[base + FAILS]:
@@ -352,10 +362,10 @@ class HostTable:
                 return 0.0, False
             if new:
                 q[base + FAILS] = min(q[base + FAILS] + 1, 60)
-                d[base + PAUSED_AT] = now
+                d[base + PAUSED_AT] = t
             fails = max(1, q[base + FAILS])
             pause = retry_after if retry_after is not None else backoff_base * 2 ** (fails - 1)
-            d[base + PAUSE] = max(d[base + PAUSE], now + pause)
+            d[base + PAUSE] = max(d[base + PAUSE], t + pause)
             return pause, new
         finally:
             self._unlock(stripe)
@@ -448,9 +458,9 @@ class HostLimiter:
         deadline = start + limits.max_wait
         waited = False
         while True:
-            now = self.clock()
             granted, index, value, why = self.table.try_acquire(
-                h, now, interval, limits.lease, limits.max_backoff)
+                h, self.clock, interval, limits.lease, limits.max_backoff)
+            now = self.clock()
             if granted:
                 with self._lock:
                     self._counts["requests"] += 1
@@ -495,7 +505,7 @@ class HostLimiter:
             # the lease back and the answer watched under one lock; a 429/503 pauses the
             # host, no answer at all (timeout, broken connection) is no verdict
             busy = None if http_status is None else http_status in BUSY_STATUSES
-            _, new = self.table.finish(h, index, token, busy, started, self.clock(),
+            _, new = self.table.finish(h, index, token, busy, started, self.clock,
                                        retry_after, self.limits.backoff_base)
             if busy:
                 with self._lock:
