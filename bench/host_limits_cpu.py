@@ -6,13 +6,15 @@ and, in this process, one download shard of ``--rows`` rows of that one host thr
 :class:`pipeline.shards.download.GuardedDownloader` with a shared host table, run with the
 limits ``above`` (on, but above what ``--threads`` threads reach: every request takes and
 returns a lease, as ``bench/shards.py --host-limits above``) and ``off`` (0: no limits),
-alternated ``--repeat`` times. This process's CPU seconds (every thread) per run, the
-requests that waited for their host's turn (none should: no host is over its limits), and the
-limiter's share of them from ``--profile`` (cProfile of every download thread's CPU time:
-the gate around each request and the dispatcher's hints with all they call, the dispatcher's
-own loop).
+after a warm-up run of each, alternated ``--repeat`` times (the order rotating). Printed:
+this process's CPU seconds (every thread) per run, the requests that waited for their
+host's turn (none should: no host is over its limits), and with ``--profile`` the limiter's
+CPU (cProfile of every download thread's CPU clock: the gate around each request and the
+dispatcher's hints with all they call, the dispatcher's own loop). ``--gate``: the gate
+alone, no network.
 
     python bench/host_limits_cpu.py --rows 3000 --repeat 3 [--profile]
+    python bench/host_limits_cpu.py --gate --repeat 3      # the gate alone
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def run_once(limits: str, rows: int, port: int, threads: int, profile: bool) -> 
 
     on = limits == "above"
     fetch = FetchConfig(allowed_networks=("127.0.0.0/29",),
-                        max_connections_per_host=threads if on else 0,
+                        # as bench/shards.py's `above` for 2 processes: 2 x --threads
+                        max_connections_per_host=2 * threads if on else 0,
                         max_requests_per_second_per_host=1e6 if on else 0)
     config = DownloadConfig(fetch=fetch, thread_count=threads, resize=ResizeConfig(image_size=64),
                             filters=FilterConfig(preset="none", min_words=0, min_chars=0,
@@ -151,6 +154,32 @@ def run_once(limits: str, rows: int, port: int, threads: int, profile: bool) -> 
     return cpu, shares
 
 
+def gate_only(requests: int, threads: int) -> tuple[float, dict]:
+    """CPU µs per :meth:`HostLimiter.gate` of one host with the limits above (no network):
+    ``requests`` gates from ``threads`` threads through a shared table."""
+    from pipeline.core.net.hosts import HostLimiter, HostLimits, HostTable, shared_table_path
+
+    limits = HostLimits(max_connections=64, max_rate=1e6)
+    path = shared_table_path()
+    limiter = HostLimiter(limits, HostTable(limits.max_connections, path))
+
+    def work() -> None:
+        for _ in range(requests // threads):
+            with limiter.gate("http://one.test/a.jpg"):
+                pass
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    cpu = time.process_time()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    cpu = time.process_time() - cpu
+    limiter.table.close()
+    os.remove(path)
+    return 1e6 * cpu / requests, limiter.counts()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,15 +188,26 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="alternations of above / off")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile every thread: the time spent in hosts.py (slows the run)")
+    parser.add_argument("--gate", action="store_true",
+                        help="only the gate: 40,000 requests of one host from 4 threads, no "
+                             "network (CPU us per request)")
     args = parser.parse_args()
+    if args.gate:
+        runs = [gate_only(40000, 4) for _ in range(args.repeat)]
+        for us, counts in runs:
+            print(f"gate: {us:.1f} CPU us per request, {counts['waited']} waited")
+        print(f"median: {statistics.median(us for us, _ in runs):.1f} CPU us per request")
+        return
     ports: multiprocessing.Queue = multiprocessing.Queue()
     server = multiprocessing.Process(target=serve, args=(ports, small_jpeg()), daemon=True)
     server.start()
     port = ports.get(timeout=30)
     try:
         cpu: dict[str, list[float]] = {"above": [], "off": []}
-        for _ in range(args.repeat):
-            for limits in ("above", "off"):
+        for limits in ("above", "off"):  # warm-up (imports, the process-wide threads): not counted
+            run_once(limits, min(args.rows, 200), port, args.threads, False)
+        for n in range(args.repeat):
+            for limits in (("above", "off") if n % 2 == 0 else ("off", "above")):
                 seconds, shares = run_once(limits, args.rows, port, args.threads, args.profile)
                 cpu[limits].append(seconds)
                 print(f"{limits:5s}: {seconds:.2f} CPU s for {args.rows} rows "
