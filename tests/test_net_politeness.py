@@ -354,6 +354,28 @@ def test_a_request_never_waits_past_max_wait():
     assert str(info.value) == WAITED and limiter.counts()["refused"] == 1
 
 
+def test_a_host_under_its_limits_never_makes_a_request_wait(tmp_path):
+    """16 threads, one host, limits far above what they reach: no request waits. (The time
+    is read once the table's lock is held: read before, it was stale by the wait for the
+    lock, and another thread's start made a spurious "rate" wait.) Every lease comes back,
+    most without the lock (the host in good standing)."""
+    path = str(tmp_path / "hosts.table")
+    limits = HostLimits(max_connections=64, max_rate=1e6)
+    limiter = HostLimiter(limits, HostTable(64, path))
+
+    def requests(_: int) -> None:
+        for _ in range(200):
+            with limiter.gate("http://busy.test/a"):
+                pass
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(requests, range(16)))
+    counts = limiter.counts()
+    assert counts["requests"] == 3200 and counts["waited"] == 0
+    assert limiter.table.in_flight(host_hash("busy.test"), time.monotonic()) == 0
+    limiter.table.close()
+
+
 def test_leases_of_a_killed_worker_expire():
     clock = Clock()
     table = HostTable(2)

@@ -19,6 +19,7 @@ from helpers.politeness import CountingHost, jpeg, most_in_window
 from helpers.shards import write_candidates
 
 from pipeline.core.net import FetchConfig
+from pipeline.core.net.hosts import host_key, host_lane
 from pipeline.shards import job as shards_job
 from pipeline.shards.download import DownloadConfig
 from pipeline.shards.filters import FilterConfig
@@ -177,6 +178,11 @@ def test_limits_hold_on_spark_and_the_shards_do_not_depend_on_them(tmp_path):
         a.close()
         b.close()
     assert peaks == (2, 2)  # reached, never passed, by 2 Spark workers x 32 threads
+    # on Spark every download shard holds the rows of one host lane (one per process); the
+    # final shards below are byte-identical all the same
+    for path in (tmp_path / "spark" / "shards" / "_work" / "round0").glob("*.parquet"):
+        lane = int(path.stem) % 2
+        assert {host_lane(host_key(u), 2) for u in pd.read_parquet(path)["url"]} == {lane}
     assert limited["statuses"] == free["statuses"] == {"success": 2, "duplicate": 22}
     for run in ("spark", "free"):
         assert len(list((tmp_path / run / "shards").glob("*.tar"))) == 1

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import os
 import sys
 import time
 import traceback
@@ -367,13 +366,14 @@ class GuardedDownloader:
 def run_distributor(downloader: GuardedDownloader, shards: Iterator[tuple[int, str]],
                     distributor: str, processes: int, spark_master: str | None,
                     max_shard_retry: int = 1,
-                    on_start: Callable[[], None] = lambda: None) -> list[tuple[int, str]]:
+                    on_start: Callable[[], None] = lambda: None,
+                    lanes: int = 1) -> list[tuple[int, str]]:
     """Hand the shards to the distributor of that name, on at most ``processes`` processes
-    and never more than there are shards; returns the shards that still failed
-    (multiprocessing; Spark's failures show as shards without ``_stats.json``).
-    ``on_start`` is called once the workers exist (not at all when there is no shard)."""
-    from img2dataset.distributor import pyspark_distributor
-
+    and never more than there are shards; returns the shards that still failed.
+    ``on_start`` is called once the workers exist (not at all when there is no shard).
+    pyspark: ``lanes`` is how the shards were cut (:mod:`pipeline.shards.lanes`, one task per
+    lane per Spark job)."""
+    from pipeline.shards.lanes import run_spark_lanes
     from pipeline.shards.workers import run_pool
 
     # never more processes than shards: peek at the first `processes` shards
@@ -386,20 +386,7 @@ def run_distributor(downloader: GuardedDownloader, shards: Iterator[tuple[int, s
         return run_pool(processes, downloader, shards, max_shard_retry, on_start)
     elif distributor == "pyspark":
         on_start()
-        # local Spark workers must run this interpreter (the one with this package)
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        session = None
-        if spark_master:
-            from pyspark.sql import SparkSession
-
-            session = (SparkSession.builder.master(spark_master).appName("wit-shards")
-                       .config("spark.ui.enabled", "false").getOrCreate())
-        try:
-            pyspark_distributor(processes, downloader, shards, 1000, max_shard_retry)
-        finally:
-            if session is not None:
-                session.stop()
-        return []
+        return run_spark_lanes(downloader, shards, lanes, processes, spark_master,
+                               max_shard_retry)
     else:
         raise InputError(f"--distributor {distributor}: expected multiprocessing or pyspark")
-

@@ -49,7 +49,6 @@ from pipeline.shards.reader import (
     candidate_files,
     done_shards,
     iter_candidate_batches,
-    shard_count,
     shard_name,
     to_input_table,
     write_input_shards,
@@ -108,6 +107,13 @@ class ShardsOptions:
         type=bounded(int, 1, MAX_PROCESSES), group=DOWNLOAD,
         help=f"download processes, at most {MAX_PROCESSES} and never more than download "
              "shards (default: CPU count, %(default)s)")
+    host_lanes: int | None = option(
+        None, type=bounded(int, 1, MAX_PROCESSES), metavar="N", group=DOWNLOAD,
+        help="--distributor pyspark: cut the download shards by host into N lanes and run "
+             "each lane in one Spark task at a time, so the per-host limits hold across the "
+             "whole cluster, not per machine (default: --processes; 1: no lanes, the limits "
+             "then hold per machine). Not with the local pool: on one machine the shared "
+             "host table bounds every process")
     download_shard_size: int = option(
         10000, type=positive_int, group=DOWNLOAD,
         help="candidates per download shard, the unit of resume")
@@ -135,6 +141,9 @@ class ShardsOptions:
         self.urls = tuple(self.urls or ())
         if bool(self.candidates) == bool(self.urls):
             raise InputError("give either --candidates or --urls")
+        if self.host_lanes is not None and self.distributor != "pyspark":
+            raise InputError("--host-lanes is for --distributor pyspark (on one machine the "
+                             "shared host table bounds every download process)")
 
     @property
     def filters(self) -> FilterConfig:
@@ -201,6 +210,16 @@ def _check_work_config(out: str, fingerprint: dict[str, Any]) -> None:
         fsio.atomic_write_json(path, fingerprint)
 
 
+def host_lanes(opts: ShardsOptions) -> int:
+    """Lanes of the download shards (pipeline/shards/lanes.py): on Spark ``--host-lanes``
+    (default one per process), so that one host's rows are downloaded by one task at a time
+    cluster-wide; 1 (the plain cut in input order) on the local pool, where the machine's
+    host table bounds them."""
+    if opts.distributor != "pyspark":
+        return 1
+    return opts.host_lanes if opts.host_lanes is not None else opts.processes
+
+
 def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table],
                     on_first_shard: Callable[[], None] = lambda: None,
                     host_table: str | None = None) -> int:
@@ -217,14 +236,15 @@ def _download_round(opts: ShardsOptions, r: int, tables: Iterator[pa.Table],
             rows += table.num_rows
             yield table
 
+    lanes = host_lanes(opts)
+    expected: set[int] = set()  # every shard the round's rows make
     shards = write_input_shards(counted(), fsio.join(work_dir(opts.out), f"_tmp{r}"),
-                                opts.download_shard_size, done)
+                                opts.download_shard_size, done, lanes, expected)
     downloader = GuardedDownloader(opts.download, folder, host_table)
     started = time.monotonic()
     failed = run_distributor(downloader, shards, opts.distributor, opts.processes,
-                             opts.spark_master, on_start=on_first_shard)
+                             opts.spark_master, on_start=on_first_shard, lanes=lanes)
     log.info("download round %d: %d rows in %.1fs", r, rows, time.monotonic() - started)
-    expected = set(range(shard_count(rows, opts.download_shard_size)))
     # a shard whose worker failed is undone even if another process finished it meanwhile
     missing = sorted((expected - done_shards(folder)) | {shard_id for shard_id, _ in failed})
     if missing:
@@ -343,8 +363,10 @@ def run(opts: ShardsOptions, beam_args: list[str]) -> dict[str, Any]:
         shaping["exclude"] = [file_fingerprint(p) for p in opts.download.exclude]
     if url_list is not None:  # a URL list's reading shapes the rows (candidates: no key)
         config["url_list"] = url_list.fingerprint()
+    # lanes cut other download shards: a work folder cut with other lanes is refused
+    lanes = {"host_lanes": host_lanes(opts)} if host_lanes(opts) > 1 else {}
     _check_work_config(opts.out, {"inputs": fingerprints, "download": shaping,
-                                  "download_shard_size": opts.download_shard_size,
+                                  "download_shard_size": opts.download_shard_size, **lanes,
                                   **({"url_list": config["url_list"]} if url_list else {})})
 
     # the per-host limits' table, shared by every download process of this machine

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -19,6 +20,9 @@ from pipeline.core.errors import InputError
 from schemas.candidates import PROVENANCE_COLUMNS
 
 KEY_WIDTH = 10
+# rows the lane buffers of write_input_shards hold at most (about 0.5 GB of input rows): past
+# it the fullest lane is cut short, so the launcher's memory does not grow with the lanes
+MAX_LANE_ROWS = 1_000_000
 OOM_SHARD_COUNT = 5
 
 
@@ -103,19 +107,43 @@ def with_provenance(table: pa.Table) -> pa.Table:
     return table
 
 
+def host_lanes_of(table: pa.Table, lanes: int) -> list[int]:
+    """The host lane of every row (:func:`pipeline.core.net.hosts.host_lane`; a row with no
+    host, never fetched, goes by its key)."""
+    from pipeline.core.net.hosts import host_key, host_lane
+
+    out = []
+    for key, url in zip(table.column("key").to_pylist(), table.column("url").to_pylist()):
+        host = host_key(url)
+        out.append(host_lane(host, lanes) if host else int(key) % lanes)
+    return out
+
+
 def write_input_shards(tables: Iterator[pa.Table], tmp_dir: str, rows_per_shard: int,
-                       done: set[int]) -> Iterator[tuple[int, str]]:
+                       done: set[int], lanes: int = 1,
+                       cut: set[int] | None = None) -> Iterator[tuple[int, str]]:
     """Cut the row stream into Arrow shards of ``rows_per_shard`` rows, skipping ``done``.
+
+    ``lanes`` > 1: rows are routed by host first (:func:`host_lanes_of`), every shard holds
+    the rows of one lane only, and the n-th shard of lane l has id ``n * lanes + l`` (so
+    ``shard_id % lanes`` is its lane, and a rerun cuts the same shards); each lane's last
+    shard may be short, and so may the fullest lane's shard whenever the lanes together hold
+    more than :data:`MAX_LANE_ROWS` rows (that cut depends on the rows and the input's
+    batches, both fixed by the inputs: a rerun cuts the same shards). ``lanes`` = 1 is the plain cut in input order (ids 0, 1, ...).
+    ``cut`` collects the id of every shard cut, done or not.
 
     Yields (shard_id, path) — the iterable img2dataset's distributors consume."""
     fsio.makedirs(tmp_dir)
-    buffer: list[pa.Table] = []
-    buffered = 0
-    shard_id = 0
+    buffers: list[list[pa.Table]] = [[] for _ in range(lanes)]
+    buffered = [0] * lanes
+    counts = [0] * lanes  # shards cut per lane
 
-    def flush(rows: list[pa.Table]) -> tuple[int, str] | None:
-        nonlocal shard_id
-        current, shard_id = shard_id, shard_id + 1
+    def flush(lane: int) -> tuple[int, str] | None:
+        rows, buffers[lane], buffered[lane] = buffers[lane], [], 0
+        current = counts[lane] * lanes + lane
+        counts[lane] += 1
+        if cut is not None:
+            cut.add(current)
         if current in done:
             return None
         path = fsio.join(tmp_dir, f"{shard_name(current)}.arrow")
@@ -125,21 +153,36 @@ def write_input_shards(tables: Iterator[pa.Table], tmp_dir: str, rows_per_shard:
         return current, path
 
     for table in tables:
-        offset = 0
-        while offset < table.num_rows:
-            take = min(rows_per_shard - buffered, table.num_rows - offset)
-            buffer.append(table.slice(offset, take))
-            buffered += take
-            offset += take
-            if buffered == rows_per_shard:
-                item = flush(buffer)
-                buffer, buffered = [], 0
-                if item:
-                    yield item
-    if buffered:
-        item = flush(buffer)
-        if item:
-            yield item
+        if lanes > 1:
+            # one stable sort by lane, then a slice per lane (rows keep their order in it)
+            of_row = np.asarray(host_lanes_of(table, lanes), dtype=np.int64)
+            order = np.argsort(of_row, kind="stable")
+            grouped = table.take(pa.array(order))
+            ends = np.cumsum(np.bincount(of_row, minlength=lanes)).tolist()
+            parts = [(lane, grouped.slice(start, end - start)) for lane, (start, end)
+                     in enumerate(zip([0, *ends[:-1]], ends)) if end > start]
+        else:
+            parts = [(0, table)]
+        for lane, part in parts:
+            offset = 0
+            while offset < part.num_rows:
+                take = min(rows_per_shard - buffered[lane], part.num_rows - offset)
+                buffers[lane].append(part.slice(offset, take))
+                buffered[lane] += take
+                offset += take
+                if buffered[lane] == rows_per_shard:
+                    item = flush(lane)
+                    if item:
+                        yield item
+                elif sum(buffered) > MAX_LANE_ROWS:  # memory: the fullest lane goes early
+                    item = flush(max(range(lanes), key=buffered.__getitem__))
+                    if item:
+                        yield item
+    for lane in range(lanes):
+        if buffered[lane]:
+            item = flush(lane)
+            if item:
+                yield item
 
 
 def done_shards(folder: str) -> set[int]:

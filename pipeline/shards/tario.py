@@ -72,6 +72,8 @@ def read_tar_images(path: str, encode_format: str, wanted: set[str] | None = Non
                 if len(data) < size:
                     raise ValueError(f"{path}: truncated tar member {name}")
                 images[key] = data[:size]
+                if wanted is not None and len(images) == len(wanted):
+                    break  # the rest need not be scanned (a block reads a few of many)
             else:
                 f.seek(padded, 1)
     return images

@@ -12,7 +12,9 @@ Without it, 64 threads x N processes may open 64 x N connections to one host at 
   request may start (GCRA, no burst), the backoff pause and the count of 429/503 answers in
   a row. Every change happens under a lock (a thread lock per stripe of slots, and a POSIX
   record lock on the stripe's byte so other processes wait too), so the checks and updates
-  are atomic across processes.
+  are atomic across processes -- but one: the end of a request whose host is in good
+  standing (no 429/503 to reset) returns its live lease with one 8-byte store and no lock
+  (only its owner may touch a live lease), so a request costs one locked update, not two.
 - **Leases, not counters**: a slot counts a request only until its lease expires (twice the
   whole-request deadline plus 5 s, and the deadline ends every request, body included), so a
   worker killed in the middle of a request cannot leave its host throttled for the rest of
@@ -44,6 +46,7 @@ host's spacing to at most ``MAX_CRAWL_DELAY`` (60 s; a larger value counts as 60
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import heapq
@@ -70,6 +73,9 @@ except ImportError:  # pragma: no cover - not Linux/macOS: the limits hold per p
     fcntl = None  # type: ignore[assignment]
 
 BUSY_STATUSES = frozenset({429, 503})
+# finish() returns a lease without the lock only while it is this far from expiry (a lease
+# is taken over only once expired: the store cannot race a new owner)
+LOCK_FREE_MARGIN = 2.0
 POLL = 0.02  # seconds between looks at a host whose leases other processes hold
 AHEAD = 0.02  # polite_map hands a row out this long before its host's next start
 MAX_DELAYS = 65536  # hosts whose Crawl-delay a process remembers (least recently set dropped)
@@ -93,10 +99,18 @@ def host_key(url: str) -> str:
     return (host or "").rstrip(".")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def host_hash(key: str) -> int:
-    """A stable non-zero 64-bit hash of a host key (the same in every process)."""
+    """A stable non-zero 64-bit hash of a host key (the same in every process); the hosts
+    of a shard come back for every row and hop, so recent ones are remembered."""
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little") or 1
+
+
+def host_lane(key: str, lanes: int) -> int:
+    """The lane (``0 .. lanes-1``) of a host key: where a cluster download runs all of that
+    host's rows, one task at a time (pipeline/shards/lanes.py)."""
+    return host_hash(key) % lanes if lanes > 1 else 0
 
 
 def host_backoff_error(message: str) -> FetchError:
@@ -236,10 +250,14 @@ class HostTable:
         slot = h % self.slots
         return slot, HEADER_BYTES // 8 + slot * self.words
 
+    def _leases(self, base: int) -> list[float]:
+        """The expiry times of a slot's leases (one copy, scanned in C, not word by word)."""
+        return self._d[base + FIXED:base + self.words].tolist()  # type: ignore[return-value]
+
     def _idle(self, base: int, now: float) -> bool:
         d = self._d
         return (d[base + PAUSE] <= now and d[base + TAT] <= now
-                and all(d[base + FIXED + i] <= now for i in range(self.leases)))
+                and (not self.leases or max(self._leases(base)) <= now))
 
     def _claim(self, base: int, h: int, now: float) -> None:
         """Make the slot ``h``'s: free, or idle and taken over; else shared (conservative)."""
@@ -252,36 +270,40 @@ class HostTable:
             for word in range(TAT, self.words):
                 d[base + word] = 0.0
 
-    def try_acquire(self, h: int, now: float, interval: float, lease: float,
-                    max_backoff: float) -> tuple[bool, int, float, str]:
+    def try_acquire(self, h: int, now: float | Callable[[], float], interval: float,
+                    lease: float, max_backoff: float) -> tuple[bool, int, float, str]:
         """``(True, lease index, lease token, "")`` when a request to host ``h`` may start
         now (the lease is taken and the next start moved on), else ``(False, -1, seconds to
         wait, why)`` with why ``unavailable`` (paused longer than ``max_backoff``),
-        ``paused``, ``rate`` or ``connections``."""
+        ``paused``, ``rate`` or ``connections``. ``now``: the time, or a clock read once the
+        lock is held -- a time read before waiting for the lock is stale by that wait, which
+        made spurious "rate" waits (another thread moved the next start on meanwhile) and
+        spaced starts by less than the interval (the next start counted from the stale
+        time)."""
         slot, base = self._base(h)
         d = self._d
         stripe = self._lock(slot)
         try:
-            self._claim(base, h, now)
-            pause = d[base + PAUSE] - now
+            t = now() if callable(now) else now
+            self._claim(base, h, t)
+            pause = d[base + PAUSE] - t
             if pause > 0:
                 return False, -1, pause, "unavailable" if pause > max_backoff else "paused"
             tat = d[base + TAT]
-            if interval > 0 and tat > now:
-                return False, -1, tat - now, "rate"
+            if interval > 0 and tat > t:
+                return False, -1, tat - t, "rate"
             index, token = -1, 0.0
             if self.leases:
-                for i in range(self.leases):
-                    if d[base + FIXED + i] <= now:
-                        index = i
-                        break
-                if index < 0:
+                leases = self._leases(base)
+                soonest = min(leases)
+                if soonest > t:
                     return False, -1, POLL, "connections"
-                token = now + lease
+                index = leases.index(soonest)  # a free lease (expired or returned)
+                token = t + lease
                 d[base + FIXED + index] = token
             if interval > 0:
-                d[base + TAT] = max(tat, now) + interval
-            d[base + USED] = now
+                d[base + TAT] = max(tat, t) + interval
+            d[base + USED] = t
             return True, index, token, ""
         finally:
             self._unlock(stripe)
@@ -292,32 +314,58 @@ class HostTable:
         slot, base = self._base(h)
         stripe = self._lock(slot)
         try:
-            if self._d[base + FIXED + index] == token:  # still ours (not expired and retaken)
-                self._d[base + FIXED + index] = 0.0
+            self._release(base, index, token)
         finally:
             self._unlock(stripe)
+
+    def _release(self, base: int, index: int, token: float) -> None:
+        if index >= 0 and self._d[base + FIXED + index] == token:  # still ours (not retaken)
+            self._d[base + FIXED + index] = 0.0
 
     def report(self, h: int, busy: bool, started: float, now: float,
                retry_after: float | None, backoff_base: float) -> tuple[float, bool]:
         """An answer of host ``h`` to a request started at ``started``: a 429/503 (``busy``)
         pauses the host; ``(pause seconds, whether a new backoff began)``. Any other answer
         resets the count of busy answers."""
+        return self.finish(h, -1, 0.0, busy, started, now, retry_after, backoff_base)
+
+    def finish(self, h: int, index: int, token: float, busy: bool | None, started: float,
+               now: float | Callable[[], float], retry_after: float | None,
+               backoff_base: float) -> tuple[float, bool]:
+        """The end of a request: its lease ``index`` returned and its answer reported
+        (:meth:`report`; ``busy`` None: no answer) under one lock. ``now``: the time, or a
+        clock (read again once the lock is held, as in :meth:`try_acquire`)."""
+        t = now() if callable(now) else now
         slot, base = self._base(h)
         q, d = self._q, self._d
+        if (not busy and q[base + KEY] == h and q[base + FAILS] == 0
+                and (index < 0 or (d[base + FIXED + index] == token
+                                   and t < token - LOCK_FREE_MARGIN))):
+            # the common end, without the lock: a host in good standing has nothing to
+            # reset, and a live lease is ours alone (others take only expired ones, and a
+            # slot with a live lease is never taken over); one aligned 8-byte store
+            if index >= 0:
+                d[base + FIXED + index] = 0.0
+            return 0.0, False
         stripe = self._lock(slot)
         try:
-            self._claim(base, h, now)
+            if callable(now):
+                t = now()
+            self._release(base, index, token)
+            if busy is None:
+                return 0.0, False
+            self._claim(base, h, t)
             new = started > d[base + PAUSED_AT]  # answers sent before a pause count once
             if not busy:
-                if new:
+                if new and q[base + FAILS]:
                     q[base + FAILS] = 0
                 return 0.0, False
             if new:
                 q[base + FAILS] = min(q[base + FAILS] + 1, 60)
-                d[base + PAUSED_AT] = now
+                d[base + PAUSED_AT] = t
             fails = max(1, q[base + FAILS])
             pause = retry_after if retry_after is not None else backoff_base * 2 ** (fails - 1)
-            d[base + PAUSE] = max(d[base + PAUSE], now + pause)
+            d[base + PAUSE] = max(d[base + PAUSE], t + pause)
             return pause, new
         finally:
             self._unlock(stripe)
@@ -336,14 +384,14 @@ class HostTable:
             return pause, pause > max_backoff
         if interval > 0 and d[base + TAT] - now > ahead:
             return d[base + TAT] - now - ahead, False
-        if self.leases and all(d[base + FIXED + i] > now for i in range(self.leases)):
+        if self.leases and min(self._leases(base)) > now:
             return POLL, False
         return 0.0, False
 
     def in_flight(self, h: int, now: float) -> int:
         """Live leases of host ``h``'s slot (tests, diagnostics)."""
         _, base = self._base(h)
-        return sum(1 for i in range(self.leases) if self._d[base + FIXED + i] > now)
+        return sum(1 for expiry in self._leases(base) if expiry > now)
 
 
 # -- the per-process limiter ----------------------------------------------------------------------
@@ -362,6 +410,7 @@ class HostLimiter:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._wait_seconds = 0.0
+        self._waiting = 0  # threads of this process waiting in _acquire
 
     def crawl_delay(self, url: str, seconds: float | None) -> None:
         """robots.txt's ``Crawl-delay`` for ``url``'s host (the largest of its origins')."""
@@ -375,8 +424,8 @@ class HostLimiter:
                 self._delays.popitem(last=False)
 
     def interval(self, key: str) -> float:
-        with self._lock:
-            delay = self._delays.get(key, 0.0)
+        # a read needs no lock (one dict look-up under the GIL); writes hold it
+        delay = self._delays.get(key, 0.0) if self._delays else 0.0
         return self.limits.interval(delay)
 
     def ready_in(self, key: str, ahead: float = 0.0) -> tuple[float, bool]:
@@ -409,22 +458,26 @@ class HostLimiter:
         deadline = start + limits.max_wait
         waited = False
         while True:
-            now = self.clock()
             granted, index, value, why = self.table.try_acquire(
-                h, now, interval, limits.lease, limits.max_backoff)
+                h, self.clock, interval, limits.lease, limits.max_backoff)
+            now = self.clock()
             if granted:
-                if waited:
-                    with self._lock:
+                with self._lock:
+                    self._counts["requests"] += 1
+                    if waited:
                         self._counts["waited"] += 1
                         self._wait_seconds += now - start
-                self.count("requests")
                 return index, value
             if why == "unavailable" or now + value > deadline:
                 self.count("refused")
                 raise host_backoff_error(BACKED_OFF if why == "unavailable" else WAITED)
             waited = True
             with self._released:  # woken early when a lease of this process comes back
-                self._released.wait(value if why in ("rate", "paused") else min(value, POLL))
+                self._waiting += 1
+                try:
+                    self._released.wait(value if why in ("rate", "paused") else min(value, POLL))
+                finally:
+                    self._waiting -= 1
 
     @contextlib.contextmanager
     def gate(self, url: str) -> Iterator[None]:
@@ -438,29 +491,29 @@ class HostLimiter:
         h = host_hash(key)
         index, token = self._acquire(key, h)
         started = self.clock()
+        http_status: int | None = 200
+        retry_after: float | None = None
         try:
             yield
         except FetchError as exc:
-            self._observe(h, exc.http_status, exc.retry_after, started)
+            http_status, retry_after = exc.http_status, exc.retry_after
             raise
-        else:
-            self._observe(h, 200, None, started)
+        except BaseException:
+            http_status = None  # not the host's answer: no verdict
+            raise
         finally:
-            self.table.release(h, index, token)
-            with self._released:
-                self._released.notify_all()
-
-    def _observe(self, h: int, http_status: int | None, retry_after: float | None,
-                 started: float) -> None:
-        if http_status is None:  # no answer (timeout, broken connection): no verdict
-            return
-        busy = http_status in BUSY_STATUSES
-        _, new = self.table.report(h, busy, started, self.clock(), retry_after,
-                                   self.limits.backoff_base)
-        if busy:
-            self.count("busy_answers")
-            if new:
-                self.count("backoffs")
+            # the lease back and the answer watched under one lock; a 429/503 pauses the
+            # host, no answer at all (timeout, broken connection) is no verdict
+            busy = None if http_status is None else http_status in BUSY_STATUSES
+            _, new = self.table.finish(h, index, token, busy, started, self.clock,
+                                       retry_after, self.limits.backoff_base)
+            if busy:
+                with self._lock:
+                    self._counts["busy_answers"] += 1
+                    self._counts["backoffs"] += int(new)
+            if self._waiting:  # a thread of this process waits for a lease: wake it
+                with self._released:
+                    self._released.notify_all()
 
 
 # -- the shard's dispatcher -----------------------------------------------------------------------
