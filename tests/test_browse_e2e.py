@@ -21,7 +21,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers.shards import TRUSTED, Server, served_rows, to_jpeg, real_images, wit_env, write_candidates
+from helpers.shards import (
+    TRUSTED,
+    Server,
+    real_images,
+    served_rows,
+    to_jpeg,
+    wit_env,
+    write_candidates,
+)
 from helpers.tinyclip import train_tiny_checkpoint
 
 from pipeline.browse.embed import Encoder

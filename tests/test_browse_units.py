@@ -5,8 +5,6 @@ real shards folder through Flask's test client (no index: search off)."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from helpers.shards import real_images, to_jpeg

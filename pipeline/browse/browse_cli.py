@@ -18,7 +18,7 @@ from pipeline.core.cliargs import bounded
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out", metavar="OUT",
+    parser.add_argument("root", metavar="OUT",
                         help="output root of the pipeline (holding shards/), or a shards folder")
     parser.add_argument("--index", metavar="DIR", default=None,
                         help="the `wit index` output for search (default: OUT/index when it "
@@ -40,15 +40,15 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.browse.dataset import Dataset
     from pipeline.browse.search import Searcher
 
-    dataset = Dataset(args.out)
-    index = args.index or (str(Path(args.out) / "index")
-                           if (Path(args.out) / "index" / "index.json").is_file() else None)
+    dataset = Dataset(args.root)
+    index = args.index or (str(Path(args.root) / "index")
+                           if (Path(args.root) / "index" / "index.json").is_file() else None)
     searcher = Searcher(index, args.device) if index else None
     if not is_loopback(args.host):
         print(f"wit browse: warning: listening on {args.host}: anyone who can reach it can "
               "read the dataset", file=sys.stderr)
     server = make_server(args.host, args.port, create_app(dataset, searcher), threaded=True)
-    host, port = server.server_address[:2]
+    host, port = args.host, server.server_port
     what = (f"{searcher.info['count']} indexed samples" if searcher
             else "no index (search off: run `wit index`)")
     print(f"wit browse: {len(dataset.shards)} shards of {dataset.folder}, {what}", flush=True)

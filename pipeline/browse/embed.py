@@ -33,7 +33,7 @@ from pipeline.browse.index_choice import (
 )
 from pipeline.browse.shard_listing import list_shards
 from pipeline.browse.tar_offsets import image_offsets, read_member
-from pipeline.core.cliargs import positive_int
+from pipeline.core.cliargs import output_dir, positive_int
 from pipeline.core.errors import InputError
 from pipeline.core.options import option
 from pipeline.core.progress import Progress
@@ -50,7 +50,7 @@ class IndexConfig:
                          help="the shards folder of `wit shards` (local)")
     checkpoint: str = option(required=True, metavar="CK",
                              help="checkpoint of `wit train` whose model embeds images and captions")
-    out: str = option(required=True, metavar="OUT/index",
+    out: str = option(required=True, metavar="OUT/index", type=output_dir,
                       help="output folder: image.faiss, image.npy, text.npy, mapping.parquet, "
                            "index.json (a rerun resumes from its _parts/)")
     batch_size: int = option(64, type=positive_int, help="images per forward pass")
@@ -219,10 +219,9 @@ def _assemble(out: Path, parts: Path, names: list[str], dim: int) -> tuple[int, 
         rest = pa.concat_tables(pending) if pending else MAPPING.empty_table()
         if len(rest) or total == 0:
             writer.write_table(rest, row_group_size=MAPPING_ROW_GROUP)
-    for kind, array in arrays.items():
+    for array in arrays.values():
         array.flush()
-        del array
-    arrays.clear()
+    arrays.clear()  # closes the memory maps before the rename
     for kind in ("image", "text"):
         os.replace(out / f".tmp-{kind}.npy", out / f"{kind}.npy")
     os.replace(tmp_mapping, out / "mapping.parquet")

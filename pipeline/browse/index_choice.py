@@ -63,13 +63,14 @@ def build_index(spec: IndexSpec, dim: int, n: int,
     (float32 ``[rows, dim]``); IVF-PQ trains first on ``train_sample(size)``."""
     import faiss
 
-    index = faiss.index_factory(dim, spec.factory, faiss.METRIC_INNER_PRODUCT)
+    index: Any = faiss.index_factory(dim, spec.factory, faiss.METRIC_INNER_PRODUCT)
     if spec.kind == "hnsw":
         index.hnsw.efConstruction = spec.params["efConstruction"]
     if spec.kind == "ivfpq":
         # index_factory turns on polysemous training (10x the training time), which only
         # serves Hamming-threshold search: not used here
-        faiss.downcast_index(index).do_polysemous_training = False
+        ivfpq: Any = faiss.downcast_index(index)
+        ivfpq.do_polysemous_training = False
         assert train_sample is not None
         index.train(np.ascontiguousarray(train_sample(spec.params["train_size"]), dtype=np.float32))
     for chunk in chunks():
@@ -87,7 +88,8 @@ def apply_search_params(index: Any, spec: IndexSpec | dict[str, Any]) -> None:
     kind = spec.kind if isinstance(spec, IndexSpec) else spec["kind"]
     params = spec.params if isinstance(spec, IndexSpec) else spec["params"]
     if kind == "hnsw":
-        faiss.downcast_index(index).hnsw.efSearch = params["efSearch"]
+        hnsw: Any = faiss.downcast_index(index)
+        hnsw.hnsw.efSearch = params["efSearch"]
     elif kind == "ivfpq":
         faiss.extract_index_ivf(index).nprobe = params["nprobe"]
 

@@ -67,7 +67,7 @@ SAMPLE = """{% extends "layout.html" %}{% block body %}
 <li><a href="{{ url_for('sample', shard=s, key=k) }}">{{ s }}/{{ k }}</a> {{ 'kept' if st == 'success' else st }}</li>{% endfor %}</ul>
 {% else %}<p id="duplicates">none</p>{% endif %}
 <h2>Provenance and every field</h2><table id="fields">{% for name, value in fields %}
-<tr><th>{{ name }}</th><td>{% if name in ('url', 'page_url') and safe_link(value) %}<a href="{{ value }}" rel="noreferrer noopener">{{ value }}</a>{% else %}{{ value }}{% endif %}</td></tr>{% endfor %}</table>
+<tr><th>{{ name }}</th><td>{% if name in ('url', 'page_url') and safe_link(value) %}<a href="{{ value }}" rel="noreferrer noopener">{{ value }}</a>{% else %}{{ '' if value is none else value }}{% endif %}</td></tr>{% endfor %}</table>
 {% endblock %}"""
 
 TEMPLATES = {"layout.html": LAYOUT, "overview.html": OVERVIEW, "results.html": RESULTS,
@@ -80,7 +80,7 @@ nav a{margin-right:1em}form.inline{display:inline-block;margin-left:1em}
 .facets{display:flex;flex-wrap:wrap;gap:1em}.facet{min-width:180px}.facet ul{padding-left:1em;font-size:13px}
 .n{color:#666}.chip{background:#eef;padding:2px 6px;margin-right:4px}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-#sample-image{max-width:512px;max-height:512px}iframe{width:100%;height:1200px;border:1px solid #ccc}
+#sample-image{width:320px;max-width:100%;image-rendering:auto}iframe{width:100%;height:1200px;border:1px solid #ccc}
 .error{color:#a00}"""
 
 # the only script: marks the page loaded and names the picked file on the upload button
