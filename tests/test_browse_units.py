@@ -111,6 +111,8 @@ def test_facets_count_every_row_and_drill_down():
                                  limit=10)
     assert picked.matching == 1 and [r["key"] for r in picked.rows] == ["a"]
     assert picked.rows[0]["shard"] == "00000"
+    capped = facets.count_facets([("00000", batch)], [], {}, max_distinct=2)
+    assert capped.counts["domain"] == {"x.org": 1, "y.org": 1, facets.OTHER: 2}
     page = facets.count_facets([("00000", batch)], [], {}, offset=1, limit=2)
     assert [r["key"] for r in page.rows] == ["b", "c"] and page.matching == 4
 
@@ -122,6 +124,9 @@ def test_extra_facet_columns_come_from_the_schema():
     extra = pa.schema([pa.field("license", pa.string()), pa.field("language", pa.string()),
                        pa.field("blob", pa.binary()), pa.field("_internal", pa.string())])
     assert facets.extra_facet_columns(samples_schema(extra)) == ["license", "language"]
+    # a column another stage adds to SAMPLES itself is a facet too
+    grown = pa.schema([*samples_schema(), pa.field("caption_language", pa.string())])
+    assert facets.extra_facet_columns(grown) == ["caption_language"]
 
 
 def test_link_and_address_guards():

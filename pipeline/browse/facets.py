@@ -11,24 +11,34 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from schemas import status as st
-from schemas.shards import SAMPLES
 
-# facet -> label, in display order; extra columns of the shards (provenance, licence,
-# language: whatever a run wrote beyond SAMPLES) come after these under their own names
+# facet -> label, in display order; further columns of the shards (provenance, licence,
+# language: whatever a run wrote, in SAMPLES or beyond) come after these under their own names
 FIXED_FACETS = {"status": "status", "reason": "reason dropped", "entry": "query entry",
                 "domain": "source domain", "clip": "CLIP score", "source": "candidate source"}
 # columns a row needs for the fixed facets and the listing
 BASE_COLUMNS = ["key", "url", "caption", "status", "error_message", "matched_entry_ids",
                 "clip_score", "source"]
-SAMPLE_COLUMNS = frozenset(f.name for f in SAMPLES)
+# the shards' columns that are not counted as they are: identity, free text, measurements,
+# and the ones the fixed facets derive from. Any other column is a facet, so the columns
+# other stages add (provenance, licence, language) show up without a change here
+NOT_FACETS = frozenset({"key", "uid", "url", "caption", "texts", "text_filter_reasons",
+                        "page_url", "status", "error_message", "width", "height",
+                        "original_width", "original_height", "original_bytes", "sha256",
+                        "phash", "duplicate_of", "attempts", "clip_score",
+                        "matched_entry_ids", "source"})
 CLIP_STEP = 0.1
 UNSCORED = "unscored"
+# distinct values counted per facet; further new values count under OTHER, so memory stays
+# bounded on a column with a value per row (domains of a web crawl, a free-text licence)
+MAX_DISTINCT = 5000
+OTHER = "(other values)"
 
 
 def extra_facet_columns(schema: Any) -> list[str]:
-    """Columns of a shard Parquet beyond SAMPLES whose values can be counted (strings,
-    numbers, booleans, lists of strings): provenance, licence, language, a URL list's own
-    columns. Present in some runs only, so found from the schema, never assumed."""
+    """Columns of a shard Parquet outside :data:`NOT_FACETS` whose values can be counted
+    (strings, integers, booleans, lists of them): provenance, licence, language, a URL
+    list's own columns. Present in some runs only, so found from the schema, never assumed."""
     import pyarrow as pa
 
     def countable(t: Any) -> bool:
@@ -37,7 +47,7 @@ def extra_facet_columns(schema: Any) -> list[str]:
         return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
                 or pa.types.is_boolean(t) or pa.types.is_dictionary(t))
 
-    return [f.name for f in schema if f.name not in SAMPLE_COLUMNS and not f.name.startswith("_")
+    return [f.name for f in schema if f.name not in NOT_FACETS and not f.name.startswith("_")
             and countable(f.type)]
 
 
@@ -101,9 +111,11 @@ class FacetResult:
 
 
 def count_facets(batches: Iterable[tuple[str, dict[str, list[Any]]]], extra: list[str],
-                 selected: Mapping[str, str], offset: int = 0, limit: int = 50) -> FacetResult:
+                 selected: Mapping[str, str], offset: int = 0, limit: int = 50,
+                 max_distinct: int = MAX_DISTINCT) -> FacetResult:
     """Counts of every facet value over the rows matching ``selected``, how many match, and
-    the matching rows ``offset`` .. ``offset + limit`` (with their shard). ``batches``:
+    the matching rows ``offset`` .. ``offset + limit`` (with their shard). Past
+    ``max_distinct`` values, a facet counts new ones under :data:`OTHER`. ``batches``:
     (shard, column batch) pairs; memory holds the counts and one page of rows only."""
     result = FacetResult(counts={name: Counter() for name in [*FIXED_FACETS, *extra]})
     for shard, batch in batches:
@@ -115,7 +127,9 @@ def count_facets(batches: Iterable[tuple[str, dict[str, list[Any]]]], extra: lis
             if not matches(values, selected):
                 continue
             for name, items in values.items():
-                result.counts[name].update(set(items))
+                counter = result.counts[name]
+                for item in set(items):
+                    counter[item if item in counter or len(counter) < max_distinct else OTHER] += 1
             if offset <= result.matching < offset + limit:
                 result.rows.append({"shard": shard, **row})
             result.matching += 1

@@ -57,7 +57,8 @@ SAMPLE = """{% extends "layout.html" %}{% block body %}
 <h1>Sample {{ row.key }} <small>(shard {{ shard }})</small></h1>
 {% if has_image %}<img id="sample-image" src="{{ url_for('image', shard=shard, key=row.key) }}" alt="">
 {% if indexed %}<p><a id="more-like-this" href="{{ url_for('search', like=shard ~ '/' ~ row.key) }}">more like this</a></p>{% endif %}
-{% else %}<p>No image in the tar: this row was not kept ({{ row.status }}).</p>{% endif %}
+{% else %}<p>No image in the tar: this row was not kept ({{ row.status }}).</p>
+{% if group %}<p>The kept copy's image:</p><img id="kept-image" src="{{ url_for('image', shard=group[0][0], key=group[0][1]) }}" alt="">{% endif %}{% endif %}
 <h2>Texts</h2><ol id="texts">{% for t in row.texts or [row.caption] %}<li class="caption">{{ t }}</li>{% endfor %}</ol>
 {% if row.text_filter_reasons %}<p>Texts dropped by the caption rules: {{ row.text_filter_reasons|join(', ') }}</p>{% endif %}
 <h2>Status</h2><p id="status">{{ row.status }}{% if row.error_message %}: {{ row.error_message }}{% endif %}</p>
@@ -80,7 +81,7 @@ nav a{margin-right:1em}form.inline{display:inline-block;margin-left:1em}
 .facets{display:flex;flex-wrap:wrap;gap:1em}.facet{min-width:180px}.facet ul{padding-left:1em;font-size:13px}
 .n{color:#666}.chip{background:#eef;padding:2px 6px;margin-right:4px}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-#sample-image{width:320px;max-width:100%;image-rendering:auto}iframe{width:100%;height:1200px;border:1px solid #ccc}
+#sample-image,#kept-image{width:320px;max-width:100%;image-rendering:auto}iframe{width:100%;height:1200px;border:1px solid #ccc}
 .error{color:#a00}"""
 
 # the only script: marks the page loaded and names the picked file on the upload button
