@@ -194,6 +194,7 @@ def test_browser_search_facet_sample_upload(browse, built, tmp_path):
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers
     options = webdriver.ChromeOptions()
@@ -210,8 +211,12 @@ def test_browser_search_facet_sample_upload(browse, built, tmp_path):
             driver.switch_to.alert.text  # noqa: B018 - raises when no alert is open
 
     def images_decoded() -> bool:
-        return driver.execute_script(
-            "return [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        """Every image of the page decoded (waits for them, the machine may be busy: a
+        broken image fails at once, ``complete`` with no width)."""
+        script = ("const im = [...document.images];"
+                  "return im.some(i => i.complete && i.naturalWidth === 0) ? 'broken'"
+                  " : im.every(i => i.complete) ? 'ok' : null")
+        return WebDriverWait(driver, 120).until(lambda d: d.execute_script(script)) == "ok"
 
     try:
         driver.implicitly_wait(10)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.browse.embed import IndexConfig
 from pipeline.cli import COMMANDS
 from pipeline.core.options import from_args
 from pipeline.crawl.cli import config_from_args
 from pipeline.crawl.live_crawler import CrawlerOptions
-from pipeline.browse.embed import IndexConfig
 from pipeline.crawl.transform import CrawlConfig
 from pipeline.demo.chain import DemoConfig
 from queries.transform import QueryConfig
