@@ -259,10 +259,10 @@ def run_index(config: IndexConfig) -> dict[str, Any]:
     shards = list_shards(config.shards)
     if not os.path.isfile(config.checkpoint):
         raise InputError(f"{config.checkpoint}: no such checkpoint file")
+    encoder = Encoder(config.checkpoint, config.device)  # a bad checkpoint fails before any write
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "index.json").unlink(missing_ok=True)  # an index being rebuilt is not complete
-    encoder = Encoder(config.checkpoint, config.device)
     parts = _prepare_parts(out, _fingerprint(config))
     names = list(shards)
     todo = [n for n in names if not (parts / f"{n}.npz").is_file()]
