@@ -160,3 +160,24 @@ def test_pages_escape_captions_and_check_shard_names(tmp_path):
     facets_json = client.get("/api/facets?reason=exact%20duplicate").get_json()
     assert facets_json["matching"] == 1 and facets_json["rows"][0]["key"] == "000000002"
     assert client.get("/rows?offset=x").status_code == 400
+
+
+def test_ivfpq_search_reranked_by_the_exact_vectors(one_faiss_thread):
+    """`wit browse` searches an IVF-PQ index for 10x candidates and orders them by their
+    exact similarity: better recall than the compressed scores, exact scores returned."""
+    from pipeline.browse.index_choice import rerank
+    from pipeline.browse.search import nearest
+
+    data, queries = _clustered(6000, 32, 0), _clustered(50, 32, 1)
+    spec = choose_index(len(data), 32, kind="ivfpq")
+    index = build_index(spec, 32, len(data), lambda: iter([data]), lambda size: data[:size])
+    exact = np.argsort(-(queries @ data.T), axis=1)[:, :10]
+    plain = np.array([[i for i, _ in nearest(index, q, 10)] for q in queries])
+    hits = [nearest(index, q, 10, data) for q in queries]
+    reranked = np.array([[i for i, _ in h] for h in hits])
+    assert recall_at_k(exact, reranked, 10) > recall_at_k(exact, plain, 10)
+    for q, h in zip(queries, hits):
+        scores = [s for _, s in h]
+        assert scores == sorted(scores, reverse=True)
+        assert scores == pytest.approx([float(data[i] @ q) for i, _ in h], abs=1e-5)
+    assert rerank(np.array([-1, -1]), data, queries[0], 10) == []

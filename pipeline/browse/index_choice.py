@@ -94,6 +94,23 @@ def apply_search_params(index: Any, spec: IndexSpec | dict[str, Any]) -> None:
         faiss.extract_index_ivf(index).nprobe = params["nprobe"]
 
 
+RERANK_FACTOR = 10  # approximate candidates per result that exact scores re-rank (IVF-PQ)
+
+
+def rerank(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int
+           ) -> list[tuple[int, float]]:
+    """The ``k`` best of candidate ``ids`` (-1 = none) by exact inner product with ``query``;
+    ``vectors`` may be a memory map (only the candidates' rows are read)."""
+    ids = np.asarray([i for i in ids if i >= 0], dtype=np.int64)
+    if not len(ids):
+        return []
+    order = np.argsort(ids)  # rows read in file order
+    scores = np.empty(len(ids), dtype=np.float32)
+    scores[order] = np.asarray(vectors[ids[order]], dtype=np.float32) @ query.astype(np.float32)
+    best = np.argsort(-scores, kind="stable")[:k]
+    return [(int(ids[j]), float(scores[j])) for j in best]
+
+
 def recall_at_k(exact: np.ndarray, approx: np.ndarray, k: int) -> float:
     """Mean fraction of each query's exact top ``k`` ids found in its approximate top ``k``."""
     hits = [len(set(e[:k].tolist()) & set(a[:k].tolist())) for e, a in zip(exact, approx)]
