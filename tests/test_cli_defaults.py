@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.browse.embed import IndexConfig
 from pipeline.cli import COMMANDS
 from pipeline.core.options import from_args
 from pipeline.crawl.cli import config_from_args
@@ -20,7 +21,7 @@ from training.eval_job import EvalOptions
 from training.export_job import ExportOptions
 from training.train_options import TrainOptions
 
-STAGES = ("queries", "crawl", "train", "eval", "export", "demo")
+STAGES = ("queries", "crawl", "train", "eval", "export", "demo", "index", "browse")
 
 
 def parse(stage: str, *argv: str) -> argparse.Namespace:
@@ -48,6 +49,8 @@ def test_required_options_alone_give_the_configs_defaults(tmp_path: Path):
     assert (from_args(ExportOptions, parse("export", "--checkpoint", "c.pt", "--out", out))
             == ExportOptions(checkpoint="c.pt", out=out))
     assert from_args(DemoConfig, parse("demo")) == DemoConfig()
+    assert (from_args(IndexConfig, parse("index", "--shards", "s", "--checkpoint", "c.pt", "--out", out))
+            == IndexConfig(shards="s", checkpoint="c.pt", out=out))
 
 
 def test_the_crawlers_page_cap_follows_the_one_option(tmp_path: Path):

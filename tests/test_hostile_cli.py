@@ -64,6 +64,7 @@ def stage_args(tmp: Path) -> dict[str, list[str]]:
         "eval": ["--checkpoint", missing, "--retrieval", missing],
         "demo": [],
         "export": ["--checkpoint", missing],
+        "index": ["--shards", missing, "--checkpoint", missing],
     }
 
 
@@ -103,6 +104,7 @@ BAD_NUMBERS = [
     ("eval", "--batch-size", "0"), ("eval", "--retrieval-samples", "-1"),
     ("eval", "--probe-c", "0.1,nan"), ("eval", "--probe-c", "1,-2"),
     ("demo", "--steps", "0"), ("demo", "--port", "70000"), ("demo", "--images", "1.5"),
+    ("index", "--batch-size", "0"), ("index", "--flat-below", "-1"),
 ]
 
 
