@@ -202,8 +202,9 @@ def test_live_crawl_then_shards_with_licences(tmp_path, capsys):
     assert list(house["page_licenses"]) == [f"link_license={BY}"]
     for caption in want:
         row = df.loc[caption]
-        assert row["http_status"] == 200 and list(row["optout_checks"]) == ["robots_txt",
-                                                                           "x_robots_tag"]
+        # robots.txt, X-Robots-Tag and TDMRep (tdmrep.json + header) all checked and passed
+        assert row["http_status"] == 200 and list(row["optout_checks"]) == [
+            "robots_txt", "x_robots_tag", "tdm_reservation"]
         assert row["source"] == "live" and row["fetch_time"] == \
             candidates[caption]["fetch_time"]
     assert df.loc["a castle on a hill", "content_type"] == "image/png"
