@@ -39,6 +39,20 @@ CANDIDATES = pa.schema(
     ]
 )
 
+# Columns added to CANDIDATES after candidate files were first written: a reader fills them
+# with nulls when a file lacks them (:func:`with_added_columns`).
+ADDED_COLUMNS = ("language",)
+
+
+def with_added_columns(table: pa.Table) -> pa.Table:
+    """``table`` with every missing :data:`ADDED_COLUMNS` column as nulls."""
+    for name in ADDED_COLUMNS:
+        if name not in table.column_names:
+            field = CANDIDATES.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table
+
+
 ENTRY_COUNTS = pa.schema(
     [
         pa.field("entry_id", pa.int64(), nullable=False),

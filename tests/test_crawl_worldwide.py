@@ -251,3 +251,21 @@ def test_load_worldwide_metadata_errors(tmp_path) -> None:
             load_worldwide_metadata(str(index))
     with pytest.raises(InputError, match="index not found"):
         load_worldwide_metadata(str(tmp_path / "nope.json"))
+
+
+def test_candidates_without_language_column_still_read(tmp_path) -> None:
+    """Candidate files written before the ``language`` column existed read as null there."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.shards.reader import candidate_files, iter_candidate_batches
+    from schemas.candidates import CANDIDATES
+
+    old = pa.schema([f for f in CANDIDATES if f.name != "language"])
+    path = tmp_path / "part-00000.parquet"
+    pq.write_table(pa.Table.from_pylist([{"uid": "a", "url": "https://x.test/a.png", "text": "t",
+                                          "texts": ["t"], "page_url": None, "source": "urls",
+                                          "matched_entry_ids": [0]}], schema=old), path)
+    assert candidate_files(str(tmp_path)) == [str(path)]
+    (table,) = iter_candidate_batches([str(path)])
+    assert table.column("language").to_pylist() == [None]

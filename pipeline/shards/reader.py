@@ -32,14 +32,14 @@ def shard_name(shard_id: int) -> str:
 def iter_candidate_batches(paths: list[str], batch_rows: int = 65536) -> Iterator[pa.Table]:
     """Validated candidate rows, file by file, in bounded batches."""
     from schemas import SchemaError, validate
-    from schemas.candidates import CANDIDATES
+    from schemas.candidates import CANDIDATES, with_added_columns
 
     for path in paths:
         try:
             with fsspec.open(path, "rb") as f:
                 parquet = pq.ParquetFile(f)
                 for batch in parquet.iter_batches(batch_size=batch_rows):
-                    table = pa.Table.from_batches([batch])
+                    table = with_added_columns(pa.Table.from_batches([batch]))
                     yield validate(table, CANDIDATES, where=path)
         except SchemaError as exc:
             raise InputError(str(exc)) from exc
@@ -51,7 +51,7 @@ def candidate_files(candidates: str) -> list[str]:
     """``part-*.parquet`` under a candidates folder, or the given file(s)/glob; each file's
     columns are checked up front (from the footer) so a bad file fails before any download."""
     from schemas import SchemaError, validate
-    from schemas.candidates import CANDIDATES
+    from schemas.candidates import CANDIDATES, with_added_columns
 
     if candidates.endswith(".parquet") or any(c in candidates for c in "*?["):
         files = fsio.expand([candidates], "candidates")
@@ -61,7 +61,7 @@ def candidate_files(candidates: str) -> list[str]:
         try:
             with fsspec.open(path, "rb") as f:
                 schema = pq.read_schema(f)
-            validate(schema.empty_table(), CANDIDATES, where=path)
+            validate(with_added_columns(schema.empty_table()), CANDIDATES, where=path)
         except SchemaError as exc:
             raise InputError(str(exc)) from exc
         except (OSError, pa.ArrowInvalid) as exc:
