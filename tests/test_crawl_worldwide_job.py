@@ -95,3 +95,43 @@ def test_worldwide_crawl(tmp_path) -> None:
     en_kept = Counter(e for r in kept if r["language"] == "en" for e in r["matched_entry_ids"])
     assert en_kept[0] < found["en"]["Republic"]
     assert len(pq.ParquetFile(folder / "language_entry_counts.parquet").schema_arrow) == 5
+
+
+def test_each_text_of_an_image_has_its_own_language(tmp_path) -> None:
+    """An <img> whose alt and title are in different languages: each text is routed by its
+    own LID call and counted in its language; the image keeps one of them (drawn), with that
+    text's language and entry ids. A French text (no French list) goes to `other`."""
+    from helpers.crawl import write_warc
+
+    rows = [json.loads(line) for line in
+            (DATA / "captions.jsonl").read_text(encoding="utf-8").splitlines()]
+    en = [r["caption"] for r in rows if "/en/" in r["url"]]
+    ja = [r["caption"] for r in rows if "/ja/" in r["url"]]
+    imgs = "".join(f'<img src="/i{i}.png" alt="{a}" title="{b}">'
+                   for i, (a, b) in enumerate(zip(en, ja)))
+    imgs += '<img src="/fr.png" alt="Un chat noir dort sur le canapé du salon">'
+    warc = write_warc(tmp_path / "p.warc.gz", [("https://site.test/page", f"<p>{imgs}</p>")])
+    out = tmp_path / "out"
+    assert main(["crawl", "--worldwide", "--metadata", str(DATA / "index.json"),
+                 "--warc", str(warc), "--t", "1000", "--out", str(out)]) == 0
+    folder = out / "candidates"
+    counts = read_validated(str(folder / "language_entry_counts.parquet"),
+                            LANGUAGE_ENTRY_COUNTS).to_pylist()
+    found = Counter({(r["language"], r["entry"]): r["count"] for r in counts if r["count"]})
+    expected: Counter = Counter()
+    for text in en + ja:  # each text routed on its own (ja captions LID as ja, or zh)
+        lang = detect_language(text)
+        if not (DATA / f"{lang}.json").exists():
+            continue  # `other`: no list, no match
+        entries = json.loads((DATA / f"{lang}.json").read_text(encoding="utf-8"))
+        expected.update((lang, entries[i]) for i in ref_match(text, entries))
+    assert found == expected and {"en", "ja"} <= {lang for lang, _ in found}
+    kept = [r for part in sorted(folder.glob("part-*.parquet"))
+            for r in read_validated(str(part), CANDIDATES).to_pylist()]
+    assert {"en", "ja"} <= {r["language"] for r in kept}  # both drawn somewhere
+    for r in kept:
+        assert r["text"] in (en + ja) and detect_language(r["text"]) == r["language"]
+        entries = json.loads((DATA / f"{r['language']}.json").read_text(encoding="utf-8"))
+        assert r["matched_entry_ids"] == ref_match(r["text"], entries)
+    stats = json.loads((folder / "stats.json").read_text())
+    assert stats["totals"]["unmatched"] >= 1  # the French text: `other`, no list, no match
