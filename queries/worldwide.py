@@ -104,11 +104,15 @@ def _usable(entry: str) -> bool:
 def language_metadata(language: str, wordnet: Sequence[str],
                       unigrams: Iterable[tuple[str, int]],
                       bigrams: Iterable[tuple[str, float]],
-                      titles: Iterable[tuple[str, int]]) -> list[tuple[str, str]]:
+                      titles: Iterable[tuple[str, int]],
+                      min_pmi: float = BIGRAM_MIN_PMI, distinct_unigrams: int | None = None,
+                      title_count: int | None = None) -> list[tuple[str, str]]:
     """``(entry, source)`` of one language in entry-id order (see the module docstring).
     ``unigrams``: every distinct unigram of the language with its count; ``bigrams``:
-    ``("a b", PMI)``; ``titles``: ``(title, views)``. Ties are broken by the entry, so the
-    list does not depend on input order."""
+    ``("a b", PMI)``, kept when PMI > ``min_pmi``; ``titles``: ``(title, views)``. Ties are broken by the entry, so the
+    list does not depend on input order. ``distinct_unigrams`` / ``title_count``: the sizes
+    the caps are relative to, when the lists passed are only the top of them (default:
+    their lengths)."""
     entries: dict[str, str] = {str(n): "numeral" for n in range(100)}
     for lemma in wordnet:
         lemma = lemma.replace("+", "") if language in ("zh", "ja", "fr") else lemma
@@ -128,33 +132,43 @@ def language_metadata(language: str, wordnet: Sequence[str],
                 added += 1
 
     add((w for w, _ in sorted(unigram_list, key=lambda x: (-x[1], x[0]))), "unigram",
-        unigram_cap(len(unigram_list)))
+        unigram_cap(len(unigram_list) if distinct_unigrams is None else distinct_unigrams))
     joined = language in NO_SPACE_LANGUAGES
     add((b.replace(" ", "") if joined else b
-         for b, pmi in sorted(bigrams, key=lambda x: (-x[1], x[0])) if pmi > BIGRAM_MIN_PMI),
+         for b, pmi in sorted(bigrams, key=lambda x: (-x[1], x[0])) if pmi > min_pmi),
         "bigram", BIGRAM_MAX)
     title_list = sorted(titles, key=lambda x: (-x[1], x[0]))
-    add((t for t, _ in title_list), "title", title_cap(len(title_list)))
+    add((t for t, _ in title_list), "title",
+        title_cap(len(title_list) if title_count is None else title_count))
     return list(entries.items())
+
+
+def write_language_files(folder: str, language: str,
+                         rows: Sequence[tuple[str, str]]) -> dict:
+    """``<lang>.json`` (the entries; index = entry id) and ``<lang>.sources.json`` (each
+    entry's source, same order); returns the language's item of ``index.json``."""
+    from pipeline.core import fsio
+
+    fsio.makedirs(folder)
+    fsio.atomic_write_json(fsio.join(folder, f"{language}.json"), [e for e, _ in rows],
+                           indent=None)
+    fsio.atomic_write_json(fsio.join(folder, f"{language}.sources.json"),
+                           [s for _, s in rows], indent=None)
+    return {"file": f"{language}.json", "entries": len(rows),
+            "sources": dict(sorted(Counter(s for _, s in rows).items()))}
+
+
+def write_index(folder: str, items: dict[str, dict]) -> str:
+    """``index.json``, written last: it marks a complete folder. Returns its path."""
+    from pipeline.core import fsio
+
+    index = fsio.join(folder, "index.json")
+    fsio.atomic_write_json(index, {"languages": dict(sorted(items.items()))})
+    return index
 
 
 def write_worldwide_metadata(folder: str, metadata: dict[str, list[tuple[str, str]]]) -> str:
     """Write one query list per language plus the index ``wit crawl --worldwide`` reads
-    (``pipeline/crawl/worldwide_metadata.py``): ``<lang>.json`` (the entries; index = entry
-    id), ``<lang>.sources.json`` (each entry's source, same order) and ``index.json``
-    (written last: it marks a complete folder). Returns the index path."""
-    from pipeline.core import fsio
-
-    fsio.makedirs(folder)
-    languages = {}
-    for language in sorted(metadata):
-        rows = metadata[language]
-        fsio.atomic_write_json(fsio.join(folder, f"{language}.json"), [e for e, _ in rows],
-                               indent=None)
-        fsio.atomic_write_json(fsio.join(folder, f"{language}.sources.json"),
-                               [s for _, s in rows], indent=None)
-        languages[language] = {"file": f"{language}.json", "entries": len(rows),
-                               "sources": dict(sorted(Counter(s for _, s in rows).items()))}
-    index = fsio.join(folder, "index.json")
-    fsio.atomic_write_json(index, {"languages": languages})
-    return index
+    (``pipeline/crawl/worldwide_metadata.py``). Returns the index path."""
+    return write_index(folder, {language: write_language_files(folder, language, rows)
+                                for language, rows in metadata.items()})

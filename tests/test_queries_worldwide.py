@@ -176,3 +176,71 @@ def test_written_metadata_is_what_the_crawl_reads(tmp_path) -> None:
     assert doc["languages"]["de"]["sources"] == {"numeral": 100, "wordnet": 1}
     sources = json.loads((tmp_path / "worldwide" / "th.sources.json").read_text())
     assert sources[-2:] == ["bigram", "title"] and "เชียงใหม่" not in read["th"]
+
+
+def write_pages_dump(path: Path, dbname: str, pages: list[tuple[str, str]]) -> Path:
+    from xml.sax.saxutils import escape
+
+    body = "".join(f"<page><title>{escape(t)}</title><ns>0</ns><id>{i + 1}</id><revision>"
+                   f"<id>{i + 1}</id><text>{escape(x)}</text></revision></page>"
+                   for i, (t, x) in enumerate(pages))
+    path.write_text('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo>'
+                    f"<sitename>W</sitename><dbname>{dbname}</dbname><namespaces>"
+                    f'<namespace key="0" /></namespaces></siteinfo>{body}</mediawiki>',
+                    encoding="utf-8")
+    return path
+
+
+def language_pages(lang: str) -> list[tuple[str, str]]:
+    """Pages titled by the fixture's names, each text three names and a link to the next
+    two pages (so titles have in-links)."""
+    names = captions(lang)
+    n = len(names)
+    return [(names[i], f"{names[i]}。{names[(i + 1) % n]}\n{names[(i + 5) % n]} "
+             f"[[{names[(i + 1) % n]}]] [[{names[(i + 2) % n]}]]") for i in range(n)]
+
+
+def expected_language(lang: str, min_pmi: float) -> list[tuple[str, str]]:
+    """The same list from counts gathered here: tokens per page (plain text: links as
+    their text), PMI as log2(c(ab) N / (c(a) c(b))), in-links per title."""
+    import math
+
+    unigrams, bigrams, inlinks = Counter(), Counter(), Counter()
+    for _, text in language_pages(lang):
+        for target in [part.split("]]")[0] for part in text.split("[[")[1:]]:
+            inlinks[target] += 1
+        plain = text.replace("[[", "").replace("]]", "")
+        tokens = word_tokens(plain, lang)
+        unigrams.update(t for t in tokens if t)
+        bigrams.update(f"{a} {b}" for a, b in zip(tokens, tokens[1:]) if a and b)
+    total = sum(unigrams.values())
+    pmi = [(b, math.log2(c * total / (unigrams[b.split(" ")[0]] * unigrams[b.split(" ")[1]])))
+           for b, c in bigrams.items()]
+    return language_metadata(lang, [], unigrams.items(), [x for x in pmi if x[1] >= min_pmi],
+                             inlinks.items(), min_pmi)
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("beam_temp_files")
+def test_wit_queries_worldwide(tmp_path, wiki_sample) -> None:
+    from pipeline.cli import main
+
+    dumps = [write_pages_dump(tmp_path / f"{lang}.xml", f"{lang}wiki", language_pages(lang))
+             for lang in ("de", "th", "zh")]
+    out = tmp_path / "out"
+    assert main(["queries", "--worldwide", "--wiki", str(wiki_sample), *map(str, dumps),
+                 "--min-pmi", "2", "--min-inlinks", "1", "--min-count", "20",
+                 "--out", str(out)]) == 0
+    folder = out / "queries" / "worldwide"
+    index = str(folder / "index.json")
+    read = load_worldwide_metadata(index)
+    assert set(read) == {"en", "de", "th", "zh"}
+    english = json.loads((out / "queries" / "metadata.json").read_text())
+    assert read["en"] == english and len(english) > 1000  # MetaCLIP 1's list
+    for lang in ("de", "th", "zh"):
+        expected = expected_language(lang, 2.0)
+        assert read[lang] == [e for e, _ in expected], lang
+        sources = json.loads((folder / f"{lang}.sources.json").read_text())
+        assert sources == [s for _, s in expected]
+        assert {"unigram", "title"} <= set(sources), lang
+    assert "สาธารณรัฐ" in read["th"] and "共和国" in read["zh"]
