@@ -26,6 +26,7 @@ from pipeline.core.beam import make_pipeline
 from pipeline.core.errors import InputError
 from queries.bigrams import ScoreBigrams
 from queries.dump_counts import CountDumps
+from queries.segment import segmenter_for
 from queries.sharding import SumDicts, frequent
 from queries.titles import TitlesByInlinks
 from queries.transform import QueryConfig
@@ -117,6 +118,8 @@ def run(config: QueryConfig, beam_args: list[str] | None = None) -> dict[str, An
     if not config.wiki:
         raise InputError("--worldwide needs --wiki dumps (one or more per language)")
     groups = group_by_language(list(config.wiki))
+    for language in groups:  # fail early, on the launcher, for a language without segmenter
+        segmenter_for(language)
     items: dict[str, dict] = {}
     for language, paths in groups.items():
         print(f"queries: {language}: {len(paths)} dump file(s) ...", file=sys.stderr)
