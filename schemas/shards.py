@@ -32,8 +32,8 @@ from schemas import status as st
 # them, the list's --save-additional-columns, then INPUT_ERROR and (--verify-hash-col)
 # EXPECTED_HASH; the download Parquets keep them all, the final shards only the additional
 # columns.
-DOWNLOAD_INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "texts",
-                          "caption", "url"]
+DOWNLOAD_INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "language",
+                          "texts", "caption", "url"]
 # why a --urls row cannot be downloaded at all (no http(s) URL, an unreadable line), or null
 INPUT_ERROR = "_input_error"
 # the hash the list gives for the image, as ``<type>:<hex digest>`` (e.g. ``sha256:9f86...``)
@@ -86,6 +86,9 @@ SAMPLES = pa.schema(
         pa.field("page_url", pa.string()),
         pa.field("source", pa.string()),
         pa.field("matched_entry_ids", pa.list_(pa.int64())),
+        # ``wit crawl --worldwide``: the caption's metadata language (candidates' column);
+        # null otherwise
+        pa.field("language", pa.string()),
         # schemas/status.py: success | failed_to_download[:host_backoff] | failed_to_resize |
         # filtered:<reason> | contaminated | duplicate_of:<key>
         pa.field("status", pa.string(), nullable=False),

@@ -82,6 +82,8 @@ def to_input_table(table: pa.Table, first_index: int) -> pa.Table:
         "page_url": table.column("page_url"),
         "source": table.column("source"),
         "matched_entry_ids": table.column("matched_entry_ids"),
+        "language": (table.column("language") if "language" in table.column_names
+                     else pa.nulls(table.num_rows, pa.string())),
         "texts": texts,
         "caption": table.column("text"),
         "url": table.column("url"),

@@ -66,6 +66,7 @@ BAD_ROWS = {"bad_json_line": "unreadable list line: not a JSON object",
 BASE_FIELDS = [
     pa.field("key", pa.string()), pa.field("uid", pa.string()), pa.field("page_url", pa.string()),
     pa.field("source", pa.string()), pa.field("matched_entry_ids", pa.list_(pa.int64())),
+    pa.field("language", pa.string()),
     pa.field("texts", pa.list_(pa.string())), pa.field("caption", pa.string()),
     pa.field("url", pa.string()),
 ]
@@ -300,6 +301,7 @@ class _Columns:
         values["page_url"].append(None)
         values["source"].append(SOURCE)
         values["matched_entry_ids"].append([])
+        values["language"].append(None)
         values["texts"].append([caption] if caption else [])
         values["caption"].append(caption)
         values["url"].append(url or "")
