@@ -13,6 +13,8 @@ INSTALL_REQUIRES = [
     "apache-beam>=2.61,<3",
     "img2dataset>=1.45",
     "nltk>=3.8",
+    # Unicode classes (\p{M}) in the worldwide tokenizer (queries/worldwide.py); nltk needs it too
+    "regex>=2023.1",
     "pyarrow>=14",
     "urllib3>=2.3",
     "torch>=2.1",
@@ -48,6 +50,9 @@ INSTALL_REQUIRES = [
 # needs Python 3.11: on 3.10 the extras leave it out and `wit export --format hf` says so.
 HF_TRANSFORMERS = "transformers>=5.21; python_version >= '3.11'"
 
+# word segmenters with their dictionaries inside the wheel: nothing is fetched at run time
+WORLDWIDE = ["jieba>=0.42", "janome>=0.5", "pythainlp>=5.0"]
+
 EXTRAS = {
     "dev": [
         "pytest>=7",
@@ -78,7 +83,12 @@ EXTRAS = {
         # `wit browse` driven in headless Debian chromium through chromedriver
         # (tests/test_browse_e2e.py; .ci/run installs chromium-driver)
         "selenium>=4.20",
+        # the word segmenters of languages written without spaces (tests/test_queries_worldwide.py)
+        *WORLDWIDE,
     ],
+    # `wit queries` for languages written without spaces (queries/segment.py): offline word
+    # segmenters that ship their dictionaries in the wheel (zh, ja, th)
+    "worldwide": WORLDWIDE,
     # `wit export --format hf`: a transformers CLIPModel folder
     "hf": [HF_TRANSFORMERS, "safetensors>=0.4"],
     # TensorBoard scalars from `wit train` (optional; OUT/tensorboard/)

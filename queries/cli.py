@@ -24,7 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from queries import job
+    config = from_args(QueryConfig, args)
+    if config.worldwide:
+        from queries import worldwide_job
 
-    job.run(from_args(QueryConfig, args), beam_args)
+        worldwide_job.run(config, beam_args)
+    else:
+        from queries import job
+
+        job.run(config, beam_args)
     return 0

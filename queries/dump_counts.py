@@ -15,6 +15,7 @@ import fsspec
 from apache_beam import pvalue
 
 from pipeline.core.progress import Progress
+from queries import worldwide
 from queries.dump import MAIN_NAMESPACE, iter_pages
 from queries.sharding import MergeCounts, observe, split_counts
 from queries.tokenize import count_text
@@ -28,9 +29,12 @@ class CountDumpFn(beam.DoFn):
     article titles, redirects and a stats dictionary. Counts are combined in memory and
     flushed when a dictionary exceeds ``flush_keys`` keys."""
 
-    def __init__(self, bigrams: bool, links: bool, flush_keys: int, shards: int):
+    def __init__(self, bigrams: bool, links: bool, flush_keys: int, shards: int,
+                 language: str | None = None):
         self.bigrams, self.links = bigrams, links
         self.flush_keys, self.shards = flush_keys, shards
+        # set for a worldwide (MetaCLIP 2) dump: tokens of its script, segmented if needed
+        self.language = language
 
     def _flush(self, tag: str, counts: Counter, key_of=None) -> Iterator[pvalue.TaggedOutput]:
         observe(f"flushed_{tag}_keys", len(counts))
@@ -77,7 +81,11 @@ class CountDumpFn(beam.DoFn):
                 continue
             stats["articles"] += 1
             stats["text_chars"] += len(text)
-            stats["tokens"] += count_text(text, unigrams, bigrams if self.bigrams else None)
+            if self.language is None:
+                stats["tokens"] += count_text(text, unigrams,
+                                              bigrams if self.bigrams else None)
+            else:
+                stats["tokens"] += worldwide.count_text(text, self.language, unigrams, bigrams)
             if self.links:
                 articles[normalize_title(page.title)] = 1
                 links.update(filter(None, map(normalize_title, page_links)))
@@ -105,14 +113,16 @@ class CountDumps(beam.PTransform):
     """Dump paths -> {unigram, bigram, link: (shard, summed counts), article, redirect:
     (shard, dict) chunks, stats: per-file counters}."""
 
-    def __init__(self, bigrams: bool, links: bool, flush_keys: int, shards: int):
+    def __init__(self, bigrams: bool, links: bool, flush_keys: int, shards: int,
+                 language: str | None = None):
         super().__init__()
         self.bigrams, self.links = bigrams, links
         self.flush_keys, self.shards = flush_keys, shards
+        self.language = language
 
     def expand(self, paths):
         parts = paths | "CountPages" >> beam.ParDo(CountDumpFn(
-            self.bigrams, self.links, self.flush_keys, self.shards,
+            self.bigrams, self.links, self.flush_keys, self.shards, self.language,
         )).with_outputs("unigram", "bigram", "link", "article", "redirect", "stats")
         return {
             "unigram": parts.unigram | "SumUnigrams" >> beam.CombinePerKey(MergeCounts()),

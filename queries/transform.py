@@ -77,6 +77,13 @@ class QueryConfig:
                                       "/usr/share/wordnet)")
     out: str = option(required=True, metavar="DIR", type=output_dir,
                       help="output root; results go to DIR/queries/ (local or fsspec path)")
+    worldwide: bool = option(False, help="MetaCLIP 2: one query list per language of the "
+                                         "--wiki dumps (the language from each dump's "
+                                         "<siteinfo> dbname), capped relative to that "
+                                         "language's vocabulary, written to "
+                                         "OUT/queries/worldwide/ with an index.json for "
+                                         "`wit crawl --worldwide`; English keeps this "
+                                         "stage's MetaCLIP 1 list (docs/queries.md)")
     flush_keys: int = 500_000  # partial-count dictionary size that triggers a flush
     shards: int = 256  # count dictionaries are split into this many shards (see shards_for)
     wordnet_version: str | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.candidates import CANDIDATES, ENTRY_COUNTS
+from schemas.candidates import CANDIDATES, ENTRY_COUNTS, LANGUAGE_ENTRY_COUNTS
 from schemas.queries import METADATA
 from schemas.shards import SAMPLES
 from schemas.training import TRAIN_LOG
@@ -18,6 +18,7 @@ from schemas.training import TRAIN_LOG
 __all__ = [
     "CANDIDATES",
     "ENTRY_COUNTS",
+    "LANGUAGE_ENTRY_COUNTS",
     "METADATA",
     "REGISTRY",
     "SAMPLES",
@@ -32,6 +33,7 @@ REGISTRY: dict[str, pa.Schema] = {
     "queries/metadata.parquet": METADATA,
     "candidates/part-*.parquet": CANDIDATES,
     "candidates/entry_counts.parquet": ENTRY_COUNTS,
+    "candidates/language_entry_counts.parquet": LANGUAGE_ENTRY_COUNTS,
     "shards/*.parquet": SAMPLES,
     "train/log.jsonl": TRAIN_LOG,
 }

@@ -4,6 +4,9 @@
   ``shards`` stage downloads. ``url`` + ``text`` are the columns img2dataset reads.
 - ``entry_counts.parquet``: :data:`ENTRY_COUNTS`, the global match count of every entry and
   its balancing probability ``p = t / max(count, t)``.
+- ``language_entry_counts.parquet`` (``--worldwide``): :data:`LANGUAGE_ENTRY_COUNTS`, the
+  same per (language, entry), with each language's threshold ``t_lang``; ``languages.json``
+  holds ``t_en``, the tail proportion ``p`` and every ``t_lang`` (docs/crawl.md).
 - ``stats.json``: a JSON object with :data:`STATS_KEYS`; per source: pages, images, with
   text, unmatched, duplicates, matched, kept, and ``skipped`` records by reason
   (docs/crawl.md).
@@ -42,14 +45,44 @@ CANDIDATES = pa.schema(
         # the page's licence signals, "kind=raw text" (pipeline.core.licenses: rel_license,
         # link_license, dcterms_license, cc_url, dc_rights)
         pa.field("page_licenses", pa.list_(pa.string())),
+        # ``wit crawl --worldwide``: the metadata language of the kept text (its LID label
+        # merged, or "other"), ``matched_entry_ids`` index that language's query list; null
+        # for the English-only (MetaCLIP 1) crawl
+        pa.field("language", pa.string()),
     ]
 )
 
 # the provenance columns, in order (carried by the shards stage into SAMPLES)
 PROVENANCE_COLUMNS = ("source_file", "source_offset", "fetch_time", "page_licenses")
 
+# Columns added to CANDIDATES after candidate files were first written: a reader fills them
+# with nulls when a file lacks them (:func:`with_added_columns`).
+ADDED_COLUMNS = (*PROVENANCE_COLUMNS, "language")
+
+
+def with_added_columns(table: pa.Table) -> pa.Table:
+    """``table`` with every missing :data:`ADDED_COLUMNS` column as nulls."""
+    for name in ADDED_COLUMNS:
+        if name not in table.column_names:
+            field = CANDIDATES.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table
+
+
 ENTRY_COUNTS = pa.schema(
     [
+        pa.field("entry_id", pa.int64(), nullable=False),
+        pa.field("entry", pa.string(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("p", pa.float64(), nullable=False),
+    ]
+)
+
+# ``wit crawl --worldwide``: every entry of every language's query list, its count and its
+# probability ``p = t_lang / max(count, t_lang)``; rows sorted by (language, entry_id).
+LANGUAGE_ENTRY_COUNTS = pa.schema(
+    [
+        pa.field("language", pa.string(), nullable=False),
         pa.field("entry_id", pa.int64(), nullable=False),
         pa.field("entry", pa.string(), nullable=False),
         pa.field("count", pa.int64(), nullable=False),

@@ -34,7 +34,7 @@ from schemas import status as st
 # them, the list's --save-additional-columns, then INPUT_ERROR and (--verify-hash-col)
 # EXPECTED_HASH; the download Parquets keep them all, the final shards only the additional
 # columns.
-DOWNLOAD_INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids",
+DOWNLOAD_INPUT_COLUMNS = ["key", "uid", "page_url", "source", "matched_entry_ids", "language",
                           "source_file", "source_offset", "fetch_time", "page_licenses", "texts",
                           "caption", "url"]
 # why a --urls row cannot be downloaded at all (no http(s) URL, an unreadable line), or null
@@ -93,6 +93,9 @@ SAMPLES = pa.schema(
         pa.field("page_url", pa.string()),
         pa.field("source", pa.string()),
         pa.field("matched_entry_ids", pa.list_(pa.int64())),
+        # ``wit crawl --worldwide``: the caption's metadata language (candidates' column);
+        # null otherwise
+        pa.field("language", pa.string()),
         # schemas/status.py: success | failed_to_download[:host_backoff] | failed_to_resize |
         # filtered:<reason> | contaminated | duplicate_of:<key>
         pa.field("status", pa.string(), nullable=False),

@@ -32,7 +32,8 @@ def test_every_job_graph_passes_the_pipeline_type_check(job, caplog):
     # as a composite's return annotation)
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     steps = [t.full_label for t in pipeline.transforms_stack[0].parts]
-    assert steps and all(label.startswith(("BuildQueries", "Crawl", "BuildShards")) for label in steps)
+    assert steps and all(label.startswith(("BuildQueries", "LanguageQueries", "Crawl",
+                                           "BuildShards")) for label in steps)
 
 
 def test_the_check_is_on_and_refuses_a_hint_that_disagrees():

@@ -15,10 +15,13 @@ from pipeline.crawl.pairs import Pair
 
 
 class TextMatch(NamedTuple):
-    """Text ``text_index`` of an image and the ids of the metadata entries it contains."""
+    """Text ``text_index`` of an image and the ids of the metadata entries it contains;
+    with ``--worldwide``, ``language`` is the metadata language the text was routed to (the
+    ids index that language's query list), else ``""``."""
 
     text_index: int
     entry_ids: tuple[int, ...]
+    language: str = ""
 
 
 class MatchedPair(NamedTuple):

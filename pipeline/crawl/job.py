@@ -4,19 +4,23 @@ run the :class:`~pipeline.crawl.transform.Crawl` job, print the summary. Outputs
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import fsspec
 
 from pipeline.core import fsio
 from pipeline.core.beam import make_pipeline
 from pipeline.core.jobs import print_summary, remove_outputs
 from pipeline.core.takedown_list import read_lists
-from pipeline.crawl.matching import load_metadata
 from pipeline.crawl.stats import read_stats
-from pipeline.crawl.transform import Crawl, CrawlConfig
+from pipeline.crawl.transform import Crawl, CrawlConfig, metadata_entries
+from pipeline.crawl.worldwide_transform import LANGUAGES_FILE
 
 # stats.json is written last and marks a complete run; .tmp-*: temporary names of files a
 # crashed run did not finish
-OUTPUTS = ("part-*.parquet", "entry_counts.parquet", "stats.json", ".tmp-*")
+OUTPUTS = ("part-*.parquet", "entry_counts.parquet", "language_entry_counts.parquet",
+           LANGUAGES_FILE, "stats.json", ".tmp-*")
 
 
 def summary_table(stats: dict[str, Any]) -> str:
@@ -40,9 +44,19 @@ def summary_table(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def languages_table(doc: dict[str, Any]) -> str:
+    """``--worldwide``: one line per language with matches: its t, entries and matches."""
+    p = "undefined (no English matches)" if doc["p"] is None else f"{doc['p']:.4f}"
+    lines = [f"t_en={doc['t_en']}, tail proportion p={p}",
+             "language  t_lang  entries  matches"]
+    for lang, item in doc["languages"].items():
+        lines.append(f"{lang:<8}  {item['t']:>6}  {item['entries']:>7}  {item['matches']:>7}")
+    return "\n".join(lines)
+
+
 def run(config: CrawlConfig, beam_args: list[str]) -> dict[str, Any]:
     """Run the stage, print its summary and return the stats of ``OUT/candidates/stats.json``."""
-    entries = len(load_metadata(config.metadata))  # fail early, on the launcher
+    entries = metadata_entries(config)  # fail early, on the launcher
     read_lists(config.exclude)  # a bad --exclude line too
     fsio.makedirs(config.out)
     remove_outputs(config.out, OUTPUTS)
@@ -51,6 +65,11 @@ def run(config: CrawlConfig, beam_args: list[str]) -> dict[str, Any]:
     pipeline.run().wait_until_finish()
     stats = read_stats(config.out)
     b = stats["balancing"]
-    print_summary(f"{summary_table(stats)}\n{entries} entries, t={b['t']}, seed={b['seed']}; "
+    worldwide = ""
+    if config.worldwide:
+        with fsspec.open(fsio.join(config.out, LANGUAGES_FILE), "rt", encoding="utf-8") as f:
+            worldwide = languages_table(json.load(f)) + "\n"
+    print_summary(f"{summary_table(stats)}\n{worldwide}{entries} entries, t={b['t']}, "
+                  f"seed={b['seed']}; "
                   f"wrote {config.out}/ ({', '.join(stats['outputs'])})")
     return stats

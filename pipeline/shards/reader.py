@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core import fsio
 from pipeline.core.errors import InputError
-from schemas.candidates import PROVENANCE_COLUMNS
+from schemas.candidates import PROVENANCE_COLUMNS, with_added_columns
 
 KEY_WIDTH = 10
 # rows the lane buffers of write_input_shards hold at most (about 0.5 GB of input rows): past
@@ -44,7 +44,7 @@ def iter_candidate_batches(paths: list[str], batch_rows: int = 65536) -> Iterato
             with fsspec.open(path, "rb") as f:
                 parquet = pq.ParquetFile(f)
                 for batch in parquet.iter_batches(batch_size=batch_rows):
-                    table = with_provenance(pa.Table.from_batches([batch]))
+                    table = with_added_columns(pa.Table.from_batches([batch]))
                     yield validate(table, CANDIDATES, where=path)
         except SchemaError as exc:
             raise InputError(str(exc)) from exc
@@ -66,7 +66,7 @@ def candidate_files(candidates: str) -> list[str]:
         try:
             with fsspec.open(path, "rb") as f:
                 schema = pq.read_schema(f)
-            validate(with_provenance(schema.empty_table()), CANDIDATES, where=path)
+            validate(with_added_columns(schema.empty_table()), CANDIDATES, where=path)
         except SchemaError as exc:
             raise InputError(str(exc)) from exc
         except (OSError, pa.ArrowInvalid) as exc:
@@ -77,7 +77,7 @@ def candidate_files(candidates: str) -> list[str]:
 def to_input_table(table: pa.Table, first_index: int) -> pa.Table:
     """Candidate rows -> the Arrow columns the downloader reads
     (``schemas.shards.DOWNLOAD_INPUT_COLUMNS``)."""
-    table = with_provenance(table)
+    table = with_added_columns(table)
     keys = pa.array([format_key(first_index + i) for i in range(table.num_rows)], pa.string())
     # all kept texts of the image (MetaCLIP); candidates written before they existed: the one
     texts = (table.column("texts") if "texts" in table.column_names else
@@ -88,23 +88,12 @@ def to_input_table(table: pa.Table, first_index: int) -> pa.Table:
         "page_url": table.column("page_url"),
         "source": table.column("source"),
         "matched_entry_ids": table.column("matched_entry_ids"),
+        "language": table.column("language"),
         **{name: table.column(name) for name in PROVENANCE_COLUMNS},
         "texts": texts,
         "caption": table.column("text"),
         "url": table.column("url"),
     })
-
-
-def with_provenance(table: pa.Table) -> pa.Table:
-    """``table`` with null provenance columns where it has none (candidates written before
-    them read as rows of unknown provenance)."""
-    from schemas.candidates import CANDIDATES
-
-    for name in PROVENANCE_COLUMNS:
-        if name not in table.column_names:
-            table = table.append_column(CANDIDATES.field(name),
-                                        pa.nulls(table.num_rows, CANDIDATES.field(name).type))
-    return table
 
 
 def host_lanes_of(table: pa.Table, lanes: int) -> list[int]:

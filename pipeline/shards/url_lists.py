@@ -66,6 +66,7 @@ BAD_ROWS = {"bad_json_line": "unreadable list line: not a JSON object",
 BASE_FIELDS = [
     pa.field("key", pa.string()), pa.field("uid", pa.string()), pa.field("page_url", pa.string()),
     pa.field("source", pa.string()), pa.field("matched_entry_ids", pa.list_(pa.int64())),
+    pa.field("language", pa.string()),
     pa.field("source_file", pa.string()), pa.field("source_offset", pa.int64()),
     pa.field("fetch_time", pa.string()), pa.field("page_licenses", pa.list_(pa.string())),
     pa.field("texts", pa.list_(pa.string())), pa.field("caption", pa.string()),
@@ -303,6 +304,7 @@ class _Columns:
         values["page_url"].append(None)
         values["source"].append(SOURCE)
         values["matched_entry_ids"].append([])
+        values["language"].append(None)
         values["source_file"].append(path)
         values["source_offset"].append(row_number)
         values["fetch_time"].append(None)

@@ -9,6 +9,7 @@ from pipeline.crawl.transform import Crawl, CrawlConfig
 from pipeline.shards.job import ShardsOptions, transform_config
 from pipeline.shards.transform import BuildShards, DownloadedShard
 from queries.transform import BuildQueries, QueryConfig
+from queries.worldwide_job import LanguageQueries
 
 
 def every_job(root: str) -> dict[str, Callable]:
@@ -25,6 +26,13 @@ def every_job(root: str) -> dict[str, Callable]:
             metadata=f"{root}/out/queries/metadata.json", out=f"{root}/out/candidates",
             warc=(f"{root}/cc/a.warc.gz",), wat=(f"{root}/cc/a.warc.wat.gz",),
             url_lists=(f"{root}/lists/l.parquet",), seeds=("https://example.com/",))),
+        "crawl_worldwide": lambda p: p | "Crawl" >> Crawl(CrawlConfig(
+            metadata=f"{root}/out/queries/worldwide/index.json", out=f"{root}/out/candidates",
+            warc=(f"{root}/cc/a.warc.gz",), url_lists=(f"{root}/lists/l.parquet",),
+            worldwide=True)),
+        "queries_worldwide_de": lambda p: p | "LanguageQueries" >> LanguageQueries(
+            QueryConfig(out=f"{root}/out", worldwide=True), "de",
+            [f"{root}/wiki/dewiki-pages-articles.xml.bz2"], f"{root}/out/queries/worldwide"),
         "shards": lambda p: p | "BuildShards" >> BuildShards(
             transform_config(ShardsOptions(candidates=f"{root}/out/candidates",
                                            out=f"{root}/out")),
