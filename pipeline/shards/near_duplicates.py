@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 
 from pipeline.core.beam import MinOf
 from pipeline.shards.dedup import (
@@ -22,6 +23,7 @@ from pipeline.shards.dedup import (
     round_split_bits,
 )
 from pipeline.shards.elements import DuplicateMark
+from pipeline.shards.packing import pack_member, unpack_members
 from pipeline.shards.phash import from_hex, to_hex
 from schemas import status as st
 
@@ -41,6 +43,49 @@ def same_hash_marks(item: tuple[tuple[str, int], dict[str, Iterable[Ranked]]]
     representative = next(iter(joined["representative"]))
     for key, keeper in hash_marks(joined["member"], representative, best):
         yield key, DuplicateMark(st.NEAR, keeper)
+
+
+class PackGroups(beam.DoFn):
+    """(pHash, Ranked) representatives -> (LSH group key, packed members): every group the
+    hash joins gets the member appended to its ``bytearray`` (packing.py), and the packed
+    groups leave when the bundle ends or when they hold ``flush_bytes``. The shuffle after
+    then holds a few bytes per member instead of one Python tuple per member and table:
+    the job's largest buffer (docs/scaling.md). Any split into chunks gives the same groups."""
+
+    def __init__(self, config: NearDupConfig, flush_bytes: int = 32 << 20):
+        self.config, self.flush_bytes = config, flush_bytes
+        self._groups: dict[Any, bytearray] = {}
+        self._bytes = 0
+
+    def start_bundle(self) -> None:
+        self._groups, self._bytes = {}, 0
+
+    def process(self, kv: tuple[str, Ranked], extra: dict) -> Iterator[tuple[Any, bytes]]:
+        value = from_hex(kv[0])
+        member = bytearray()
+        pack_member(value, kv[1], member)
+        for key in group_keys(value, self.config, extra):
+            found = self._groups.get(key)
+            if found is None:
+                found = self._groups[key] = bytearray()
+            found += member
+            self._bytes += len(member)
+        if self._bytes >= self.flush_bytes:
+            yield from self._flush()
+
+    def _flush(self) -> Iterator[tuple[Any, bytes]]:
+        groups, self._groups, self._bytes = self._groups, {}, 0
+        for key in sorted(groups):
+            yield key, bytes(groups[key])
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for element in self._flush():
+            yield GlobalWindows.windowed_value(element)
+
+
+def group_members(chunks: Iterable[bytes]) -> list[tuple[int, Ranked]]:
+    """The (pHash, Ranked) members of one LSH group from its packed chunks."""
+    return [member for chunk in chunks for member in unpack_members(chunk)]
 
 
 class NearDuplicates(beam.PTransform):
@@ -81,13 +126,12 @@ class NearDuplicates(beam.PTransform):
         neighbours = (
             reps
             # group keys stay Any (Beam's default coder): their ints reach 2**64, past VarInt's
-            | "LshKeys" >> beam.FlatMap(
-                lambda kv, extra: [(key, kv) for key in group_keys(from_hex(kv[0]), cfg, extra)],
-                crowded_keys).with_output_types(tuple[Any, tuple[str, Ranked]])
+            | "LshKeys" >> beam.ParDo(PackGroups(cfg), crowded_keys)
+            .with_output_types(tuple[Any, bytes])
             | "LshGroups" >> beam.GroupByKey()
             | "BestInGroup" >> beam.FlatMap(
                 lambda kv: [(to_hex(value), best) for value, best in best_neighbours(
-                    [(from_hex(h), ranked) for h, ranked in kv[1]], cfg.max_bits)]
+                    group_members(kv[1]), cfg.max_bits)]
             ).with_output_types(tuple[str, Ranked])
             | "BestNeighbour" >> beam.CombinePerKey(MinOf(Ranked))
         )
