@@ -46,7 +46,7 @@ def test_varints_round_trip_at_every_width():
 def test_dedup_members_round_trip_packed():
     rng = random.Random(7)
     members = []
-    for i in range(200):
+    for _ in range(200):
         key = format_key(rng.randrange(10**9))
         pixels = rng.choice([None, 0, 1, 640, 4000])
         members.append((rng.getrandbits(64), Ranked(preference(pixels, pixels, key), key)))
