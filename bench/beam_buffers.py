@@ -5,8 +5,8 @@ the consuming stage runs: its values *decoded* (Python objects, one list per key
 value's in-memory cost is its Python objects' size, often 5-20x its encoded bytes. Every
 other PCollection between stages (a side input, a fusion break) waits in a ``ListBuffer``
 as encoded bytes. :func:`install` patches both to tally, per buffer (named by its element
-coder), the elements, their encoded bytes and an estimate of the decoded values' size
-(a deep ``sys.getsizeof`` of every 64th value); :func:`report` returns the tallies,
+coder), the elements (for a list buffer: chunks of encoded elements), their encoded bytes
+and an estimate of the decoded values' size (a deep ``sys.getsizeof`` of every 64th value); :func:`report` returns the tallies,
 largest first. Used by ``bench/scale.py --buffers``; measuring only, never in the stages.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 SAMPLE_EVERY = 64
 _tallies: dict[int, dict[str, Any]] = {}
+_originals: dict[str, Any] = {}
 
 
 def deep_size(value: Any, seen: set[int] | None = None) -> int:
@@ -45,8 +46,10 @@ def install() -> None:
     from apache_beam.coders.coder_impl import create_InputStream
     from apache_beam.runners.portability.fn_api_runner import execution
 
-    grouping_append = execution.GroupingBuffer.append
-    list_append = execution.ListBuffer.append
+    if _originals:
+        return
+    grouping_append = _originals["group"] = execution.GroupingBuffer.append
+    list_append = _originals["list"] = execution.ListBuffer.append
 
     def counted_grouping(self, elements_data: bytes) -> None:
         tally = _tally(self, "group", self._pre_grouped_coder)
@@ -69,6 +72,16 @@ def install() -> None:
 
     execution.GroupingBuffer.append = counted_grouping
     execution.ListBuffer.append = counted_list
+
+
+def uninstall() -> None:
+    """Beam's buffers as they were, the tallies cleared."""
+    from apache_beam.runners.portability.fn_api_runner import execution
+
+    if _originals:
+        execution.GroupingBuffer.append = _originals.pop("group")
+        execution.ListBuffer.append = _originals.pop("list")
+    _tallies.clear()
 
 
 def report() -> list[dict[str, Any]]:
