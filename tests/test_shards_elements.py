@@ -14,6 +14,7 @@ from pipeline.shards.elements import (
     DuplicateMark,
     HashedSample,
     KeptRanks,
+    SameHash,
 )
 from pipeline.shards.filters import FilterConfig
 from pipeline.shards.transform import BuildShards, DownloadedShard, TransformConfig
@@ -28,6 +29,7 @@ ELEMENTS = [
 ]
 
 
+
 @pytest.mark.parametrize("element", ELEMENTS, ids=lambda e: type(e).__name__)
 def test_elements_round_trip_as_plain_tuples(element):
     coder = registry.get_coder(type(element))
@@ -37,6 +39,14 @@ def test_elements_round_trip_as_plain_tuples(element):
     assert encoded == FastPrimitivesCoder().encode(tuple(element))
     assert type(element).__name__.encode() not in encoded  # the pickling fallback names it
     assert type(element).__name__.encode() in FastPrimitivesCoder().encode(element)
+
+
+def test_a_same_hash_value_travels_as_plain_tuples():
+    value = SameHash(1, Ranked(preference(3, 4, "000000014"), "000000014"))
+    coder = registry.get_coder(SameHash)
+    encoded = coder.encode(value)
+    assert coder.decode(encoded) == value and type(coder.decode(encoded).ranked) is Ranked
+    assert b"Ranked" not in encoded and b"SameHash" not in encoded
 
 
 def test_a_block_plan_carries_its_marks_as_plain_tuples():
@@ -70,7 +80,7 @@ def test_the_job_gives_its_pcollections_the_element_coders():
     coders = pcollection_coders(build_graph())
     expected = {
         "Hashes": HashedSample, "ShaGroups": HashedSample, "Keepers": Ranked,
-        "NearDups/BestInGroup": Ranked, "NearDups/SameHash/CoGroupByKeyImpl/GroupByKey": Ranked,
+        "NearDups/BestInGroup": Ranked, "NearDups/SameHash": SameHash,
         "ExactDups": DuplicateMark, "NearDups/NearMarks": DuplicateMark,
         "Marks": DuplicateMark, "Plan": BlockPlan, "KeptRanks": KeptRanks,
         "Assign": BlockPlan, "ByShard": BlockPlan,

@@ -41,6 +41,13 @@ class DuplicateMark(NamedTuple):
     keeper: str
 
 
+class SameHash(NamedTuple):
+    """A sample in its (pHash, salt) group of near dedup: ``role`` 0 a member, 1 the hash's
+    representative, 2 a best neighbour (near_duplicates.py)."""
+    role: int
+    ranked: Ranked
+
+
 class BlockPlan(NamedTuple):
     """One block of keys (``block_size`` consecutive keys) without its records: its kept
     count, its rows' packed states per download shard ``(round, source, states)``
@@ -57,4 +64,4 @@ class KeptRanks(NamedTuple):
     total: int
 
 
-register_tuple_coder(HashedSample, DuplicateMark, BlockPlan, KeptRanks, Ranked)
+register_tuple_coder(HashedSample, DuplicateMark, SameHash, BlockPlan, KeptRanks, Ranked)

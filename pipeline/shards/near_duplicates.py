@@ -22,7 +22,7 @@ from pipeline.shards.dedup import (
     lsh_key,
     round_split_bits,
 )
-from pipeline.shards.elements import DuplicateMark
+from pipeline.shards.elements import DuplicateMark, SameHash
 from pipeline.shards.packing import pack_member, unpack_members
 from pipeline.shards.phash import from_hex, to_hex
 from schemas import status as st
@@ -33,15 +33,26 @@ def salt(key: str, salts: int) -> int:
     return zlib.crc32(key.encode()) % salts if salts > 1 else 0
 
 
-def same_hash_marks(item: tuple[tuple[str, int], dict[str, Iterable[Ranked]]]
+MEMBER, REPRESENTATIVE, NEIGHBOUR = 0, 1, 2
+
+
+def same_hash_marks(item: tuple[tuple[str, int], Iterable[SameHash]]
                     ) -> Iterator[tuple[str, DuplicateMark]]:
     """One (pHash, salt) group of samples with the hash's representative and best neighbour.
-    CoGroupByKey's values are iterables (lists on some Beam versions, lazy on others): they
-    are only iterated here, never indexed or tested for emptiness."""
-    _, joined = item
-    best = min(joined["neighbour"], default=None)
-    representative = next(iter(joined["representative"]))
-    for key, keeper in hash_marks(joined["member"], representative, best):
+    The grouped values are iterated once, never indexed (lists on some Beam versions, lazy
+    on others)."""
+    members: list[Ranked] = []
+    representative: Ranked | None = None
+    best: Ranked | None = None
+    for role, ranked in item[1]:
+        if role == MEMBER:
+            members.append(ranked)
+        elif role == REPRESENTATIVE:
+            representative = ranked
+        elif best is None or ranked < best:
+            best = ranked
+    assert representative is not None, f"pHash {item[0][0]}: no representative"
+    for key, keeper in hash_marks(members, representative, best):
         yield key, DuplicateMark(st.NEAR, keeper)
 
 
@@ -136,19 +147,23 @@ class NearDuplicates(beam.PTransform):
             | "BestNeighbour" >> beam.CombinePerKey(MinOf(Ranked))
         )
 
-        def fan_out(kv, salts):  # a per-hash value to every sub-group of its hash
-            return [((kv[0], s), kv[1]) for s in range(salts.get(kv[0], 1))]
+        def fan_out(kv, salts, role):  # a per-hash value to every sub-group of its hash
+            return [((kv[0], s), SameHash(role, kv[1])) for s in range(salts.get(kv[0], 1))]
 
-        salted = tuple[tuple[str, int], Ranked]
+        # one SameHash per value (its coder is opaque to the runner: one bytes object in
+        # its shuffle, where CoGroupByKey's (tag, value) tuples were ~3x the memory)
+        salted = tuple[tuple[str, int], SameHash]
 
         return (
-            {"member": keepers | "MemberGroups" >> beam.Map(
-                lambda kv, salts: ((kv[0], salt(kv[1].key, salts.get(kv[0], 1))), kv[1]),
+            (keepers | "MemberGroups" >> beam.Map(
+                lambda kv, salts: ((kv[0], salt(kv[1].key, salts.get(kv[0], 1))),
+                                   SameHash(MEMBER, kv[1])),
                 crowded_hashes).with_output_types(salted),
-             "representative": reps | "RepresentativeGroups" >> beam.FlatMap(
-                 fan_out, crowded_hashes).with_output_types(salted),
-             "neighbour": neighbours | "NeighbourGroups" >> beam.FlatMap(
-                 fan_out, crowded_hashes).with_output_types(salted)}
-            | "SameHash" >> beam.CoGroupByKey()
+             reps | "RepresentativeGroups" >> beam.FlatMap(
+                 fan_out, crowded_hashes, REPRESENTATIVE).with_output_types(salted),
+             neighbours | "NeighbourGroups" >> beam.FlatMap(
+                 fan_out, crowded_hashes, NEIGHBOUR).with_output_types(salted))
+            | "SameHashValues" >> beam.Flatten().with_output_types(salted)
+            | "SameHash" >> beam.GroupByKey()
             | "NearMarks" >> beam.FlatMap(same_hash_marks).with_output_types(tuple[str, DuplicateMark])
         )
