@@ -20,6 +20,13 @@ the job's own largest per-element state, reported by the stages as Beam distribu
 Usage: python bench/scale.py [--quick | --full] [--stages queries,crawl,shards] [--work DIR]
 The default is --quick (a few minutes on 2 cores); --full is >= 1 GB of XML, 4M alt texts
 against 500k entries and 4M downloaded rows at x16 (hours on 2 cores).
+
+One stage at one size (a capacity run; prints one JSON line {"stage", "size", "rows",
+"cpu_s", "rss_mb", "wall_s", ...}):
+  python bench/scale.py --stages shards --rows 1000000
+  python bench/scale.py --stages crawl --texts 4000000      (against 500k entries)
+  python bench/scale.py --stages queries --xml-mb 1024      (64 MB dump files)
+``--buffers`` adds what every shuffle of the run held (bench/beam_buffers.py).
 """
 
 from __future__ import annotations
@@ -55,6 +62,22 @@ MIN_PMI = 16.0
 
 
 # -- inputs (made once per mode and size, kept under --work) ---------------------------------
+
+
+def one_size_mode(stage: str, count: float) -> tuple[dict, int]:
+    """(mode, size) of a one-stage-one-size run: ``count`` rows (shards), texts (crawl) or
+    MB of XML (queries) as ``size`` units of the returned mode's x1."""
+    mode = dict(MODES["full"])
+    if stage == "shards":
+        mode["shards_rows"] = int(count)
+        return mode, 1
+    if stage == "crawl":
+        per_file = min(int(count), mode["crawl_texts"])
+        mode["crawl_texts"] = per_file
+        return mode, max(1, round(count / per_file))
+    per_file = min(count, mode["queries_mb"])
+    mode["queries_mb"] = per_file
+    return mode, max(1, round(count / per_file))
 
 
 def make_inputs(stage: str, size: int, mode: dict, folder: Path) -> Path:
@@ -120,14 +143,21 @@ def run_shards(inputs: Path, out: Path, mode: dict):
     shards = [DownloadedShard(0, str(inputs), p.name[:-len(".parquet")])
               for p in sorted(inputs.glob("*.parquet"))]
     # the stage's defaults, with the generated inputs' download shard size
+    # WIT_SCALE_SAMPLES_PER_SHARD: output shards smaller than blocks (the compare check)
+    per_shard = int(os.environ.get("WIT_SCALE_SAMPLES_PER_SHARD", "10000"))
     config = transform_config(ShardsOptions(candidates=str(inputs), out=str(out),
-                                            download_shard_size=mode["shard_rows"]))
+                                            download_shard_size=mode["shard_rows"],
+                                            samples_per_shard=per_shard))
     return lambda p: p | BuildShards(config, shards, [])
 
 
-def child(stage: str, inputs: Path, out: Path, mode: dict) -> None:
+def child(stage: str, inputs: Path, out: Path, mode: dict, buffers: bool) -> None:
     from pipeline.core.beam import make_pipeline
 
+    if buffers:
+        import beam_buffers
+
+        beam_buffers.install()
     if os.environ.get("WIT_SCALE_NO_GC") == "1":  # experiment: Python's GC cost vs heap size
         import gc
 
@@ -145,8 +175,10 @@ def child(stage: str, inputs: Path, out: Path, mode: dict) -> None:
         if value is not None and value.count:
             state[dist.key.metric.name] = {"max": value.max, "sum": value.sum,
                                            "n": value.count}
-    print("STATE " + json.dumps({"state": state, "facts": facts(stage, out)}, sort_keys=True),
-          flush=True)
+    found = {"state": state, "facts": facts(stage, out)}
+    if buffers:
+        found["buffers"] = beam_buffers.report()
+    print("STATE " + json.dumps(found, sort_keys=True), flush=True)
 
 
 def facts(stage: str, out: Path) -> dict:
@@ -173,9 +205,11 @@ def facts(stage: str, out: Path) -> dict:
 # -- measuring (in the parent) ---------------------------------------------------------------
 
 
-def measure(stage: str, size: int, inputs: Path, out: Path, mode_name: str) -> dict:
+def measure(stage: str, size: int, inputs: Path, out: Path, mode: dict,
+            buffers: bool = False) -> dict:
     command = [sys.executable, __file__, "--child", stage, "--inputs", str(inputs),
-               "--out", str(out), f"--{mode_name}"]
+               "--out", str(out), "--mode-json", json.dumps(mode),
+               *(["--buffers"] if buffers else [])]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "WIT_PROGRESS": "0"})
@@ -224,16 +258,44 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--work", default=str(REPO / "bench" / ".scale-work"),
                         help="inputs are generated here once per mode and size, and kept")
+    one = parser.add_mutually_exclusive_group()
+    one.add_argument("--rows", type=int, help="one run of --stages shards at this many rows")
+    one.add_argument("--texts", type=int, help="one run of --stages crawl at this many texts")
+    one.add_argument("--xml-mb", type=float, help="one run of --stages queries at this many MB")
+    parser.add_argument("--buffers", action="store_true",
+                        help="report what each shuffle held (bench/beam_buffers.py)")
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--inputs", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--mode-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
     mode_name = "full" if args.full else "quick"
     mode = MODES[mode_name]
     if args.child:
-        child(args.child, Path(args.inputs), Path(args.out), mode)
+        child(args.child, Path(args.inputs), Path(args.out), json.loads(args.mode_json),
+              args.buffers)
         return
     import shutil
+
+    count = next(((s, c) for s, c in (("shards", args.rows), ("crawl", args.texts),
+                                       ("queries", args.xml_mb)) if c is not None), None)
+    if count is not None:
+        stage, amount = count
+        if args.stages != stage:
+            parser.error(f"--rows/--texts/--xml-mb go with --stages {stage}")
+        one_mode, size = one_size_mode(stage, amount)
+        tag = f"{stage}-{amount:g}" + ("" if stage != "crawl" else f"-{one_mode['crawl_entries']}")
+        inputs = make_inputs(stage, size, one_mode, Path(args.work) / "one" / tag)
+        out = Path(args.work) / "one" / f"{tag}-out"
+        shutil.rmtree(out, ignore_errors=True)
+        row = measure(stage, size, inputs, out, one_mode, args.buffers)
+        shutil.rmtree(out, ignore_errors=True)
+        units = {"shards": ("rows", int(amount)), "crawl": ("texts", size * one_mode["crawl_texts"]),
+                 "queries": ("xml_mb", size * one_mode["queries_mb"])}[stage]
+        print(json.dumps({"stage": stage, "size": amount, "rows": units[1], "unit": units[0],
+                          **{k: v for k, v in row.items() if k not in ("stage", "size")},
+                          "load_average": os.getloadavg()}), flush=True)
+        return
 
     work = Path(args.work) / mode_name
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
@@ -244,7 +306,7 @@ def main() -> None:
             inputs = make_inputs(stage, size, mode, work / f"{stage}-x{size}")
             out = work / f"{stage}-x{size}-out"
             shutil.rmtree(out, ignore_errors=True)
-            row = measure(stage, size, inputs, out, mode_name)
+            row = measure(stage, size, inputs, out, mode, args.buffers)
             shutil.rmtree(out, ignore_errors=True)
             print(json.dumps(row), flush=True)
             results.setdefault(stage, []).append(row)

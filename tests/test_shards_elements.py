@@ -10,28 +10,24 @@ from helpers.coders import accumulator_coder, named_tuples_in, pcollection_coder
 
 from pipeline.shards.dedup import Ranked, preference
 from pipeline.shards.elements import (
+    BlockPlan,
     DuplicateMark,
     HashedSample,
     KeptRanks,
-    MarkedBlock,
-    ShardMember,
+    SameHash,
 )
 from pipeline.shards.filters import FilterConfig
 from pipeline.shards.transform import BuildShards, DownloadedShard, TransformConfig
 from schemas import status as st
 
-RECORD = {"key": "000000012", "status": st.SUCCESS, "caption": "a cat", "sha256": "ab" * 32,
-          "original_width": 640, "original_height": 480, "clip_score": 0.25, "_round": 0}
 ELEMENTS = [
     HashedSample(preference(640, 480, "000000012"), "000000012", "f0e1d2c3b4a59687"),
     Ranked(preference(None, None, "000000013"), "000000013"),
     DuplicateMark(st.NEAR, "000000012"),
-    MarkedBlock(0, [RECORD, {**RECORD, "key": "000000013", "status": st.FAILED_TO_DOWNLOAD}]),
-    MarkedBlock(3, []),
-    ShardMember(RECORD, b"\xff\xd8 jpeg bytes"),
-    ShardMember(RECORD, None),
+    BlockPlan(0, 1, [(0, "/out/round0/00000", b"\x0a\x0c\x01\x00")], []),
     KeptRanks({0: 0, 1: 7}, 12),
 ]
+
 
 
 @pytest.mark.parametrize("element", ELEMENTS, ids=lambda e: type(e).__name__)
@@ -45,11 +41,29 @@ def test_elements_round_trip_as_plain_tuples(element):
     assert type(element).__name__.encode() in FastPrimitivesCoder().encode(element)
 
 
+def test_a_same_hash_value_travels_as_plain_tuples():
+    value = SameHash(1, Ranked(preference(3, 4, "000000014"), "000000014"))
+    coder = registry.get_coder(SameHash)
+    encoded = coder.encode(value)
+    assert coder.decode(encoded) == value and type(coder.decode(encoded).ranked) is Ranked
+    assert b"Ranked" not in encoded and b"SameHash" not in encoded
+
+
+def test_a_block_plan_carries_its_marks_as_plain_tuples():
+    plan = BlockPlan(3, 0, [(1, "/out/round1/00002", b"")],
+                     [("000000013", DuplicateMark(st.EXACT, "000000012"))])
+    coder = registry.get_coder(BlockPlan)
+    encoded = coder.encode(plan)
+    assert coder.decode(encoded) == plan
+    assert type(coder.decode(encoded).marks[0][1]) is DuplicateMark
+    assert b"DuplicateMark" not in encoded and b"BlockPlan" not in encoded
+
+
 def test_only_dict_free_elements_are_deterministic():
-    deterministic = {cls.__name__ for cls in (HashedSample, Ranked, DuplicateMark, MarkedBlock,
-                                               ShardMember, KeptRanks)
+    deterministic = {cls.__name__ for cls in (HashedSample, Ranked, DuplicateMark, BlockPlan,
+                                               KeptRanks)
                      if registry.get_coder(cls).is_deterministic()}
-    assert deterministic == {"HashedSample", "Ranked", "DuplicateMark"}
+    assert deterministic == {"HashedSample", "Ranked", "DuplicateMark", "BlockPlan"}
 
 
 def build_graph() -> beam.Pipeline:
@@ -66,11 +80,10 @@ def test_the_job_gives_its_pcollections_the_element_coders():
     coders = pcollection_coders(build_graph())
     expected = {
         "Hashes": HashedSample, "ShaGroups": HashedSample, "Keepers": Ranked,
-        "NearDups/LshKeys": Ranked, "NearDups/LshGroups": Ranked,
-        "NearDups/BestInGroup": Ranked, "NearDups/SameHash/CoGroupByKeyImpl/GroupByKey": Ranked,
+        "NearDups/BestInGroup": Ranked, "NearDups/SameHash": SameHash,
         "ExactDups": DuplicateMark, "NearDups/NearMarks": DuplicateMark,
-        "Marks": DuplicateMark, "Mark": MarkedBlock, "KeptRanks": KeptRanks,
-        "Assign": ShardMember, "ByShard": ShardMember,
+        "Marks": DuplicateMark, "Plan": BlockPlan, "KeptRanks": KeptRanks,
+        "Assign": BlockPlan, "ByShard": BlockPlan,
     }
     for step, cls in expected.items():
         assert list(named_tuples_in(coders[f"BuildShards/{step}"])) == [cls], step

@@ -1,13 +1,16 @@
 """The elements of the shards Beam job (pipeline/shards/transform.py), named after their shape.
 
 Rows travel as :data:`Record` dicts (the :data:`schemas.shards.SAMPLES` columns plus the
-job's ``_round`` and ``_source``). Keyed PCollections hold Beam's plain ``(key, value)``
-pairs with plain-tuple or string keys, which Beam encodes deterministically; the values and
-the unkeyed elements are these NamedTuples::
+job's ``_round`` and ``_source``) only within the first stage; what crosses a shuffle is
+compact (docs/scaling.md). Keyed PCollections hold Beam's plain ``(key, value)`` pairs with
+plain-tuple or string keys, which Beam encodes deterministically; the values and the unkeyed
+elements are these NamedTuples::
 
     Record -> (sha256, HashedSample) -> (pHash, dedup.Ranked) -> (key, DuplicateMark)
-    (block, Record) + (block, (key, DuplicateMark)) -> MarkedBlock -> (shard, ShardMember)
-    MarkedBlock -> (block, kept count) -> KeptRanks (side input of the shard assignment)
+    Record -> (block, (round, source, packed states)) (joinback.py)
+    (block, packed states) + (block, (key, DuplicateMark)) -> BlockPlan -> (shard, BlockPlan)
+    BlockPlan -> (block, kept count) -> KeptRanks (side input of the shard assignment)
+    (shard, [BlockPlan]) -> records read back from the download shards -> written shard
 
 The NamedTuples travel as plain tuples (``pipeline.core.beam.register_tuple_coder``; Beam
 would pickle them): the transforms that make them declare their output types, which is how
@@ -38,17 +41,21 @@ class DuplicateMark(NamedTuple):
     keeper: str
 
 
-class MarkedBlock(NamedTuple):
-    """One block of keys (``block_size`` consecutive keys): its records sorted by key,
-    duplicate marks applied."""
+class SameHash(NamedTuple):
+    """A sample in its (pHash, salt) group of near dedup: ``role`` 0 a member, 1 the hash's
+    representative, 2 a best neighbour (near_duplicates.py)."""
+    role: int
+    ranked: Ranked
+
+
+class BlockPlan(NamedTuple):
+    """One block of keys (``block_size`` consecutive keys) without its records: its kept
+    count, its rows' packed states per download shard ``(round, source, states)``
+    (pipeline/shards/joinback.py) and its duplicate marks, sorted by key."""
     block: int
-    records: list[Record]
-
-
-class ShardMember(NamedTuple):
-    """A row of one output shard (keyed by the shard) and its image if kept."""
-    record: Record
-    image: bytes | None
+    kept: int
+    chunks: list[tuple[int, str, bytes]]
+    marks: list[tuple[str, DuplicateMark]]
 
 
 class KeptRanks(NamedTuple):
@@ -57,4 +64,4 @@ class KeptRanks(NamedTuple):
     total: int
 
 
-register_tuple_coder(HashedSample, DuplicateMark, MarkedBlock, ShardMember, KeptRanks, Ranked)
+register_tuple_coder(HashedSample, DuplicateMark, SameHash, BlockPlan, KeptRanks, Ranked)

@@ -3,18 +3,18 @@ decontamination -> CLIP-score filter (optional, clipscore.py) -> exact dedup (sh
 near dedup (pHash LSH tables, bounded groups) -> resharding
 into fixed-size WebDataset shards.
 
-Only metadata flows through the shuffles until the last step, which reads each kept image
-once from its download tar and groups them by output shard. Dedup shuffles only
-(sha256, HashedSample) pairs; full records are shuffled once, by block of keys, where they
-meet their duplicate marks (and once more by key when there are retry rounds). The element
-types and their flow: pipeline/shards/elements.py.
+No full record crosses a shuffle (the in-process runner holds every shuffle in memory):
+dedup shuffles (sha256, HashedSample) pairs and packed pHashes, every row crosses as a
+packed state of a few bytes (joinback.py) that meets its block's duplicate marks, and the
+writer of each output shard reads its rows back from the download shards (and the kept
+images from the download tars). The element types and their flow:
+pipeline/shards/elements.py.
 Steps that have nothing to do (no retry rounds, no eval images) are left out of the graph:
 each Beam stage costs fixed time. Every row keeps a status; no row is ever dropped.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from typing import Any
 import apache_beam as beam
 import fsspec
 import pyarrow.parquet as pq
+from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils import shared
 
 from pipeline.shards.decontaminate import EvalIndex
@@ -33,14 +34,23 @@ from pipeline.shards.dedup import (
     preference,
 )
 from pipeline.shards.elements import (
+    BlockPlan,
     DuplicateMark,
     HashedSample,
     KeptRanks,
-    MarkedBlock,
     Record,
-    ShardMember,
 )
 from pipeline.shards.filters import FilterConfig, filter_sample
+from pipeline.shards.joinback import (
+    assign_rows,
+    delta_of,
+    key_number,
+    pack_state,
+    plan_block,
+    rebuild_block,
+    shards_of_block,
+    stored_record,
+)
 from pipeline.shards.near_duplicates import NearDuplicates
 from pipeline.shards.phash import from_hex, phash_bytes, to_hex
 from pipeline.shards.reader import shard_name
@@ -98,8 +108,10 @@ class ReadDownloadedShard(beam.DoFn):
         images: dict[str, bytes] | None = None
         fields = self.config.fields
         for row in rows:
-            record: Record = {name: row.get(name) for name in fields}
-            record.update(duplicate_of=None, attempts=1, _round=shard.round, _source=base)
+            # _stored: the row as the writer will read it back (joinback.py), for the delta
+            stored = stored_record(row, fields)
+            record: Record = {**stored, "_round": shard.round, "_source": base,
+                              "_stored": stored}
             if is_success(record) and not record["phash"]:
                 if images is None:
                     images = read_tar_images(base + ".tar", self.config.encode_format)
@@ -113,13 +125,6 @@ class ReadDownloadedShard(beam.DoFn):
                 except Exception as exc:  # noqa: BLE001 - a bad stored image is a row status
                     record.update(status=st.FAILED_TO_RESIZE, error_message=f"pHash: {exc}")
             yield record
-
-
-def latest_attempt(item: tuple[str, Iterable[Record]]) -> Record:
-    records = list(item[1])
-    latest = dict(max(records, key=lambda r: r["_round"]))
-    latest["attempts"] = len(records)
-    return latest
 
 
 GUARDED = st.filtered(st.MAX_PIXELS)
@@ -189,22 +194,6 @@ def keeper_hash(item: tuple[str, Iterable[HashedSample]]) -> tuple[str, Ranked]:
     return best.phash, Ranked(best.preference, best.key)
 
 
-def mark_block(item: tuple[int, dict[str, Iterable[Any]]]) -> MarkedBlock:
-    """One block of keys: its records, sorted by key, with the duplicate marks applied."""
-    block, joined = item
-    marks: dict[str, DuplicateMark] = {}
-    for key, mark in sorted(joined["mark"]):
-        marks.setdefault(key, mark)  # one per key; sorted keeps any tie deterministic
-    records = []
-    for record in sorted(joined["record"], key=lambda r: r["key"]):
-        mark = marks.get(record["key"])
-        if mark is not None and is_success(record):
-            record = {**record, "status": st.duplicate_of(mark.keeper), "duplicate_of": mark.keeper,
-                      "error_message": st.duplicate_message(mark.kind, mark.keeper)}
-        records.append(record)
-    return MarkedBlock(block, records)
-
-
 def is_success(record: Record) -> bool:
     return record["status"] == st.SUCCESS
 
@@ -222,50 +211,91 @@ def kept_ranks(counts: Iterable[tuple[int, int]]) -> KeptRanks:
     return KeptRanks(first, running)
 
 
-class AssignAndLoad(beam.DoFn):
-    """One block of keys (records sorted by key): the output shard of every row (kept rows
-    by global rank, dropped rows beside them) and the image bytes of the kept rows."""
+class PackStates(beam.DoFn):
+    """Records after the per-row steps -> ``(block, (round, source, packed states))``: each
+    row's state (joinback.py) appended to its block's and download shard's ``bytearray``,
+    which leave when the bundle ends or hold ``flush_bytes``. Any split into chunks gives
+    the same plans."""
+
+    def __init__(self, config: TransformConfig, flush_bytes: int = 16 << 20):
+        self.config, self.flush_bytes = config, flush_bytes
+        self._chunks: dict[tuple[int, int, str], bytearray] = {}
+        self._bytes = 0
+
+    def start_bundle(self) -> None:
+        self._chunks, self._bytes = {}, 0
+
+    def process(self, record: Record) -> Iterator[tuple[int, tuple[int, str, bytes]]]:
+        fields = self.config.fields
+        key = record["key"]
+        where = (key_number(key) // self.config.block_size, record["_round"], record["_source"])
+        chunk = self._chunks.get(where)
+        if chunk is None:
+            chunk = self._chunks[where] = bytearray()
+        before = len(chunk)
+        pack_state(chunk, key, is_success(record), delta_of(record, record["_stored"], fields))
+        self._bytes += len(chunk) - before
+        if self._bytes >= self.flush_bytes:
+            yield from self._flush()
+
+    def _flush(self) -> Iterator[tuple[int, tuple[int, str, bytes]]]:
+        chunks, self._chunks, self._bytes = self._chunks, {}, 0
+        for (block, round_, source), packed in sorted(chunks.items()):
+            yield block, (round_, source, bytes(packed))
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for element in self._flush():
+            yield GlobalWindows.windowed_value(element)
+
+
+def read_rows(source: str) -> list[dict[str, Any]]:
+    """The rows of one download shard's Parquet (``source``: its path without suffix)."""
+    with fsspec.open(source + ".parquet", "rb") as f:
+        return pq.read_table(f).to_pylist()
+
+
+def plan_shards(plan: BlockPlan, ranks: KeptRanks, size: int) -> Iterator[tuple[int, BlockPlan]]:
+    for shard in shards_of_block(plan, ranks, size):
+        yield shard, plan
+
+
+class WriteShard(beam.DoFn):
+    """One output shard from the plans of the blocks its rows come from: their records read
+    back from the download shards (joinback.rebuild_block), the shard's rows picked by
+    their rank, the kept rows' images read from the download tars."""
 
     def __init__(self, config: TransformConfig):
         self.config = config
 
-    def process(self, item: MarkedBlock, ranks: KeptRanks) -> Iterator[tuple[int, ShardMember]]:
-        block, records = item
-        size = self.config.samples_per_shard
-        last_shard = max(1, math.ceil(ranks.total / size)) - 1
-        ordered = sorted(records, key=lambda r: r["key"])
+    def process(self, item: tuple[int, Iterable[BlockPlan]], ranks: KeptRanks) -> Iterator[dict]:
+        shard, plans = item
+        cfg = self.config
+        stored: dict[str, dict[str, dict[str, Any]]] = {}
+
+        def rows_of(source: str) -> dict[str, dict[str, Any]]:
+            if source not in stored:
+                stored[source] = {row["key"]: row for row in read_rows(source)}
+            return stored[source]
+
+        rows: list[Record] = []
+        for plan in sorted(plans, key=lambda p: p.block):
+            records = rebuild_block(plan, cfg.fields, rows_of)
+            rows.extend(record for at, record in assign_rows(
+                records, ranks.first.get(plan.block, 0), ranks.total, cfg.samples_per_shard)
+                if at == shard)
+        if not rows:  # a block's range may reach a shard none of its rows go to
+            return
         wanted: dict[str, set[str]] = defaultdict(set)
-        for record in ordered:
+        for record in rows:
             if is_success(record):
                 wanted[record["_source"]].add(record["key"])
         images: dict[str, bytes] = {}
         for source in sorted(wanted):
-            images.update(read_tar_images(source + ".tar", self.config.encode_format, wanted[source]))
-        rank = ranks.first.get(block, 0)
-        fields = self.config.fields
-        for record in ordered:
-            shard = min(rank // size, last_shard)
-            clean = {name: record.get(name) for name in fields}
-            if is_success(record):
-                rank += 1
-                yield shard, ShardMember(clean, images[record["key"]])
-            else:
-                yield shard, ShardMember(clean, None)
-
-
-class WriteShard(beam.DoFn):
-    def __init__(self, config: TransformConfig):
-        self.config = config
-
-    def process(self, item: tuple[int, Iterable[ShardMember]]) -> Iterator[dict]:
-        shard, members = item
-        rows, images = [], {}
-        for record, image in members:
-            rows.append(record)
-            if image is not None:
-                images[record["key"]] = image
-        yield write_shard(self.config.out_folder, shard_name(shard), rows, images,
-                          self.config.encode_format, self.config.extra_columns)
+            images.update(read_tar_images(source + ".tar", cfg.encode_format, wanted[source]))
+        fields = cfg.fields
+        yield write_shard(cfg.out_folder, shard_name(shard),
+                          [{name: r.get(name) for name in fields} for r in rows], images,
+                          cfg.encode_format, cfg.extra_columns)
 
 
 class BuildShards(beam.PTransform):
@@ -291,15 +321,8 @@ class BuildShards(beam.PTransform):
             | "Shards" >> beam.Create(self.shards)
             | "Reshuffle" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(read)
+            | "Filter" >> beam.Map(apply_filters, cfg.filters)
         )
-        if any(shard.round > 0 for shard in self.shards):  # retried rows: keep the latest
-            records = (
-                records
-                | "ByKey" >> beam.Map(lambda r: (r["key"], r))
-                | "Attempts" >> beam.GroupByKey()
-                | "Latest" >> beam.Map(latest_attempt)
-            )
-        records = records | "Filter" >> beam.Map(apply_filters, cfg.filters)
         if self.eval_hashes:
             records = records | "Decontaminate" >> beam.ParDo(
                 Decontaminate(cfg.contamination_bits, self.eval_hashes))
@@ -307,8 +330,9 @@ class BuildShards(beam.PTransform):
             from pipeline.shards.clipscore import ClipFilter
             records = records | "ClipFilter" >> ClipFilter(cfg.clip)
 
-        # Dedup sees only (sha256, HashedSample) of the kept rows; the records themselves
-        # are shuffled once, by block, to meet their duplicate marks.
+        # Dedup sees only (sha256, HashedSample) of the kept rows (a success is always its
+        # row's latest attempt: only failures are downloaded again); every row's state
+        # meets its duplicate marks by block, and its latest attempt is picked there.
         sha_groups = (
             records
             | "Hashes" >> beam.FlatMap(hashed_sample).with_output_types(tuple[str, HashedSample])
@@ -320,22 +344,23 @@ class BuildShards(beam.PTransform):
                 | "Keepers" >> beam.Map(keeper_hash).with_output_types(tuple[str, Ranked])
                 | "NearDups" >> NearDuplicates(NearDupConfig(max_bits=bits)))
         marks = (exact, near) | "Marks" >> beam.Flatten()
-        blocks = (
-            {"record": records | "RecordsByBlock" >> beam.Map(lambda r: (int(r["key"]) // block_size, r)),
-             "mark": marks | "MarksByBlock" >> beam.Map(lambda kv: (int(kv[0]) // block_size, kv))}
+        plans = (
+            {"states": records | "States" >> beam.ParDo(PackStates(cfg)),
+             "mark": marks | "MarksByBlock" >> beam.Map(
+                 lambda kv: (key_number(kv[0]) // block_size, kv))}
             | "Blocks" >> beam.CoGroupByKey()
-            | "Mark" >> beam.Map(mark_block).with_output_types(MarkedBlock)
+            | "Plan" >> beam.Map(lambda kv: plan_block(kv[0], kv[1]["states"], kv[1]["mark"]))
+            .with_output_types(BlockPlan)
         )
-        ranks = (
-            blocks
-            | "KeptPerBlock" >> beam.Map(lambda b: (b.block, sum(1 for r in b.records if is_success(r))))
+        ranks = beam.pvalue.AsSingleton(
+            plans
+            | "KeptPerBlock" >> beam.Map(lambda p: (p.block, p.kept))
             | "AllBlocks" >> beam.combiners.ToList()
-            | "KeptRanks" >> beam.Map(kept_ranks).with_output_types(KeptRanks)
-        )
+            | "KeptRanks" >> beam.Map(kept_ranks).with_output_types(KeptRanks))
         return (
-            blocks
-            | "Assign" >> beam.ParDo(AssignAndLoad(cfg), beam.pvalue.AsSingleton(ranks))
-            .with_output_types(tuple[int, ShardMember])
+            plans
+            | "Assign" >> beam.FlatMap(plan_shards, ranks, cfg.samples_per_shard)
+            .with_output_types(tuple[int, BlockPlan])
             | "ByShard" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(WriteShard(cfg))
+            | "Write" >> beam.ParDo(WriteShard(cfg), ranks)
         )
