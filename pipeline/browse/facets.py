@@ -26,7 +26,9 @@ NOT_FACETS = frozenset({"key", "uid", "url", "caption", "texts", "text_filter_re
                         "page_url", "status", "error_message", "width", "height",
                         "original_width", "original_height", "original_bytes", "sha256",
                         "phash", "duplicate_of", "attempts", "clip_score",
-                        "matched_entry_ids", "source"})
+                        "matched_entry_ids", "source",
+                        # provenance with a value per row: nothing to count
+                        "source_offset", "fetch_time", "final_url"})
 CLIP_STEP = 0.1
 UNSCORED = "unscored"
 # distinct values counted per facet; further new values count under OTHER, so memory stays
