@@ -1,4 +1,5 @@
-"""Article titles for the query list: by summed ``en`` pageviews (``TitlesByPageviews``) or,
+"""Article titles for the query list: by summed pageviews of one language's Wikipedia (``en``
+unless ``wit queries --worldwide`` asks for another; ``TitlesByPageviews``) or,
 without pageview files, by in-links inside the dump (``TitlesByInlinks``, links to a
 redirect counted for its target). Every input is sharded by title."""
 
@@ -18,8 +19,8 @@ from queries.sharding import MergeCounts, frequent, split_counts
 class ReadPageviewsFn(beam.DoFn):
     """A pageview file -> (title, views) partial sums, and a stats dictionary."""
 
-    def __init__(self, min_hourly: int, shards: int):
-        self.min_hourly, self.shards = min_hourly, shards
+    def __init__(self, min_hourly: int, shards: int, language: str = pv.DOMAIN):
+        self.min_hourly, self.shards, self.language = min_hourly, shards, language
 
     def process(self, path: str):
         views: Counter = Counter()
@@ -34,7 +35,7 @@ class ReadPageviewsFn(beam.DoFn):
                     if pv.parse_line(line) is None:
                         stats["pageview_bad_lines"] += 1
                         continue
-                    hit = pv.title_views(line, self.min_hourly)
+                    hit = pv.title_views(line, self.min_hourly, self.language)
                     if hit is not None:
                         views[hit[0]] += hit[1]
         except (OSError, EOFError, UnicodeError) as exc:
@@ -98,15 +99,18 @@ class TitlesByInlinks(beam.PTransform):
 
 
 class TitlesByPageviews(beam.PTransform):
-    """Titles with summed ``en`` pageviews >= min_views; returns (titles, stats)."""
+    """Titles with summed pageviews of ``language``'s Wikipedia >= min_views; returns
+    (titles, stats)."""
 
-    def __init__(self, min_views: int, min_hourly: int, shards: int):
+    def __init__(self, min_views: int, min_hourly: int, shards: int,
+                 language: str = pv.DOMAIN):
         super().__init__()
         self.min_views, self.min_hourly, self.shards = min_views, min_hourly, shards
+        self.language = language
 
     def expand(self, paths):
         parts = paths | "ReadPageviews" >> beam.ParDo(
-            ReadPageviewsFn(self.min_hourly, self.shards)).with_outputs("views", "stats")
+            ReadPageviewsFn(self.min_hourly, self.shards, self.language)).with_outputs("views", "stats")
         titles = (
             parts.views
             | "SumViews" >> beam.CombinePerKey(MergeCounts())

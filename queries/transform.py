@@ -47,8 +47,10 @@ class QueryConfig:
              "paths (gs://, s3://) allowed")
     pageviews: tuple[str, ...] = option(
         (), nargs="+", metavar="FILE",
-        help="Wikimedia hourly pageview files (pageviews-YYYYMMDD-HH0000[.gz]); without them "
-             "titles are ranked by in-links inside the dump")
+        help="Wikimedia hourly pageview files (pageviews-YYYYMMDD-HH0000[.gz]): titles "
+             "ranked by summed views of the en lines (with --worldwide, each language by its "
+             "own project's lines, e.g. de or de.wikipedia); without them titles are ranked "
+             "by in-links inside the dump")
     sources: tuple[str, ...] = option(
         SOURCES, type=parse_sources,
         help=f"comma-separated subset of {','.join(SOURCES)} to build; the numerals 0-99 are "
@@ -62,7 +64,8 @@ class QueryConfig:
                                    help="bigrams must also occur at least this often; MetaCLIP "
                                         "has no such rule, hence 1")
     min_views: int = option(70, type=non_negative_int,
-                            help="titles whose summed en pageviews reach this")
+                            help="titles whose summed pageviews reach this (en; with "
+                                 "--worldwide per language)")
     min_hourly_views: int = option(pv.MIN_HOURLY_VIEWS, type=non_negative_int,
                                    help="hourly pageview counts below this are ignored")
     min_inlinks: int = option(50, type=non_negative_int,

@@ -6,8 +6,9 @@ language, which writes ``<lang>.json`` and ``<lang>.sources.json``; ``index.json
 written last.
 
 Per language: tokens of its script (segmented where it has no spaces), unigrams by count,
-bigrams by PMI (> --min-pmi), titles by in-links inside the dump (pageview files are
-English-only here), merged under MetaCLIP 2's caps (:func:`queries.worldwide.language_metadata`).
+bigrams by PMI (> --min-pmi), titles by the summed pageviews of the language's own
+Wikipedia (``de`` / ``de.wikipedia`` lines of the --pageviews files, as English counts ``en``)
+or, without --pageviews, by in-links inside the dump, merged under MetaCLIP 2's caps (:func:`queries.worldwide.language_metadata`).
 The merge step holds only the top of each source (the caps bound them), never a whole
 vocabulary.
 """
@@ -28,7 +29,7 @@ from queries.bigrams import ScoreBigrams
 from queries.dump_counts import CountDumps
 from queries.segment import segmenter_for
 from queries.sharding import SumDicts, frequent
-from queries.titles import TitlesByInlinks
+from queries.titles import TitlesByInlinks, TitlesByPageviews
 from queries.transform import QueryConfig
 from queries.worldwide import (
     BIGRAM_MAX,
@@ -83,8 +84,13 @@ class LanguageQueries(beam.PTransform):
                  | "Tokens" >> beam.Map(lambda s: s.get("tokens", 0)))
         bigrams = (counts["bigram"], counts["unigram"], total) | "Bigrams" >> ScoreBigrams(
             cfg.min_bigram_count, cfg.min_pmi, cfg.shards)
-        titles = ((counts["link"], counts["redirect"], counts["article"])
-                  | "TitlesByInlinks" >> TitlesByInlinks(cfg.min_inlinks, cfg.shards))
+        if title_rule(cfg) == "pageviews":  # this language's project lines only
+            titles, _ = (root | "PageviewPaths" >> beam.Create(list(cfg.pageviews))
+                         | "TitlesByPageviews" >> TitlesByPageviews(
+                             cfg.min_views, cfg.min_hourly_views, cfg.shards, self.language))
+        else:
+            titles = ((counts["link"], counts["redirect"], counts["article"])
+                      | "TitlesByInlinks" >> TitlesByInlinks(cfg.min_inlinks, cfg.shards))
         side = beam.pvalue
         return (root | "Once" >> beam.Create([None])
                 | "Write" >> beam.ParDo(
@@ -99,6 +105,12 @@ class LanguageQueries(beam.PTransform):
                                                  + MARGIN, "Titles")),
                     title_count=side.AsSingleton(titles | "Titles" >> beam.combiners.Count
                                                  .Globally())))
+
+
+def title_rule(config: QueryConfig) -> str:
+    """How a language's titles are ranked: ``pageviews`` with --pageviews files (each
+    language counting its own project's lines), else ``inlinks`` inside its dumps."""
+    return "pageviews" if config.pageviews else "inlinks"
 
 
 def group_by_language(paths: list[str]) -> dict[str, list[str]]:
@@ -130,11 +142,13 @@ def run(config: QueryConfig, beam_args: list[str] | None = None) -> dict[str, An
             continue
         with make_pipeline(beam_args) as p:
             _ = p | f"Queries_{language}" >> LanguageQueries(config, language, paths, folder)
-        items[language] = {"file": f"{language}.json", **_item(folder, language)}
+        items[language] = {"file": f"{language}.json", **_item(folder, language),
+                           "titles": title_rule(config)}
     index = write_index(folder, items)
     doc = fsio.read_json(index)
     lines = [f"queries --worldwide: {len(items)} language(s) -> {index}"]
     lines += [f"  {lang:<6}{item['entries']:>9,}  {item['sources']}"
+              + (f"  titles by {item['titles']}" if "titles" in item else "")
               for lang, item in doc["languages"].items()]
     jobs.print_summary("\n".join(lines))
     return doc

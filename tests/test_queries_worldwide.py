@@ -200,9 +200,11 @@ def language_pages(lang: str) -> list[tuple[str, str]]:
              f"[[{names[(i + 1) % n]}]] [[{names[(i + 2) % n]}]]") for i in range(n)]
 
 
-def expected_language(lang: str, min_pmi: float) -> list[tuple[str, str]]:
+def expected_language(lang: str, min_pmi: float,
+                      titles: dict[str, int] | None = None) -> list[tuple[str, str]]:
     """The same list from counts gathered here: tokens per page (plain text: links as
-    their text), PMI as log2(c(ab) N / (c(a) c(b))), in-links per title."""
+    their text), PMI as log2(c(ab) N / (c(a) c(b))), in-links per title (or ``titles``:
+    the language's summed pageviews)."""
     import math
 
     unigrams, bigrams, inlinks = Counter(), Counter(), Counter()
@@ -217,7 +219,7 @@ def expected_language(lang: str, min_pmi: float) -> list[tuple[str, str]]:
     pmi = [(b, math.log2(c * total / (unigrams[b.split(" ")[0]] * unigrams[b.split(" ")[1]])))
            for b, c in bigrams.items()]
     return language_metadata(lang, [], unigrams.items(), [x for x in pmi if x[1] >= min_pmi],
-                             inlinks.items(), min_pmi)
+                             (inlinks if titles is None else titles).items(), min_pmi)
 
 
 @pytest.mark.integration
@@ -244,3 +246,75 @@ def test_wit_queries_worldwide(tmp_path, wiki_sample) -> None:
         assert sources == [s for _, s in expected]
         assert {"unigram", "title"} <= set(sources), lang
     assert "สาธารณรัฐ" in read["th"] and "共和国" in read["zh"]
+
+
+def test_pageview_lines_per_language() -> None:
+    from queries.pageviews import title_views, wikipedia_language
+
+    assert [wikipedia_language(d) for d in ("de", "de.wikipedia", "zh-yue", "de.m", "de.b",
+                                            "de.m.wikipedia", "", ".wikipedia")] == \
+        ["de", "de", "zh-yue", None, None, None, None, None]
+    assert title_views("de Berliner_Mauer 80 0", language="de") == ("Berliner Mauer", 80)
+    assert title_views("de.wikipedia Berliner_Mauer 80", language="de") == ("Berliner Mauer", 80)
+    assert title_views("de Berliner_Mauer 80 0") is None  # English by default
+    assert title_views("de.m Berliner_Mauer 80 0", language="de") is None  # mobile
+    assert title_views("th %E0%B8%A5%E0%B8%B2%E0%B8%A7 60 0", language="th") == ("ลาว", 60)
+    assert title_views("en Hot_dog 120 0") == ("Hot dog", 120)  # English as before
+
+
+# summed pageviews per language in the fixture below: the order differs from the in-link
+# ranking (every page has two in-links, so in-links order titles by text); a title outside
+# the dump counts too, as for English
+DE_VIEWS = {"Republik Benin": 400, "Republik Armenien": 90 + 90,
+            "Brandenburger Tor": 150, "Berliner Mauer": 300}
+TH_VIEWS = {"สาธารณรัฐเบนิน": 500, "กรุงเทพมหานคร": 120}
+
+
+def write_pageviews(path: Path) -> Path:
+    """Hourly lines of two languages, German in both domain spellings and summed over two
+    lines, plus lines that count for neither (mobile, other projects, English, French,
+    below the hourly minimum, a namespace)."""
+    lines = ["de Republik_Benin 400 0", "de Republik_Armenien 90 0",
+             "de.wikipedia Republik_Armenien 90", "de Brandenburger_Tor 150 0", "de Berliner_Mauer 300 0",
+             "de.m Republik_Benin 9000 0", "de.b Republik_Benin 9000 0",
+             "de Spezial:Suche 9000 0", "de Islamische_Republik_Afghanistan 1 0",
+             "th %E0%B8%AA%E0%B8%B2%E0%B8%98%E0%B8%B2%E0%B8%A3%E0%B8%93%E0%B8%A3%E0%B8%B1%E0%B8%90"
+             "%E0%B9%80%E0%B8%9A%E0%B8%99%E0%B8%B4%E0%B8%99 500 0",
+             "th กรุงเทพมหานคร 120 0", "en Republic_of_Benin 700 0", "fr Bénin 700 0"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("beam_temp_files")
+def test_wit_queries_worldwide_titles_by_pageviews(tmp_path) -> None:
+    """`--pageviews` with `--worldwide`: each language's titles are its own Wikipedia's
+    titles by summed pageviews (hourly counts below --min-hourly-views ignored), not in-links."""
+    from pipeline.cli import main
+
+    dumps = [write_pages_dump(tmp_path / f"{lang}.xml", f"{lang}wiki", language_pages(lang))
+             for lang in ("de", "th")]
+    views = write_pageviews(tmp_path / "pageviews-20240101-000000")
+    out = tmp_path / "out"
+    assert main(["queries", "--worldwide", "--wiki", *map(str, dumps), "--pageviews", str(views),
+                 "--min-pmi", "2", "--min-views", "100", "--min-hourly-views", "2",
+                 "--out", str(out)]) == 0
+    folder = out / "queries" / "worldwide"
+    read = load_worldwide_metadata(str(folder / "index.json"))
+    index = json.loads((folder / "index.json").read_text())
+    for lang, by_views in (("de", DE_VIEWS), ("th", TH_VIEWS)):
+        expected = expected_language(lang, 2.0, by_views)
+        assert read[lang] == [e for e, _ in expected], lang
+        sources = json.loads((folder / f"{lang}.sources.json").read_text())
+        assert sources == [s for _, s in expected]
+        assert index["languages"][lang]["titles"] == "pageviews"
+        titles = [e for e, s in zip(read[lang], sources) if s == "title"]
+        assert titles and set(titles) <= set(by_views), (lang, titles)
+        assert expected != expected_language(lang, 2.0), lang  # in-links would differ
+    # the titles outside the dump, ranked by their views; Armenia's two lines summed (each
+    # alone is below --min-views); 76% of 4 titles: 3 kept
+    de_titles = [e for e, s in zip(read["de"], json.loads(
+        (folder / "de.sources.json").read_text())) if s == "title"]
+    assert de_titles == ["Republik Benin", "Berliner Mauer", "Republik Armenien"]
+    assert "กรุงเทพมหานคร" in read["th"]
+    assert "Islamische Republik Afghanistan" not in read["de"]  # 1 view an hour: ignored

@@ -8,10 +8,14 @@ import argparse
 
 import pytest
 
+from pipeline.core.errors import InputError
+from pipeline.core.options import from_args
 from pipeline.shards import cli as shards_cli
 from pipeline.shards.filters import (
     FilterConfig,
+    FilterOptions,
     caption_reason,
+    caption_words,
     describe_changes,
     download_reason,
     filter_reason,
@@ -102,6 +106,58 @@ def test_cli_languages_option():
         _parse("--languages", "en;de")
     with pytest.raises(SystemExit):
         _parse("--min-words", "-1")
+
+
+def test_worldwide_word_count_per_script():
+    # DataComp's count: whitespace words, whatever the script
+    assert caption_words("アルメニア共和国") == 1 and caption_words("a red car") == 3
+    # --worldwide: one word per letter of a no-space script, one per other run with a letter
+    assert caption_words("アルメニア共和国", scripts=True) == 8
+    assert caption_words("亚美尼亚共和国", scripts=True) == 7
+    assert caption_words("สาธารณรัฐเบนิน", scripts=True) == len("สาธารณรัฐเบนิน")
+    assert caption_words("iPhoneの写真", scripts=True) == 4
+    assert caption_words("猫。", scripts=True) == 1  # punctuation is no word
+    assert caption_words("猫 2024年", scripts=True) == 3
+    assert caption_words("a red car", scripts=True) == 3  # Latin text: unchanged
+    assert caption_words("고양이가 잔다", scripts=True) == 2  # Hangul is written with spaces
+    assert caption_words("- - -", scripts=True) == 3 == caption_words("- - -")
+    assert caption_words("", scripts=True) == 0
+
+
+def test_worldwide_caption_rules():
+    worldwide = from_preset("datacomp-basic", languages=(), script_words=True)
+    assert caption_reason("猫", worldwide) == "caption_words"
+    assert caption_reason("赤い猫", worldwide) == "caption_chars"  # 3 words, 3 characters
+    assert caption_reason("赤い猫の写真です", worldwide) is None
+    assert caption_reason("赤い猫の写真です", FilterConfig()) == "caption_words"
+    assert judge_texts(["阿富汗伊斯兰共和国", ENGLISH_CAR], worldwide).dropped == []
+    assert judge_texts(["阿富汗伊斯兰共和国"], FilterConfig(languages=())).reason == \
+        "caption_words"
+
+
+def test_cli_worldwide_switch():
+    config = from_args(FilterOptions, _parse("--worldwide")).config()
+    assert config.languages == () and config.script_words and config.min_words == 3
+    assert preset_changes(config) == {"languages": {"value": (), "preset": ("en",)},
+                                      "script_words": {"value": True, "preset": False}}
+    assert describe_changes(preset_changes(config)) == \
+        "languages any (preset en), script_words on (preset off)"
+    assert from_args(FilterOptions, _parse("--worldwide", "--languages", "any")).config() \
+        == config
+    plain = from_args(FilterOptions, _parse()).config()
+    assert plain.languages == ("en",) and not plain.script_words
+    with pytest.raises(InputError, match="--worldwide keeps every language; --languages en,de"):
+        from_args(FilterOptions, _parse("--worldwide", "--languages", "en,de")).config()
+    # the work folder records the word rule (only when on: older folders stay valid)
+    from pipeline.shards.download import DownloadConfig
+    assert DownloadConfig(filters=config).flat()["caption_words"] == "scripts"
+    assert "caption_words" not in DownloadConfig(filters=plain).flat()
+    parser = argparse.ArgumentParser()
+    shards_cli.add_arguments(parser)
+    assert "--worldwide" in parser.format_help()
+
+
+ENGLISH_CAR = "a red sports car parked in front of the house"
 
 
 # -- F1: the caption rules judge every text of an image ------------------------------------

@@ -2,7 +2,8 @@
 the candidates' ``language`` column into the samples, and the trainer's caption tokenizer,
 a byte-level BPE trained on the shards' captions, learns every script: on the five-language
 fixture captions (tests/data/worldwide) it encodes and decodes every caption exactly
-(lower-cased, NFC) and learns merges inside the non-Latin scripts too."""
+(lower-cased, NFC) and learns merges inside the non-Latin scripts too. `wit shards
+--worldwide` is the one switch for that stage."""
 
 from __future__ import annotations
 
@@ -35,10 +36,23 @@ def test_tokenizer_learns_every_script() -> None:
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("beam_temp_files")
-def test_shards_keep_the_language_column(tmp_path) -> None:
+@pytest.mark.parametrize(("argv", "expected"), [
+    # the one switch: any language, words of no-space scripts counted per character
+    (["--worldwide"], {"en": "success", "de": "success", "ja": "success", "zh": "success",
+                       "th": "success"}),
+    # by hand, as before --worldwide existed
+    (["--languages", "any", "--min-words", "1"],
+     {"en": "success", "de": "success", "ja": "success", "zh": "success", "th": "success"}),
+    # the language rule off alone: the Japanese, Chinese and Thai captions are one
+    # whitespace "word" each and fail DataComp's 3-word minimum
+    (["--languages", "any"], {"en": "success", "de": "success", "ja": "filtered:caption_words",
+                              "zh": "filtered:caption_words", "th": "filtered:caption_words"}),
+], ids=["worldwide", "by-hand", "languages-any-only"])
+def test_shards_keep_the_language_column(tmp_path, argv, expected) -> None:
     """Worldwide candidates (captions in five languages, each with its `language`) through
-    `wit shards --languages any --min-words 1`: every image is kept, and its sample row
-    carries the candidate's language."""
+    `wit shards --worldwide` (or its options by hand): every image is kept, and its sample
+    row carries the candidate's language; without the word rule for no-space scripts the
+    Japanese, Chinese and Thai captions are filtered."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -64,11 +78,16 @@ def test_shards_keep_the_language_column(tmp_path) -> None:
     out = tmp_path / "out"
     try:
         assert main(["shards", "--candidates", str(folder), "--out", str(out),
-                     "--allow-network", TRUSTED, "--processes", "1", "--languages", "any",
-                     "--min-words", "1"]) == 0
+                     "--allow-network", TRUSTED, "--processes", "1", *argv]) == 0
     finally:
         site.close()
     df = pd.concat(pd.read_parquet(p) for p in sorted((out / "shards").glob("*.parquet")))
-    assert sorted(df["status"]) == ["success"] * 5
-    assert dict(zip(df["caption"], df["language"])) == {c["text"]: c["language"]
-                                                        for c in candidates}
+    assert dict(zip(df["language"], df["status"])) == expected
+    kept = df[df["status"] == "success"]
+    assert dict(zip(kept["caption"], kept["language"])) == {
+        c["text"]: c["language"] for c in candidates if expected[c["language"]] == "success"}
+    if argv == ["--worldwide"]:
+        manifest = json.loads((out / "shards" / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["config"]["filter_changes"] == {
+            "languages": {"value": [], "preset": ["en"]},
+            "script_words": {"value": True, "preset": False}}

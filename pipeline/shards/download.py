@@ -87,6 +87,8 @@ class DownloadConfig:
                 # judged the caption alone skipped rows now fetched, and is refused)
                 out.update(min_words=value["min_words"], min_chars=value["min_chars"],
                            caption_texts="every")
+                if value["script_words"]:  # only when on: older work folders stay valid
+                    out.update(caption_words="scripts")
             elif key == "exclude":  # only when given: work folders from before it stay valid
                 out.update({key: list(value)} if value else {})
             else:

@@ -20,6 +20,11 @@ first rule a sample breaks, or None. The image rules come first, the pixel guard
 rules need no image, so the downloader applies them before it fetches anything (an image is
 fetched when one of its texts passes them); the language rule runs in the Beam job (one model
 per worker process, see language.py).
+
+``--worldwide`` (MetaCLIP 2's downstream): no language rule (lid.176's label stays in the
+``language`` column), and words are counted by :func:`caption_words` with ``scripts=True``, so
+that captions in scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar,
+Tibetan) are not one "word" each.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pipeline.core.cliargs import bounded, non_negative_int, positive_int
+from pipeline.core.errors import InputError
 from pipeline.core.licenses import parse_license_list
 from pipeline.core.options import option
 from pipeline.shards.language import detect_language, parse_languages
@@ -52,6 +58,8 @@ class FilterConfig:
     min_bytes: int = 0
     # --licenses: SPDX ids a sample's license must be one of; () = any licence, or none
     licenses: tuple[str, ...] = ()
+    # --worldwide: words counted by caption_words(scripts=True) instead of str.split()
+    script_words: bool = False
 
 
 # The rules each preset sets; options given on the command line override them.
@@ -61,6 +69,8 @@ PRESETS: dict[str, FilterConfig] = {
                          max_aspect=None),
 }
 PRESET_RULES = ("min_words", "min_chars", "languages", "min_side", "max_aspect", "min_bytes")
+# rules no preset sets, reported beside the preset's when an option changes them
+SWITCHED_RULES = ("script_words",)
 
 
 def from_preset(preset: str, **overrides: Any) -> FilterConfig:
@@ -71,10 +81,13 @@ def from_preset(preset: str, **overrides: Any) -> FilterConfig:
 def preset_changes(config: FilterConfig) -> dict[str, dict[str, Any]]:
     """Rules that differ from the config's preset: ``{rule: {"value": v, "preset": p}}``."""
     base, now = asdict(PRESETS[config.preset]), asdict(config)
-    return {k: {"value": now[k], "preset": base[k]} for k in PRESET_RULES if now[k] != base[k]}
+    return {k: {"value": now[k], "preset": base[k]} for k in (*PRESET_RULES, *SWITCHED_RULES)
+            if now[k] != base[k]}
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, (list, tuple)):
         return ",".join(value) or "any"
     return "none" if value is None else str(value)
@@ -120,8 +133,18 @@ class FilterOptions:
              "image is kept if one passes. Every preset adds the --max-pixels resource guard, "
              "which DataComp does not have; its drops are counted apart, as "
              "filtered:max_pixels")
-    min_words: int | None = option(None, type=non_negative_int, group=FILTERS,
-                                   help=f"words of each text, whitespace-split ({_by_preset('min_words')})")
+    worldwide: bool = option(
+        False, group=FILTERS,
+        help="MetaCLIP 2's worldwide curation downstream (candidates of `wit crawl "
+             "--worldwide`): no language rule, as --languages any (lid.176's label of each "
+             "caption stays in the samples' language column), and --min-words counts words "
+             "in scripts written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar, "
+             "Tibetan) one per character, other text by whitespace as before; refused with "
+             "--languages other than any")
+    min_words: int | None = option(
+        None, type=non_negative_int, group=FILTERS,
+        help="words of each text, whitespace-split; with --worldwide each character of a "
+             f"script written without spaces is a word ({_by_preset('min_words')})")
     min_chars: int | None = option(None, type=non_negative_int, group=FILTERS,
                                    help=f"characters of each text ({_by_preset('min_chars')})")
     languages: tuple[str, ...] | None = option(
@@ -151,15 +174,66 @@ class FilterOptions:
              "whatever its licence)")
 
     def config(self) -> FilterConfig:
-        """The preset's rules with the options given."""
-        return from_preset(self.preset, **{k: getattr(self, k) for k in PRESET_RULES},
-                           max_pixels=self.max_pixels, licenses=self.licenses)
+        """The preset's rules with the options given (``--worldwide``: any language, words
+        counted by script)."""
+        rules = {k: getattr(self, k) for k in PRESET_RULES}
+        if self.worldwide:
+            if rules["languages"]:
+                raise InputError(
+                    f"--worldwide keeps every language; --languages "
+                    f"{','.join(rules['languages'])} contradicts it (leave it out)")
+            rules["languages"] = ()
+        return from_preset(self.preset, **rules, max_pixels=self.max_pixels,
+                           licenses=self.licenses, script_words=self.worldwide or None)
+
+
+# (first, last) code points of the letters of scripts written without spaces between words:
+# CJK ideographs and radicals, kana, Thai, Lao, Myanmar, Khmer, Tibetan (the crawl's
+# worldwide matching treats the same blocks as needing no word boundary)
+NO_SPACE_LETTERS = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2EBEF),
+    (0xF900, 0xFAFF), (0x2E80, 0x2FDF),  # CJK ideographs and radicals
+    (0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F),  # kana
+    (0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),
+)
+
+
+def is_no_space_letter(char: str) -> bool:
+    """Whether ``char`` is in a script written without spaces between words."""
+    code = ord(char)
+    return any(first <= code <= last for first, last in NO_SPACE_LETTERS)
+
+
+def caption_words(text: str, scripts: bool = False) -> int:
+    """The words of ``text`` for ``--min-words``: ``len(text.split())`` (DataComp's count),
+    or with ``scripts`` (``--worldwide``) each whitespace-separated token that holds letters
+    of a script written without spaces counts one word per such letter plus one per run of
+    other characters that holds a letter or digit (``iPhoneの写真`` is 4 words, ``猫。`` 1);
+    tokens without such letters count 1 as before. A character is a fair stand-in for a
+    word in Chinese (words average under two characters) and Japanese; in Thai, Lao, Khmer,
+    Myanmar and Tibetan it is a letter, so there ``--min-chars`` is the rule that binds."""
+    if not scripts:
+        return len(text.split())
+    words = 0
+    for token in text.split():
+        if not any(is_no_space_letter(c) for c in token):
+            words += 1
+            continue
+        run_has_word = False
+        for char in token:
+            if is_no_space_letter(char):
+                words += 1 + run_has_word
+                run_has_word = False
+            elif char.isalnum():
+                run_has_word = True
+        words += run_has_word
+    return words
 
 
 def caption_reason(caption: str | None, config: FilterConfig) -> str | None:
     """The word and character rules on one text."""
     text = caption or ""
-    if len(text.split()) < config.min_words:
+    if caption_words(text, config.script_words) < config.min_words:
         return st.CAPTION_WORDS
     if len(text) < config.min_chars:
         return st.CAPTION_CHARS
