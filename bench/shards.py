@@ -166,6 +166,9 @@ def serve(jpegs: list[bytes], files: list[str], queue) -> None:
             number = path.rsplit("/", 1)[-1].split(".")[0]
             if path == "/robots.txt":
                 body, kind = b"User-agent: *\nAllow: /\n", "text/plain"
+            elif not number.isdigit():  # /.well-known/tdmrep.json and the like: none here
+                self.send_error(404)
+                return
             elif path.startswith("/web/"):
                 name = files[int(number)]
                 with open(name, "rb") as f:
