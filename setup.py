@@ -51,7 +51,9 @@ INSTALL_REQUIRES = [
 HF_TRANSFORMERS = "transformers>=5.21; python_version >= '3.11'"
 
 # word segmenters with their dictionaries inside the wheel: nothing is fetched at run time
-WORLDWIDE = ["jieba>=0.42", "janome>=0.5", "pythainlp>=5.0"]
+WORLDWIDE = ["jieba>=0.42", "janome>=0.5", "pythainlp>=5.0",
+             # ICU's word breaker for lo, km, my, bo, dz (built against Debian's libicu-dev)
+             "pyicu>=2.13"]
 
 EXTRAS = {
     "dev": [

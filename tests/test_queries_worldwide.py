@@ -48,6 +48,31 @@ def test_segmenters_offline_on_real_text(lang: str, word: str) -> None:
     assert words[word] >= 5 and len(words) > 40
 
 
+# official country names from Debian's iso-codes 4.15.0 translations (iso_3166-1.mo), the
+# zero-width spaces of the Khmer ones removed: "country X" (lo, my), "republic X" (km)
+ICU_TEXTS = {
+    "lo": ["ປະເທດຈີນ", "ປະເທດກຳປູເຈຍ", "ປະເທດມຽນມາ", "ປະເທດໄທ"],
+    "km": ["សាធារណរដ្ឋប្រជាមានិតចិន", "សាធារណរដ្ឋបារាំង", "ព្រះរាជាណាចក្រកម្ពុជា"],
+    "my": ["ပြင်သစ်နိုင်ငံ", "ကမ္ဘောဒီးယားနိုင်ငံ", "ထိုင်းနိုင်ငံ"],
+}
+ICU_WORDS = {"lo": "ປະເທດ", "km": "សាធារណរដ្ឋ", "my": "နိုင်ငံ"}
+
+
+@pytest.mark.parametrize("lang", sorted(ICU_TEXTS))
+def test_icu_word_breaker_for_the_other_no_space_languages(lang: str) -> None:
+    """lo, km, my (and bo, dz) have no segmenter of their own: ICU's dictionary-based word
+    breaker (PyICU, the worldwide extra) splits them, the shared word a word of its own."""
+    segmenter = segment.segmenter_for(lang)
+    assert segmenter is not None
+    words = Counter()
+    for name in ICU_TEXTS[lang]:
+        pieces = segmenter(name)
+        assert "".join(pieces) == name and len(pieces) >= 2
+        words.update(pieces)
+    assert words[ICU_WORDS[lang]] >= 2
+    assert segment.segment(" ".join(ICU_TEXTS[lang]), lang).count(ICU_WORDS[lang]) >= 2
+
+
 def test_space_languages_need_no_segmenter_and_unknown_ones_fail() -> None:
     assert segment.segmenter_for("de") is None and segment.segment("a b", "de") == "a b"
     try:
