@@ -47,7 +47,9 @@ class Matcher:
         ids_by_key: dict[str, list[int]] = {}
         n = 0
         for entry_id, entry in enumerate(metadata):
-            ids_by_key.setdefault(f" {entry} ", []).append(entry_id)
+            key = self.key_of(entry)
+            if key is not None:
+                ids_by_key.setdefault(key, []).append(entry_id)
             n = entry_id + 1
         self.size = n
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
@@ -57,6 +59,12 @@ class Matcher:
         self.empty = not ids_by_key
         if not self.empty:
             self.automaton.make_automaton()
+
+    @staticmethod
+    def key_of(entry: str) -> str | None:
+        """The string an entry is found as in a spaced text (None: never matched):
+        MetaCLIP 1 wraps every entry in spaces."""
+        return f" {entry} "
 
     def match(self, text: str) -> list[int]:
         """Sorted ids of the entries that occur in ``text`` (MetaCLIP semantics)."""

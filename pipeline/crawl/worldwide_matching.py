@@ -21,21 +21,11 @@ routes it); :class:`WorldwideMatcher` holds one Aho–Corasick automaton per lan
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import ahocorasick
+from pipeline.core.scripts import is_no_space_letter
+from pipeline.crawl.matching import Matcher, spacing
 
-from pipeline.crawl.matching import spacing
-
-# (first, last) code points of the no-space blocks
-NO_SPACE_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0x2CEB0, 0x2EBEF), (0xF900, 0xFAFF),
-    (0x2E80, 0x2EFF), (0x2F00, 0x2FDF), (0x2FF0, 0x2FFF),  # CJK ideographs and radicals
-    (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF),
-    (0x0F00, 0x0FFF),  # Thai, Lao, Myanmar, Khmer, Tibetan
-    (0x3040, 0x309F), (0x30A0, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F),  # kana (ours)
-)
 # ASCII punctuation and the CJK punctuation the reference lists
 NO_SPACE_PUNCTUATION = frozenset(string.punctuation) | frozenset(
     "，。、；：？！“”‘’（）【】《》〈〉「」『』～—")
@@ -43,10 +33,7 @@ NO_SPACE_PUNCTUATION = frozenset(string.punctuation) | frozenset(
 
 def is_no_space(char: str) -> bool:
     """Whether an entry starting or ending with ``char`` needs no word boundary there."""
-    if char in NO_SPACE_PUNCTUATION:
-        return True
-    code = ord(char)
-    return any(first <= code <= last for first, last in NO_SPACE_RANGES)
+    return char in NO_SPACE_PUNCTUATION or is_no_space_letter(char)
 
 
 def spaced_entry(entry: str) -> str:
@@ -65,29 +52,14 @@ def naive_match(text: str, metadata: Sequence[str]) -> list[int]:
     return [i for i, entry in enumerate(metadata) if entry and spaced_entry(entry) in spaced]
 
 
-class LanguageMatcher:
-    """An Aho–Corasick automaton over the spaced entries of one language's metadata."""
+class LanguageMatcher(Matcher):
+    """An Aho–Corasick automaton over the spaced entries of one language's metadata (the
+    English :class:`~pipeline.crawl.matching.Matcher` with MetaCLIP 2's spacing rule; empty
+    entries never match)."""
 
-    def __init__(self, metadata: Iterable[str]):
-        ids_by_key: dict[str, list[int]] = {}
-        for entry_id, entry in enumerate(metadata):
-            if entry:
-                ids_by_key.setdefault(spaced_entry(entry), []).append(entry_id)
-        self.automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
-        for key, ids in ids_by_key.items():
-            self.automaton.add_word(key, tuple(ids))
-        self.empty = not ids_by_key
-        if not self.empty:
-            self.automaton.make_automaton()
-
-    def match(self, text: str) -> list[int]:
-        """Sorted ids of the entries found in ``text``."""
-        if self.empty:
-            return []
-        found: set[int] = set()
-        for _, ids in self.automaton.iter(spacing(text)):
-            found.update(ids)
-        return sorted(found)
+    @staticmethod
+    def key_of(entry: str) -> str | None:
+        return spaced_entry(entry) if entry else None
 
 
 class WorldwideMatcher:

@@ -38,6 +38,7 @@ from pipeline.core.cliargs import bounded, non_negative_int, positive_int
 from pipeline.core.errors import InputError
 from pipeline.core.licenses import parse_license_list
 from pipeline.core.options import option
+from pipeline.core.scripts import is_no_space_letter
 from pipeline.shards.language import detect_language, parse_languages
 from pipeline.shards.option_groups import FILTERS
 from schemas import status as st
@@ -185,23 +186,6 @@ class FilterOptions:
             rules["languages"] = ()
         return from_preset(self.preset, **rules, max_pixels=self.max_pixels,
                            licenses=self.licenses, script_words=self.worldwide or None)
-
-
-# (first, last) code points of the letters of scripts written without spaces between words:
-# CJK ideographs and radicals, kana, Thai, Lao, Myanmar, Khmer, Tibetan (the crawl's
-# worldwide matching treats the same blocks as needing no word boundary)
-NO_SPACE_LETTERS = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2EBEF),
-    (0xF900, 0xFAFF), (0x2E80, 0x2FDF),  # CJK ideographs and radicals
-    (0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F),  # kana
-    (0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),
-)
-
-
-def is_no_space_letter(char: str) -> bool:
-    """Whether ``char`` is in a script written without spaces between words."""
-    code = ord(char)
-    return any(first <= code <= last for first, last in NO_SPACE_LETTERS)
 
 
 def caption_words(text: str, scripts: bool = False) -> int:
